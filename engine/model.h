@@ -1,0 +1,92 @@
+// A LLaMA-family model in memory: its config (HF config.json names) and fp32 weights.
+// Loaded from an HF directory (config.json + safetensors, single or sharded) or a GGUF file;
+// every stored dtype is converted to fp32 once at load time (the CPU path computes in fp32).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_MAX_EOS 8
+
+typedef enum {
+    RC_ARCH_CAUSAL_LM = 0, // LlamaForCausalLM: backbone + LM head
+    RC_ARCH_REWARD = 1,    // backbone + linear head on the last token (score / regression_head)
+} rc_arch;
+
+typedef struct {
+    rc_arch arch;
+    int hidden_size;             // d
+    int intermediate_size;       // FFN width
+    int num_hidden_layers;       //
+    int num_attention_heads;     //
+    int num_key_value_heads;     // GQA when < num_attention_heads
+    int head_dim;                // hidden_size / num_attention_heads unless config says
+    int vocab_size;              //
+    int max_position_embeddings; //
+    float rms_norm_eps;          //
+    float rope_theta;            //
+    int tie_word_embeddings;     // lm_head shares embed_tokens
+    int bos_token_id;            // -1 when unknown
+    int eos_token_ids[RC_MAX_EOS];
+    int n_eos;
+    int pad_token_id; // -1 when unknown
+    int num_labels;   // reward head rows (1 for reward models)
+    char head_name[32]; // reward head tensor prefix: "score" or "regression_head"
+    char source[1024];  // where the model came from (directory or .gguf path)
+} rc_config;
+
+typedef struct {
+    float *attn_norm; // (hidden_size)
+    float *wq;        // (num_attention_heads*head_dim, hidden_size)  HF row layout (out, in)
+    float *wk;        // (num_key_value_heads*head_dim, hidden_size)
+    float *wv;        // (num_key_value_heads*head_dim, hidden_size)
+    float *wo;        // (hidden_size, num_attention_heads*head_dim)
+    float *mlp_norm;  // (hidden_size)
+    float *w_gate;    // (intermediate_size, hidden_size)
+    float *w_up;      // (intermediate_size, hidden_size)
+    float *w_down;    // (hidden_size, intermediate_size)
+} rc_layer_weights;
+
+typedef struct {
+    float *embed_tokens;      // (vocab_size, hidden_size)
+    rc_layer_weights *layers; // (num_hidden_layers)
+    float *norm;              // (hidden_size) final RMSNorm
+    float *lm_head;           // (vocab_size, hidden_size); == embed_tokens when tied; NULL for reward
+    float *score;             // (num_labels, hidden_size) reward head; NULL for causal LMs
+} rc_weights;
+
+typedef struct {
+    rc_config cfg;
+    rc_weights w;
+    float *arena;        // one allocation holding every fp32 weight
+    size_t arena_floats; // its size
+    // Optional tokenizer/chat metadata carried by the file (GGUF); NULL for HF dirs.
+    void *gguf; // rc_gguf* kept open when loaded from GGUF (for tokenizer metadata)
+} rc_model;
+
+// Parses an HF config.json text into cfg (validates ranges, refuses unsupported rope_scaling
+// and unknown architectures with a clear message). 0 / -1 with rc_last_error().
+int rc_config_parse_json(const char *json_text, rc_config *cfg);
+
+// Number of fp32 values all weights of cfg take (used to size the arena and check memory).
+size_t rc_config_weight_floats(const rc_config *cfg);
+
+// Loads a model: path is an HF directory (config.json + model.safetensors or sharded with
+// model.safetensors.index.json) or a .gguf file. 0 / -1 with rc_last_error().
+int rc_model_load(const char *path, rc_model *m);
+int rc_model_load_hf(const char *dir, rc_model *m);
+int rc_model_load_gguf(const char *path, rc_model *m);
+void rc_model_free(rc_model *m);
+
+// Allocates the arena for m->cfg and points every weight pointer into it (values undefined).
+int rc_model_alloc(rc_model *m);
+
+// Parameter count (for reporting) and bytes one decode step must read in fp32.
+size_t rc_model_param_count(const rc_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,31 @@
+// Token sampling from logits: greedy, temperature, top-k, top-p, with an explicit seeded RNG
+// (xorshift64*), one RNG per sequence so results do not depend on how sequences are batched.
+#pragma once
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    float temperature; // 0 = greedy (argmax, lowest id wins ties)
+    int top_k;         // 0 = off
+    float top_p;       // 1 = off
+    uint64_t seed;     //
+} rc_sample_params;
+
+typedef struct {
+    uint64_t state;
+} rc_rng;
+
+void rc_rng_seed(rc_rng *r, uint64_t seed);
+uint64_t rc_rng_next(rc_rng *r);
+float rc_rng_uniform(rc_rng *r); // [0, 1)
+
+int rc_argmax(const float *x, int n);
+// Samples one id from logits (vocab). scratch must hold 2*vocab floats. logits are not modified.
+int rc_sample(const float *logits, int vocab, const rc_sample_params *p, rc_rng *r, float *scratch);
+
+#ifdef __cplusplus
+}
+#endif
