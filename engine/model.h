@@ -28,6 +28,10 @@ typedef struct {
     int max_position_embeddings; //
     float rms_norm_eps;          //
     float rope_theta;            //
+    // rope_scaling {"rope_type": "llama3"} (Llama-3.1): 0 when absent. Other types are refused.
+    int rope_llama3;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_position_embeddings;
     int tie_word_embeddings;     // lm_head shares embed_tokens
     int bos_token_id;            // -1 when unknown
     int eos_token_ids[RC_MAX_EOS];
@@ -70,6 +74,9 @@ typedef struct {
 // Parses an HF config.json text into cfg (validates ranges, refuses unsupported rope_scaling
 // and unknown architectures with a clear message). 0 / -1 with rc_last_error().
 int rc_config_parse_json(const char *json_text, rc_config *cfg);
+
+// RoPE inverse frequencies (head_dim/2 values), rope_theta and llama3 rope_scaling applied.
+void rc_rope_inv_freq(const rc_config *cfg, float *inv_freq);
 
 // Number of fp32 values all weights of cfg take (used to size the arena and check memory).
 size_t rc_config_weight_floats(const rc_config *cfg);
