@@ -1,0 +1,262 @@
+// Loads a LLaMA-architecture GGUF file into an rc_model: llama.* metadata -> rc_config, every
+// tensor dequantized to fp32 into the model arena in HF's (out, in) row layout. llama.cpp's
+// converter permutes the rows of attn_q / attn_k per head from HF's rotate-half order
+// [h][2][hd/2] to interleaved [h][hd/2][2]; the loader undoes that so RoPE is the HF one.
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/common.h"
+#include "engine/gguf.h"
+#include "engine/model.h"
+#include "kernels/cpu/dequant.h"
+
+// Weak until engine/model.c (which defines them) is in every build: the binary links the library
+// whole-archive, so an undefined strong reference here would break everyone's link.
+#pragma weak rc_model_alloc
+#pragma weak rc_model_free
+
+// Exported for engine/model.c: closes and frees the rc_gguf kept in m->gguf (no-op when NULL).
+void rc_model_gguf_release(rc_model *m);
+
+void rc_model_gguf_release(rc_model *m) {
+    if (!m || !m->gguf) return;
+    rc_gguf_close((rc_gguf *)m->gguf);
+    free(m->gguf);
+    m->gguf = NULL;
+}
+
+static int get_int(const rc_gguf *g, const char *key, int required, int def, int lo, int hi,
+                   int *out) {
+    uint64_t v;
+    if (rc_gguf_get_u64(g, key, &v) != 0) {
+        if (rc_gguf_find(g, key)) return rc_fail_ctx("%s", g->path);
+        if (required) return rc_fail("%s: required metadata '%s' is missing", g->path, key);
+        *out = def;
+        return 0;
+    }
+    if (v < (uint64_t)lo || v > (uint64_t)hi)
+        return rc_fail("%s: metadata '%s' = %llu is out of range [%d, %d]", g->path, key,
+                       (unsigned long long)v, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+static int get_float(const rc_gguf *g, const char *key, float def, float *out) {
+    if (rc_gguf_get_f32(g, key, out) != 0) {
+        if (rc_gguf_find(g, key)) return rc_fail_ctx("%s", g->path);
+        *out = def;
+    }
+    return 0;
+}
+
+// Fills cfg from the llama.* metadata of g. Public through rc_model_load_gguf only.
+static int config_from_gguf(const rc_gguf *g, rc_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    char *arch = rc_gguf_get_str(g, "general.architecture");
+    if (!arch) return rc_fail("%s: metadata 'general.architecture' is missing", g->path);
+    if (strcmp(arch, "llama") != 0) {
+        rc_fail("%s: architecture '%s' is not supported (only 'llama': LLaMA, Mistral-style and "
+                "SmolLM models converted by llama.cpp)",
+                g->path, arch);
+        free(arch);
+        return -1;
+    }
+    free(arch);
+    cfg->arch = RC_ARCH_CAUSAL_LM;
+    if (get_int(g, "llama.embedding_length", 1, 0, 1, 1 << 20, &cfg->hidden_size) ||
+        get_int(g, "llama.feed_forward_length", 1, 0, 1, 1 << 22, &cfg->intermediate_size) ||
+        get_int(g, "llama.block_count", 1, 0, 1, 4096, &cfg->num_hidden_layers) ||
+        get_int(g, "llama.attention.head_count", 1, 0, 1, 4096, &cfg->num_attention_heads))
+        return -1;
+    if (get_int(g, "llama.attention.head_count_kv", 0, cfg->num_attention_heads, 1, 4096,
+                &cfg->num_key_value_heads) ||
+        get_int(g, "llama.context_length", 0, 2048, 1, 1 << 24, &cfg->max_position_embeddings))
+        return -1;
+    if (cfg->num_attention_heads % cfg->num_key_value_heads != 0)
+        return rc_fail("%s: head_count %d is not a multiple of head_count_kv %d", g->path,
+                       cfg->num_attention_heads, cfg->num_key_value_heads);
+    int hd_def = cfg->hidden_size / cfg->num_attention_heads;
+    if (get_int(g, "llama.attention.key_length", 0, hd_def, 2, 1 << 16, &cfg->head_dim)) return -1;
+    int vlen = 0;
+    if (get_int(g, "llama.attention.value_length", 0, cfg->head_dim, 1, 1 << 16, &vlen)) return -1;
+    if (vlen != cfg->head_dim)
+        return rc_fail("%s: attention key_length %d != value_length %d is not supported", g->path,
+                       cfg->head_dim, vlen);
+    if (cfg->head_dim % 2 != 0)
+        return rc_fail("%s: head_dim %d is odd; RoPE needs an even head_dim", g->path, cfg->head_dim);
+    int rope_dim = 0;
+    if (get_int(g, "llama.rope.dimension_count", 0, cfg->head_dim, 1, 1 << 16, &rope_dim)) return -1;
+    if (rope_dim != cfg->head_dim)
+        return rc_fail("%s: partial RoPE (rope.dimension_count %d < head_dim %d) is not supported",
+                       g->path, rope_dim, cfg->head_dim);
+    if (get_float(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &cfg->rms_norm_eps) ||
+        get_float(g, "llama.rope.freq_base", 10000.0f, &cfg->rope_theta))
+        return -1;
+    if (!(cfg->rms_norm_eps > 0.0f && cfg->rms_norm_eps < 1.0f))
+        return rc_fail("%s: rms norm eps %g is out of range", g->path, (double)cfg->rms_norm_eps);
+    if (!(cfg->rope_theta > 1.0f))
+        return rc_fail("%s: rope freq_base %g is out of range", g->path, (double)cfg->rope_theta);
+    char *scaling = rc_gguf_get_str(g, "llama.rope.scaling.type");
+    if (scaling) {
+        int ok = strcmp(scaling, "none") == 0;
+        if (!ok) rc_fail("%s: rope scaling '%s' is not supported for GGUF files", g->path, scaling);
+        free(scaling);
+        if (!ok) return -1;
+    }
+    if (rc_gguf_find_tensor(g, "rope_freqs.weight"))
+        return rc_fail("%s: the file carries rope_freqs (Llama-3.1 RoPE scaling), which the GGUF "
+                       "loader does not support; load the HF directory instead",
+                       g->path);
+
+    const rc_gguf_tensor *emb = rc_gguf_find_tensor(g, "token_embd.weight");
+    if (!emb) return rc_fail("%s: tensor 'token_embd.weight' is missing", g->path);
+    if (emb->n_dims != 2 || emb->ne[1] > (1u << 24))
+        return rc_fail("%s: tensor 'token_embd.weight' has an unexpected shape", g->path);
+    if (get_int(g, "llama.vocab_size", 0, (int)emb->ne[1], 1, 1 << 24, &cfg->vocab_size)) return -1;
+    const rc_gguf_kv *toks = rc_gguf_find(g, "tokenizer.ggml.tokens");
+    if (!rc_gguf_find(g, "llama.vocab_size") && toks && toks->type == RC_GGUF_ARRAY &&
+        toks->arr_n != emb->ne[1])
+        cfg->vocab_size = (int)emb->ne[1];
+    cfg->tie_word_embeddings = rc_gguf_find_tensor(g, "output.weight") == NULL;
+
+    cfg->bos_token_id = cfg->pad_token_id = -1;
+    int v = -1;
+    if (get_int(g, "tokenizer.ggml.bos_token_id", 0, -1, 0, 1 << 24, &v) == 0) cfg->bos_token_id = v;
+    else return -1;
+    if (get_int(g, "tokenizer.ggml.padding_token_id", 0, -1, 0, 1 << 24, &v) == 0) cfg->pad_token_id = v;
+    else return -1;
+    const char *eos_keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"};
+    for (int i = 0; i < 2; i++) {
+        if (get_int(g, eos_keys[i], 0, -1, 0, 1 << 24, &v)) return -1;
+        int dup = 0;
+        for (int j = 0; j < cfg->n_eos; j++) dup |= cfg->eos_token_ids[j] == v;
+        if (v >= 0 && !dup && cfg->n_eos < RC_MAX_EOS) cfg->eos_token_ids[cfg->n_eos++] = v;
+    }
+    cfg->num_labels = 0;
+    snprintf(cfg->source, sizeof cfg->source, "%s", g->path);
+    return 0;
+}
+
+// Dequantizes tensor `name` of ggml shape (cols, rows) into dst (rows, cols) fp32.
+// perm_heads > 0: undo llama.cpp's per-head row interleave (Q/K) with that many heads.
+static int load_matrix(const rc_gguf *g, const char *name, int64_t rows, int64_t cols, float *dst,
+                       int perm_heads, float *scratch_row) {
+    const rc_gguf_tensor *t = rc_gguf_find_tensor(g, name);
+    if (!t) return rc_fail("%s: tensor '%s' is missing", g->path, name);
+    int want_dims = rows == 1 ? 1 : 2;
+    int dims_ok = (int)t->n_dims == want_dims ||
+                  ((int)t->n_dims == 2 && rows == 1 && t->ne[1] == 1);
+    if (!dims_ok || (int64_t)t->ne[0] != cols || (rows > 1 && (int64_t)t->ne[1] != rows)) {
+        if (t->n_dims == 1)
+            return rc_fail("%s: tensor '%s' has shape [%llu], expected [%lld, %lld] (ggml order)",
+                           g->path, name, (unsigned long long)t->ne[0], (long long)cols,
+                           (long long)rows);
+        return rc_fail("%s: tensor '%s' has ggml shape [%llu, %llu%s], expected [%lld%s%lld]",
+                       g->path, name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                       t->n_dims > 2 ? ", ..." : "", (long long)cols, rows > 1 ? ", " : "",
+                       rows > 1 ? (long long)rows : 0LL);
+    }
+    if (!rc_ggml_can_dequant(t->ggml_type))
+        return rc_fail("%s: tensor '%s' has type %s (id %u), which this engine cannot dequantize "
+                       "(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
+                       "Q4_K, Q5_K, Q6_K, Q8_K)",
+                       g->path, name, rc_ggml_type_name(t->ggml_type), t->ggml_type);
+    int be, bb;
+    if (rc_ggml_type_geometry(t->ggml_type, &be, &bb)) return -1;
+    size_t row_bytes = (size_t)(cols / be) * (size_t)bb;
+    const uint8_t *src = t->data;
+    int err = 0;
+    if (perm_heads <= 0) {
+#pragma omp parallel for schedule(static) reduction(| : err)
+        for (int64_t r = 0; r < rows; r++)
+            err |= rc_dequant_row(t->ggml_type, src + (size_t)r * row_bytes, dst + r * cols, cols) != 0;
+    } else {
+        int64_t hd = rows / perm_heads, half = hd / 2;
+        if (hd * perm_heads != rows || hd % 2 != 0)
+            return rc_fail("%s: tensor '%s' has %lld rows, not %d heads of an even size", g->path,
+                           name, (long long)rows, perm_heads);
+        (void)scratch_row;
+        // GGUF row h*hd + 2*i + j  holds HF row h*hd + j*half + i
+#pragma omp parallel for schedule(static) reduction(| : err)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t h = r / hd, k = r % hd, i = k / 2, j = k % 2;
+            int64_t hf = h * hd + j * half + i;
+            err |= rc_dequant_row(t->ggml_type, src + (size_t)r * row_bytes, dst + hf * cols, cols) != 0;
+        }
+    }
+    if (err) return rc_fail_ctx("%s: tensor '%s'", g->path, name);
+    return 0;
+}
+
+static int load_weights(const rc_gguf *g, rc_model *m) {
+    const rc_config *c = &m->cfg;
+    const int64_t d = c->hidden_size, ff = c->intermediate_size, hd = c->head_dim;
+    const int64_t qd = (int64_t)c->num_attention_heads * hd, kvd = (int64_t)c->num_key_value_heads * hd;
+    rc_weights *w = &m->w;
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        const char *n = g->tensors[i].name;
+        size_t ln = strlen(n);
+        if (ln > 5 && strcmp(n + ln - 5, ".bias") == 0)
+            return rc_fail("%s: tensor '%s': bias tensors are not part of the LLaMA architecture "
+                           "and are not supported",
+                           g->path, n);
+    }
+    if (load_matrix(g, "token_embd.weight", c->vocab_size, d, w->embed_tokens, 0, NULL) ||
+        load_matrix(g, "output_norm.weight", 1, d, w->norm, 0, NULL))
+        return -1;
+    if (!c->tie_word_embeddings &&
+        load_matrix(g, "output.weight", c->vocab_size, d, w->lm_head, 0, NULL))
+        return -1;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        rc_layer_weights *L = &w->layers[l];
+        struct {
+            const char *suffix;
+            int64_t rows, cols;
+            float *dst;
+            int perm;
+        } items[] = {
+            {"attn_norm", 1, d, L->attn_norm, 0},
+            {"attn_q", qd, d, L->wq, c->num_attention_heads},
+            {"attn_k", kvd, d, L->wk, c->num_key_value_heads},
+            {"attn_v", kvd, d, L->wv, 0},
+            {"attn_output", d, qd, L->wo, 0},
+            {"ffn_norm", 1, d, L->mlp_norm, 0},
+            {"ffn_gate", ff, d, L->w_gate, 0},
+            {"ffn_up", ff, d, L->w_up, 0},
+            {"ffn_down", d, ff, L->w_down, 0},
+        };
+        for (size_t k = 0; k < sizeof items / sizeof items[0]; k++) {
+            char name[128];
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, items[k].suffix);
+            if (load_matrix(g, name, items[k].rows, items[k].cols, items[k].dst, items[k].perm, NULL))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int rc_model_load_gguf(const char *path, rc_model *m) {
+    memset(m, 0, sizeof *m);
+    rc_gguf *g = rc_calloc(1, sizeof *g, "gguf reader");
+    if (!g) return -1;
+    if (rc_gguf_open(g, path) != 0) {
+        free(g);
+        return -1;
+    }
+    m->gguf = g;
+    if (!rc_model_alloc || !rc_model_free) {
+        rc_model_gguf_release(m);
+        return rc_fail("internal: rc_model_alloc is not linked in (engine/model.c missing)");
+    }
+    if (config_from_gguf(g, &m->cfg) != 0 || rc_model_alloc(m) != 0) {
+        rc_model_gguf_release(m);
+        return -1;
+    }
+    if (m->cfg.tie_word_embeddings) m->w.lm_head = m->w.embed_tokens;
+    if (load_weights(g, m) != 0) {
+        rc_model_free(m);
+        rc_model_gguf_release(m);
+        return -1;
+    }
+    return 0;
+}
