@@ -1,0 +1,342 @@
+// Model loading: one fp32 arena carved into per-tensor pointers (rc_model_alloc), and the HF
+// directory loader (config.json + model.safetensors, or shards listed by
+// model.safetensors.index.json). Every tensor's presence, dtype and shape is checked against the
+// config before it is converted (F32/F16/BF16 -> fp32) into the arena.
+#define _GNU_SOURCE
+#include "engine/model.h"
+#include "engine/common.h"
+#include "engine/gguf.h"
+#include "engine/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// Defined by the GGUF reader; weak so that a model built without it still links (a model with
+// m->gguf set can only come from that reader, so it is then present).
+void rc_gguf_close(rc_gguf *g) __attribute__((weak));
+
+int rc_model_alloc(rc_model *m) {
+    const rc_config *c = &m->cfg;
+    size_t n = rc_config_weight_floats(c);
+    size_t bytes = n * sizeof(float);
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && psize > 0 && bytes / (size_t)psize > (size_t)pages)
+        return rc_fail("the model needs %.2f GiB of fp32 weights but this machine has %.2f GiB of "
+                       "memory",
+                       (double)bytes / (1 << 30), (double)pages * (double)psize / (1 << 30));
+    m->arena = rc_malloc(bytes, "model weights (fp32 arena)");
+    if (!m->arena) return rc_fail_ctx("loading %.2f GiB of weights", (double)bytes / (1 << 30));
+    m->w.layers = rc_calloc((size_t)c->num_hidden_layers, sizeof *m->w.layers, "layer table");
+    if (!m->w.layers) {
+        free(m->arena);
+        m->arena = NULL;
+        return -1;
+    }
+    m->arena_floats = n;
+    size_t d = (size_t)c->hidden_size, hd = (size_t)c->head_dim;
+    size_t q = (size_t)c->num_attention_heads * hd, kv = (size_t)c->num_key_value_heads * hd;
+    size_t inter = (size_t)c->intermediate_size, v = (size_t)c->vocab_size;
+    float *p = m->arena;
+#define TAKE(ptr, count) (ptr = p, p += (count))
+    TAKE(m->w.embed_tokens, v * d);
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        rc_layer_weights *L = &m->w.layers[l];
+        TAKE(L->attn_norm, d);
+        TAKE(L->wq, q * d);
+        TAKE(L->wk, kv * d);
+        TAKE(L->wv, kv * d);
+        TAKE(L->wo, d * q);
+        TAKE(L->mlp_norm, d);
+        TAKE(L->w_gate, inter * d);
+        TAKE(L->w_up, inter * d);
+        TAKE(L->w_down, d * inter);
+    }
+    TAKE(m->w.norm, d);
+    m->w.lm_head = NULL;
+    m->w.score = NULL;
+    if (c->arch == RC_ARCH_CAUSAL_LM) {
+        if (c->tie_word_embeddings) m->w.lm_head = m->w.embed_tokens;
+        else TAKE(m->w.lm_head, v * d);
+    } else {
+        TAKE(m->w.score, (size_t)c->num_labels * d);
+    }
+#undef TAKE
+    if ((size_t)(p - m->arena) != n) { // the carving and rc_config_weight_floats must agree
+        rc_model_free(m);
+        return rc_fail("internal error: weight arena carving mismatch");
+    }
+    return 0;
+}
+
+void rc_model_free(rc_model *m) {
+    if (!m) return;
+    free(m->arena);
+    free(m->w.layers);
+    if (m->gguf) {
+        if (rc_gguf_close) rc_gguf_close((rc_gguf *)m->gguf);
+        free(m->gguf);
+    }
+    rc_config cfg = m->cfg;
+    memset(m, 0, sizeof *m);
+    m->cfg = cfg; // the config stays readable after the weights are gone
+}
+
+// ---- HF directory ------------------------------------------------------------------------
+
+typedef struct {
+    rc_safetensors *shards;
+    int n_shards;
+    cJSON *index;            // model.safetensors.index.json, or NULL
+    const cJSON *weight_map; // its "weight_map"
+    const char *dir;
+} hf_files;
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static void hf_close(hf_files *f) {
+    for (int i = 0; i < f->n_shards; i++) rc_st_close(&f->shards[i]);
+    free(f->shards);
+    cJSON_Delete(f->index);
+    memset(f, 0, sizeof *f);
+}
+
+static int hf_open_shard(hf_files *f, const char *file) {
+    for (int i = 0; i < f->n_shards; i++)
+        if (!strcmp(base_name(f->shards[i].path), file)) return 0;
+    if (!*file || strchr(file, '/') || !strcmp(file, "..") || !strcmp(file, "."))
+        return rc_fail("%s/model.safetensors.index.json: shard name \"%s\" is not a plain file name",
+                       f->dir, file);
+    char path[2048];
+    if (rc_path_join(path, sizeof path, f->dir, file)) return -1;
+    if (!rc_file_exists(path))
+        return rc_fail("%s: shard listed in model.safetensors.index.json is missing", path);
+    rc_safetensors *ns = realloc(f->shards, (size_t)(f->n_shards + 1) * sizeof *ns);
+    if (!ns) return rc_fail("out of memory opening shards");
+    f->shards = ns;
+    if (rc_st_open(&f->shards[f->n_shards], path)) return -1;
+    f->n_shards++;
+    return 0;
+}
+
+static int hf_open(hf_files *f, const char *dir) {
+    memset(f, 0, sizeof *f);
+    f->dir = dir;
+    char path[2048];
+    if (rc_path_join(path, sizeof path, dir, "model.safetensors.index.json")) return -1;
+    if (rc_file_exists(path)) {
+        char *text = rc_read_file(path, NULL);
+        if (!text) return -1;
+        f->index = cJSON_Parse(text);
+        free(text);
+        if (!f->index) return rc_fail("%s: not valid JSON", path);
+        f->weight_map = cJSON_GetObjectItemCaseSensitive(f->index, "weight_map");
+        if (!cJSON_IsObject(f->weight_map))
+            return rc_fail("%s: no \"weight_map\" object", path);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, f->weight_map) {
+            if (!cJSON_IsString(e))
+                return rc_fail("%s: weight_map[\"%s\"] is not a file name", path, e->string);
+            if (hf_open_shard(f, e->valuestring)) return -1;
+        }
+        if (f->n_shards == 0) return rc_fail("%s: weight_map lists no tensors", path);
+        return 0;
+    }
+    if (rc_path_join(path, sizeof path, dir, "model.safetensors")) return -1;
+    if (!rc_file_exists(path))
+        return rc_fail("%s: neither model.safetensors nor model.safetensors.index.json found "
+                       "(PyTorch .bin checkpoints must be converted to safetensors first)",
+                       dir);
+    f->shards = rc_calloc(1, sizeof *f->shards, "shard table");
+    if (!f->shards) return -1;
+    if (rc_st_open(&f->shards[0], path)) return -1;
+    f->n_shards = 1;
+    return 0;
+}
+
+// Finds a tensor and the file it lives in; NULL (no error set) when absent.
+static const rc_st_tensor *hf_find(const hf_files *f, const char *name, const char **file) {
+    if (f->weight_map) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(f->weight_map, name);
+        if (!cJSON_IsString(e)) return NULL;
+        for (int i = 0; i < f->n_shards; i++)
+            if (!strcmp(base_name(f->shards[i].path), e->valuestring)) {
+                *file = base_name(f->shards[i].path);
+                return rc_st_find(&f->shards[i], name);
+            }
+        return NULL;
+    }
+    for (int i = 0; i < f->n_shards; i++) {
+        const rc_st_tensor *t = rc_st_find(&f->shards[i], name);
+        if (t) {
+            *file = base_name(f->shards[i].path);
+            return t;
+        }
+    }
+    return NULL;
+}
+
+static void fmt_shape(char *out, size_t cap, int ndim, const int64_t *shape) {
+    size_t n = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < ndim && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%" PRId64, i ? ", " : "", shape[i]);
+    if (n < cap) snprintf(out + n, cap - n, "]");
+}
+
+// Loads tensor `name` of shape (rows, cols) (cols == 0: a vector of rows) into dst.
+static int hf_load(const hf_files *f, const char *name, int64_t rows, int64_t cols, float *dst) {
+    const char *file = NULL;
+    const rc_st_tensor *t = hf_find(f, name, &file);
+    if (!t) {
+        if (f->weight_map && cJSON_GetObjectItemCaseSensitive(f->weight_map, name))
+            return rc_fail("%s: tensor %s listed in model.safetensors.index.json is not in its shard",
+                           f->dir, name);
+        return rc_fail("%s: tensor %s is missing from the checkpoint", f->dir, name);
+    }
+    int64_t want[2] = {rows, cols};
+    int want_nd = cols ? 2 : 1;
+    int ok = t->ndim == want_nd;
+    for (int i = 0; ok && i < want_nd; i++) ok = t->shape[i] == want[i];
+    if (!ok) {
+        char a[128], b[256];
+        fmt_shape(a, sizeof a, want_nd, want);
+        fmt_shape(b, sizeof b, t->ndim, t->shape);
+        return rc_fail("%s: expected shape %s, found %s in %s", name, a, b, file);
+    }
+    if (t->dtype != RC_DT_F32 && t->dtype != RC_DT_F16 && t->dtype != RC_DT_BF16)
+        return rc_fail("%s in %s: dtype %s is not supported (F32, F16 or BF16 expected)", name, file,
+                       t->dtype_str);
+    if (rc_st_to_f32(t, dst, (size_t)rows * (size_t)(cols ? cols : 1)))
+        return rc_fail_ctx("%s", file);
+    return 0;
+}
+
+int rc_model_load_hf(const char *dir, rc_model *m) {
+    memset(m, 0, sizeof *m);
+    char path[2048];
+    if (!rc_is_dir(dir)) return rc_fail("%s: not a directory", dir);
+    if (rc_path_join(path, sizeof path, dir, "config.json")) return -1;
+    if (!rc_file_exists(path))
+        return rc_fail("%s: config.json not found (expected an HF model directory)", dir);
+    char *text = rc_read_file(path, NULL);
+    if (!text) return -1;
+    int rc = rc_config_parse_json(text, &m->cfg);
+    free(text);
+    if (rc) return rc_fail_ctx("%s", dir);
+    rc_config *c = &m->cfg;
+    snprintf(c->source, sizeof c->source, "%s", dir);
+
+    hf_files f;
+    if (hf_open(&f, dir)) {
+        hf_close(&f);
+        return -1;
+    }
+    const char *file = NULL;
+    char name[256];
+    if (c->arch == RC_ARCH_REWARD) {
+        // The head is score.weight (LlamaForSequenceClassification) or regression_head.weight
+        // (UltraRM); accept whichever the checkpoint has.
+        const char *alt = strcmp(c->head_name, "score") ? "score" : "regression_head";
+        snprintf(name, sizeof name, "%s.weight", c->head_name);
+        const rc_st_tensor *t = hf_find(&f, name, &file);
+        if (!t) {
+            snprintf(name, sizeof name, "%s.weight", alt);
+            t = hf_find(&f, name, &file);
+            if (t) snprintf(c->head_name, sizeof c->head_name, "%s", alt);
+        }
+        if (!t) {
+            hf_close(&f);
+            return rc_fail("%s: reward head missing: neither score.weight nor regression_head.weight "
+                           "is in the checkpoint",
+                           dir);
+        }
+        snprintf(name, sizeof name, "%s.bias", c->head_name);
+        if (hf_find(&f, name, &file)) {
+            hf_close(&f);
+            return rc_fail("%s: %s is present in %s, but a reward head with a bias is not supported",
+                           dir, name, file);
+        }
+        if (t->ndim == 2 && t->shape[0] != c->num_labels) {
+            hf_close(&f);
+            return rc_fail("%s: %s.weight has %" PRId64 " rows but config.json says num_labels = %d",
+                           dir, c->head_name, t->shape[0], c->num_labels);
+        }
+    }
+    if (rc_model_alloc(m)) {
+        hf_close(&f);
+        return -1;
+    }
+    const int64_t d = c->hidden_size, hd = c->head_dim, inter = c->intermediate_size;
+    const int64_t q = (int64_t)c->num_attention_heads * hd, kv = (int64_t)c->num_key_value_heads * hd;
+    rc = hf_load(&f, "model.embed_tokens.weight", c->vocab_size, d, m->w.embed_tokens);
+    for (int l = 0; !rc && l < c->num_hidden_layers; l++) {
+        rc_layer_weights *L = &m->w.layers[l];
+        const struct {
+            const char *suffix;
+            int64_t rows, cols;
+            float *dst;
+        } k[] = {
+            {"input_layernorm", d, 0, L->attn_norm},
+            {"self_attn.q_proj", q, d, L->wq},
+            {"self_attn.k_proj", kv, d, L->wk},
+            {"self_attn.v_proj", kv, d, L->wv},
+            {"self_attn.o_proj", d, q, L->wo},
+            {"post_attention_layernorm", d, 0, L->mlp_norm},
+            {"mlp.gate_proj", inter, d, L->w_gate},
+            {"mlp.up_proj", inter, d, L->w_up},
+            {"mlp.down_proj", d, inter, L->w_down},
+        };
+        for (size_t i = 0; !rc && i < sizeof k / sizeof k[0]; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, k[i].suffix);
+            rc = hf_load(&f, name, k[i].rows, k[i].cols, k[i].dst);
+        }
+    }
+    if (!rc) rc = hf_load(&f, "model.norm.weight", d, 0, m->w.norm);
+    if (!rc && c->arch == RC_ARCH_CAUSAL_LM && !c->tie_word_embeddings) {
+        if (!hf_find(&f, "lm_head.weight", &file))
+            rc = rc_fail("%s: lm_head.weight is missing and config.json has tie_word_embeddings = "
+                         "false",
+                         dir);
+        else
+            rc = hf_load(&f, "lm_head.weight", c->vocab_size, d, m->w.lm_head);
+    }
+    if (!rc && c->arch == RC_ARCH_REWARD) {
+        snprintf(name, sizeof name, "%s.weight", c->head_name);
+        rc = hf_load(&f, name, c->num_labels, d, m->w.score);
+    }
+    hf_close(&f);
+    if (rc) {
+        rc_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+int rc_model_load(const char *path, rc_model *m) {
+    memset(m, 0, sizeof *m);
+    if (!path || !*path) return rc_fail("no model path given");
+    if (rc_is_dir(path)) return rc_model_load_hf(path, m);
+    if (!rc_file_exists(path))
+        return rc_fail("%s: no such file or directory (expected an HF model directory or a .gguf "
+                       "file)",
+                       path);
+    char magic[4] = {0};
+    FILE *fp = fopen(path, "rb");
+    size_t got = fp ? fread(magic, 1, 4, fp) : 0;
+    if (fp) fclose(fp);
+    if (ends_with(path, ".gguf") || (got == 4 && !memcmp(magic, "GGUF", 4)))
+        return rc_model_load_gguf(path, m);
+    return rc_fail("%s: not an HF model directory nor a GGUF file (pass the directory that holds "
+                   "config.json)",
+                   path);
+}
