@@ -18,7 +18,7 @@ static const type_info k_types[] = {
     {3, "Q4_1", 32, 20, 1},       {6, "Q5_0", 32, 22, 1},       {7, "Q5_1", 32, 24, 1},
     {8, "Q8_0", 32, 34, 1},       {9, "Q8_1", 32, 36, 0},       {10, "Q2_K", 256, 84, 1},
     {11, "Q3_K", 256, 110, 1},    {12, "Q4_K", 256, 144, 1},    {13, "Q5_K", 256, 176, 1},
-    {14, "Q6_K", 256, 210, 1},    {15, "Q8_K", 256, 292, 1},    {16, "IQ2_XXS", 256, 66, 0},
+    {14, "Q6_K", 256, 210, 1},    {15, "Q8_K", 256, 292, 0},    {16, "IQ2_XXS", 256, 66, 0},
     {17, "IQ2_XS", 256, 74, 0},   {18, "IQ3_XXS", 256, 98, 0},  {19, "IQ1_S", 256, 50, 0},
     {20, "IQ4_NL", 32, 18, 0},    {21, "IQ3_S", 256, 110, 0},   {22, "IQ2_S", 256, 82, 0},
     {23, "IQ4_XS", 256, 136, 0},  {24, "I8", 1, 1, 0},          {25, "I16", 1, 2, 0},
@@ -255,22 +255,12 @@ void rc_dequant_q6_k(const uint8_t *src, float *dst, int64_t nb) {
     }
 }
 
-// block_q8_K: d (fp32), qs[256] (int8), bsums[16] (int16, unused here).
-void rc_dequant_q8_k(const uint8_t *src, float *dst, int64_t nb) {
-    for (int64_t b = 0; b < nb; b++, src += 292, dst += 256) {
-        float d;
-        memcpy(&d, src, 4);
-        const int8_t *qs = (const int8_t *)(src + 4);
-        for (int j = 0; j < 256; j++) dst[j] = d * (float)qs[j];
-    }
-}
-
 int rc_dequant_row(uint32_t type, const void *src, float *dst, int64_t n) {
     const type_info *t = find_type(type);
     if (!t) return rc_fail("unknown ggml tensor type id %u", type);
     if (!t->dequant)
         return rc_fail("ggml tensor type %s (id %u) is not supported; supported: F32, F16, BF16, "
-                       "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K",
+                       "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K",
                        t->name, type);
     if (n < 0 || n % t->elems != 0)
         return rc_fail("%s row of %lld elements is not a multiple of the block size %d", t->name,
@@ -299,7 +289,6 @@ int rc_dequant_row(uint32_t type, const void *src, float *dst, int64_t n) {
     case RC_GGML_Q4_K: rc_dequant_q4_k(s, dst, nb); break;
     case RC_GGML_Q5_K: rc_dequant_q5_k(s, dst, nb); break;
     case RC_GGML_Q6_K: rc_dequant_q6_k(s, dst, nb); break;
-    case RC_GGML_Q8_K: rc_dequant_q8_k(s, dst, nb); break;
     default: return rc_fail("internal: no kernel for ggml type %s", t->name);
     }
     return 0;

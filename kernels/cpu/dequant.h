@@ -1,5 +1,5 @@
 // GGML tensor types: block geometry (elements and bytes per block) and dequantization of rows
-// of F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K to fp32.
+// of F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K to fp32.
 // A row of n elements is n / block_elems consecutive blocks; layouts follow ggml's block_* structs.
 #pragma once
 #include <stddef.h>
@@ -36,7 +36,6 @@ void rc_dequant_q3_k(const uint8_t *src, float *dst, int64_t nb);
 void rc_dequant_q4_k(const uint8_t *src, float *dst, int64_t nb);
 void rc_dequant_q5_k(const uint8_t *src, float *dst, int64_t nb);
 void rc_dequant_q6_k(const uint8_t *src, float *dst, int64_t nb);
-void rc_dequant_q8_k(const uint8_t *src, float *dst, int64_t nb);
 
 #ifdef __cplusplus
 }

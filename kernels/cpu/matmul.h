@@ -1,0 +1,16 @@
+// CPU matmul against an HF-layout weight: y (n, out) = x (n, in) @ W (out, in)^T, fp32.
+// The CPU twin of the CUDA GEMM; OpenMP-parallel over blocks of W rows.
+#pragma once
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// y: (n, out); x: (n, in); W: (out, in) row-major (nn.Linear.weight). y must not alias x or W.
+// Each block of 4 weight rows is read once per block of 4 tokens, so a decode step (n = 1)
+// streams W exactly once and prefill reuses each row from cache across tokens.
+void rc_cpu_matmul(float *y, const float *x, const float *W, int n, int in, int out);
+
+#ifdef __cplusplus
+}
+#endif
