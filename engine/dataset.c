@@ -1,0 +1,293 @@
+// JSONL prompt datasets (HH-RLHF, SHP, plain prompts, token ids), gzip or plain, read line by
+// line with zlib (gzopen reads uncompressed files transparently). Lines are parsed with cJSON;
+// every bad line is reported with file:line and skipped.
+#include "engine/dataset.h"
+#include "engine/common.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+int rc_ds_format_parse(const char *s, rc_ds_format *fmt) {
+    if (!s) return rc_fail("missing dataset format (hh, shp, plain or ids)");
+    if (!strcmp(s, "hh") || !strcmp(s, "hh-rlhf")) *fmt = RC_DS_HH;
+    else if (!strcmp(s, "shp")) *fmt = RC_DS_SHP;
+    else if (!strcmp(s, "plain")) *fmt = RC_DS_PLAIN;
+    else if (!strcmp(s, "ids")) *fmt = RC_DS_IDS;
+    else return rc_fail("unknown dataset format '%s' (expected hh, shp, plain or ids)", s);
+    return 0;
+}
+
+const char *rc_ds_format_name(rc_ds_format fmt) {
+    switch (fmt) {
+    case RC_DS_HH: return "hh";
+    case RC_DS_SHP: return "shp";
+    case RC_DS_PLAIN: return "plain";
+    case RC_DS_IDS: return "ids";
+    }
+    return "?";
+}
+
+static char *dup_str(const char *s, size_t n) {
+    char *r = rc_malloc(n + 1, "string");
+    if (!r) return NULL;
+    memcpy(r, s, n);
+    r[n] = 0;
+    return r;
+}
+
+// Replaces every occurrence of `from` in s by `to` (malloc'd result).
+static char *replace_all(const char *s, const char *from, const char *to) {
+    size_t nf = strlen(from), nt = strlen(to), count = 0;
+    for (const char *p = strstr(s, from); p; p = strstr(p + nf, from)) count++;
+    size_t n = nt < nf ? strlen(s) - count * (nf - nt) : strlen(s) + count * (nt - nf);
+    char *out = rc_malloc(n + 1, "prompt text"), *o = out;
+    if (!out) return NULL;
+    const char *p = s;
+    for (const char *q = strstr(p, from); q; q = strstr(p, from)) {
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        memcpy(o, to, nt);
+        o += nt;
+        p = q + nf;
+    }
+    size_t rest = strlen(p);
+    memcpy(o, p, rest);
+    o[rest] = 0;
+    return out;
+}
+
+char *rc_prep_hh(const char *chosen, char **reply) {
+    if (reply) *reply = NULL;
+    const char *tag = "Assistant:";
+    const char *last = NULL;
+    for (const char *p = strstr(chosen, tag); p; p = strstr(p + 1, tag)) last = p;
+    if (!last) {
+        rc_fail("no \"Assistant:\" turn in the dialogue");
+        return NULL;
+    }
+    size_t keep = (size_t)(last - chosen) + strlen(tag);
+    char *head = dup_str(chosen, keep);
+    if (!head) return NULL;
+    char *prompt = replace_all(head, "Human:", "Human: ");
+    free(head);
+    if (!prompt) return NULL;
+    if (reply) {
+        const char *r = chosen + keep;
+        while (*r && isspace((unsigned char)*r)) r++;
+        size_t n = strlen(r);
+        while (n && isspace((unsigned char)r[n - 1])) n--;
+        *reply = dup_str(r, n);
+        if (!*reply) {
+            free(prompt);
+            return NULL;
+        }
+    }
+    return prompt;
+}
+
+char *rc_prep_shp(const char *history) {
+    const char *a = "Human: ", *b = "\nAssistant:";
+    size_t na = strlen(a), nh = strlen(history), nb = strlen(b);
+    char *out = rc_malloc(na + nh + nb + 1, "prompt text");
+    if (!out) return NULL;
+    memcpy(out, a, na);
+    memcpy(out + na, history, nh);
+    memcpy(out + na + nh, b, nb + 1);
+    return out;
+}
+
+size_t rc_response_cut_len(const char *response) {
+    const char *h = strstr(response, "Human:"), *u = strstr(response, "User:");
+    const char *cut = h;
+    if (u && (!cut || u < cut)) cut = u;
+    size_t n = cut ? (size_t)(cut - response) : strlen(response);
+    if (cut)
+        while (n && isspace((unsigned char)response[n - 1])) n--;
+    return n;
+}
+
+static int all_space(const char *s) {
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s)) return 0;
+    return 1;
+}
+
+// Reads one whole line (any length) into *buf; returns its length, -1 at EOF, -2 on error.
+static long gz_read_line(gzFile f, char **buf, size_t *cap) {
+    size_t len = 0;
+    for (;;) {
+        if (*cap - len < 2) {
+            size_t nc = *cap ? *cap * 2 : 65536;
+            char *nb = realloc(*buf, nc);
+            if (!nb) return -2;
+            *buf = nb;
+            *cap = nc;
+        }
+        if (!gzgets(f, *buf + len, (int)(*cap - len))) {
+            int err;
+            gzerror(f, &err);
+            if (err != Z_OK && err != Z_STREAM_END) return -2;
+            return len ? (long)len : -1;
+        }
+        len += strlen(*buf + len);
+        if (len && (*buf)[len - 1] == '\n') return (long)len;
+        if (gzeof(f)) return (long)len;
+    }
+}
+
+// Fills it from one parsed line; returns 0, or 1 with why[] set when the line is skipped,
+// -1 on out of memory.
+static int item_from_json(const cJSON *j, rc_ds_format fmt, rc_ds_item *it, char *why, size_t nwhy) {
+    memset(it, 0, sizeof *it);
+    if (!cJSON_IsObject(j)) {
+        snprintf(why, nwhy, "not a JSON object");
+        return 1;
+    }
+    if (fmt == RC_DS_IDS) {
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids");
+        if (!ids) {
+            snprintf(why, nwhy, "missing field \"ids\"");
+            return 1;
+        }
+        if (!cJSON_IsArray(ids)) {
+            snprintf(why, nwhy, "field \"ids\" is not an array");
+            return 1;
+        }
+        int n = cJSON_GetArraySize(ids);
+        if (n == 0) {
+            snprintf(why, nwhy, "empty prompt (\"ids\" is [])");
+            return 1;
+        }
+        it->ids = rc_malloc(sizeof(int) * (size_t)n, "token ids");
+        if (!it->ids) return -1;
+        int k = 0;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, ids) {
+            if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 2147483647.0 ||
+                v->valuedouble != (double)(int)v->valuedouble) {
+                snprintf(why, nwhy, "\"ids\"[%d] is not a non-negative integer", k);
+                free(it->ids);
+                it->ids = NULL;
+                return 1;
+            }
+            it->ids[k++] = (int)v->valuedouble;
+        }
+        it->n_ids = n;
+        return 0;
+    }
+    const char *field = fmt == RC_DS_HH ? "chosen" : fmt == RC_DS_SHP ? "history" : "prompt";
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, field);
+    if (!f) {
+        snprintf(why, nwhy, "missing field \"%s\"", field);
+        return 1;
+    }
+    if (!cJSON_IsString(f)) {
+        snprintf(why, nwhy, "field \"%s\" is not a string", field);
+        return 1;
+    }
+    const char *text = f->valuestring;
+    if (all_space(text)) {
+        snprintf(why, nwhy, "empty prompt (field \"%s\" is blank)", field);
+        return 1;
+    }
+    if (fmt == RC_DS_HH) {
+        it->prompt = rc_prep_hh(text, &it->reference);
+        if (!it->prompt) {
+            snprintf(why, nwhy, "field \"chosen\": %s", rc_last_error());
+            return 1;
+        }
+    } else if (fmt == RC_DS_SHP) {
+        it->prompt = rc_prep_shp(text);
+        if (!it->prompt) return -1;
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "preferred");
+        if (cJSON_IsString(p)) {
+            it->reference = dup_str(p->valuestring, strlen(p->valuestring));
+            if (!it->reference) return -1;
+        }
+    } else {
+        it->prompt = dup_str(text, strlen(text));
+        if (!it->prompt) return -1;
+    }
+    return 0;
+}
+
+int rc_dataset_load(const char *path, rc_ds_format fmt, long limit, rc_dataset *ds, FILE *report) {
+    memset(ds, 0, sizeof *ds);
+    gzFile f = gzopen(path, "rb");
+    if (!f) return rc_fail("cannot open dataset %s: %s", path, errno ? strerror(errno) : "zlib error");
+    char *line = NULL;
+    size_t cap = 0, items_cap = 0;
+    long lineno = 0, len;
+    int rc = 0;
+    while ((len = gz_read_line(f, &line, &cap)) >= 0) {
+        lineno++;
+        if (all_space(line)) continue;
+        if (limit > 0 && ds->n >= limit) break;
+        ds->n_lines++;
+        char why[256];
+        int r;
+        rc_ds_item it;
+        const char *end = NULL;
+        cJSON *j = cJSON_ParseWithOpts(line, &end, 0);
+        if (!j) {
+            size_t at = 0;
+            const char *ep = cJSON_GetErrorPtr();
+            if (ep && ep >= line && ep <= line + len) at = (size_t)(ep - line);
+            snprintf(why, sizeof why, "malformed JSON near byte %zu", at + 1);
+            r = 1;
+        } else {
+            while (end && *end && isspace((unsigned char)*end)) end++;
+            if (end && *end) {
+                snprintf(why, sizeof why, "trailing data after the JSON value at byte %zu",
+                         (size_t)(end - line) + 1);
+                r = 1;
+            } else {
+                r = item_from_json(j, fmt, &it, why, sizeof why);
+            }
+            cJSON_Delete(j);
+        }
+        if (r < 0) {
+            rc = -1;
+            break;
+        }
+        if (r > 0) {
+            ds->n_bad++;
+            if (report) fprintf(report, "%s:%ld: %s; line skipped\n", path, lineno, why);
+            continue;
+        }
+        it.line = lineno;
+        if ((size_t)ds->n == items_cap) {
+            size_t nc = items_cap ? items_cap * 2 : 1024;
+            rc_ds_item *ni = realloc(ds->items, nc * sizeof *ni);
+            if (!ni) {
+                free(it.prompt);
+                free(it.reference);
+                free(it.ids);
+                rc = rc_fail("out of memory reading %s", path);
+                break;
+            }
+            ds->items = ni;
+            items_cap = nc;
+        }
+        ds->items[ds->n++] = it;
+    }
+    if (len == -2 && rc == 0) rc = rc_fail("read error in %s after line %ld (truncated gzip?)", path, lineno);
+    free(line);
+    gzclose(f);
+    if (rc != 0) rc_dataset_free(ds);
+    return rc;
+}
+
+void rc_dataset_free(rc_dataset *ds) {
+    for (int i = 0; i < ds->n; i++) {
+        free(ds->items[i].prompt);
+        free(ds->items[i].reference);
+        free(ds->items[i].ids);
+    }
+    free(ds->items);
+    memset(ds, 0, sizeof *ds);
+}
