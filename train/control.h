@@ -1,0 +1,36 @@
+// The RE-Control step: gradient ascent on the value network in representation space, applied to
+// the post-norm hidden state (fp32) before the LM head, each row independently:
+//   x_0 = o;  x_{k+1} = x_k + alpha * grad_x V(x_k)  for k < n_steps;  return x_{n_steps}.
+#pragma once
+#include "train/value_mlp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    const rc_value_mlp *value; // not owned; its input width must equal the model's hidden size
+    float alpha;               // step size
+    int n_steps;               // number of ascent steps (0: no edit)
+    rc_value_ws ws;            // scratch for up to cap_n rows
+    float *grad;               // (cap_n, d)
+    // Optional diagnostics, updated by every call: mean V before and after the edit over the
+    // rows of the last call.
+    double last_v0, last_vn;
+} rc_control;
+
+// Scratch for batches of up to cap_n rows. 0 / -1.
+int rc_control_init(rc_control *c, const rc_value_mlp *value, float alpha, int n_steps, int cap_n);
+void rc_control_free(rc_control *c);
+
+// Edits hidden (n, d) in place. n_steps = 0 leaves it untouched bit for bit. Rows beyond the
+// scratch capacity are processed in chunks. 0 / -1.
+int rc_control_apply(rc_control *c, int n, float *hidden);
+
+// Matches rc_gen_hooks.edit (engine/generate.h): ud is an rc_control*; seq is unused (every
+// row moves by its own gradient).
+int rc_control_edit(void *ud, int n, float *hidden, const int *seq);
+
+#ifdef __cplusplus
+}
+#endif
