@@ -141,17 +141,23 @@ def build(name, spec, out_root, seed):
         cfg.architectures = ["LlamaForSequenceClassification"]
         cfg.save_pretrained(out)
     else:
-        model.to(store).save_pretrained(out, safe_serialization=True)
-        model.float()  # bf16 -> fp32 is exact: the reference uses the stored weights
+        model.to(store).save_pretrained(out)
     legacy_config_keys(os.path.join(out, "config.json"), spec)
     gen_cfg = os.path.join(out, "generation_config.json")
     if os.path.exists(gen_cfg):
         os.remove(gen_cfg)
-    if store == torch.bfloat16:  # the reference must use the rounded weights
-        for p in model.parameters():
-            p.copy_(p.to(torch.bfloat16).float())
-        if head is not None:
+    if kind == "ultrarm":
+        if store == torch.bfloat16:  # the reference must use the rounded weights
+            for p in model.parameters():
+                p.copy_(p.to(torch.bfloat16).float())
             head = head.to(torch.bfloat16).float()
+    else:
+        # Reload what was written, in fp32: the reference runs on exactly the stored weights.
+        # (Casting the live module with .to(bf16) and back would also round the RoPE inv_freq
+        # buffer to bf16, a different model from the one on disk.)
+        cls = LlamaForCausalLM if kind == "causal" else LlamaForSequenceClassification
+        model = cls.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
+        assert model.model.rotary_emb.inv_freq.dtype == torch.float32
 
     V = cfg.vocab_size
     g = torch.Generator().manual_seed(seed + 2)
