@@ -11,13 +11,13 @@
 #include <string.h>
 
 // Limits that keep every size product far from overflow and catch nonsense configs early.
-#define RC_MAX_HIDDEN (1 << 17)
-#define RC_MAX_INTER (1 << 20)
-#define RC_MAX_LAYERS 1024
-#define RC_MAX_HEADS 1024
+#define RC_MAX_HIDDEN   (1 << 17)
+#define RC_MAX_INTER    (1 << 20)
+#define RC_MAX_LAYERS   1024
+#define RC_MAX_HEADS    1024
 #define RC_MAX_HEAD_DIM 1024
-#define RC_MAX_VOCAB (1 << 23)
-#define RC_MAX_LABELS 4096
+#define RC_MAX_VOCAB    (1 << 23)
+#define RC_MAX_LABELS   4096
 
 // Reads an integer field. Absent or null -> *out = dflt and returns 0 (or fails when required).
 static int get_int(const cJSON *o, const char *key, int dflt, int required, int *out) {
@@ -60,8 +60,8 @@ static int get_bool(const cJSON *o, const char *key, int dflt, int *out) {
 
 static int check_range(const char *key, int v, int lo, int hi) {
     if (v < lo || v > hi)
-        return rc_fail("config.json: \"%s\" = %d is out of the supported range [%d, %d]", key, v, lo,
-                       hi);
+        return rc_fail("config.json: \"%s\" = %d is out of the supported range [%d, %d]", key, v,
+                       lo, hi);
     return 0;
 }
 
@@ -289,4 +289,6 @@ size_t rc_config_weight_floats(const rc_config *cfg) {
     return n;
 }
 
-size_t rc_model_param_count(const rc_config *cfg) { return rc_config_weight_floats(cfg); }
+size_t rc_model_param_count(const rc_config *cfg) {
+    return rc_config_weight_floats(cfg);
+}

@@ -58,8 +58,10 @@ int rc_model_alloc(rc_model *m) {
     m->w.lm_head = NULL;
     m->w.score = NULL;
     if (c->arch == RC_ARCH_CAUSAL_LM) {
-        if (c->tie_word_embeddings) m->w.lm_head = m->w.embed_tokens;
-        else TAKE(m->w.lm_head, v * d);
+        if (c->tie_word_embeddings)
+            m->w.lm_head = m->w.embed_tokens;
+        else
+            TAKE(m->w.lm_head, v * d);
     } else {
         TAKE(m->w.score, (size_t)c->num_labels * d);
     }
@@ -100,7 +102,8 @@ static const char *base_name(const char *path) {
 }
 
 static void hf_close(hf_files *f) {
-    for (int i = 0; i < f->n_shards; i++) rc_st_close(&f->shards[i]);
+    for (int i = 0; i < f->n_shards; i++)
+        rc_st_close(&f->shards[i]);
     free(f->shards);
     cJSON_Delete(f->index);
     memset(f, 0, sizeof *f);
@@ -110,8 +113,9 @@ static int hf_open_shard(hf_files *f, const char *file) {
     for (int i = 0; i < f->n_shards; i++)
         if (!strcmp(base_name(f->shards[i].path), file)) return 0;
     if (!*file || strchr(file, '/') || !strcmp(file, "..") || !strcmp(file, "."))
-        return rc_fail("%s/model.safetensors.index.json: shard name \"%s\" is not a plain file name",
-                       f->dir, file);
+        return rc_fail(
+            "%s/model.safetensors.index.json: shard name \"%s\" is not a plain file name", f->dir,
+            file);
     char path[2048];
     if (rc_path_join(path, sizeof path, f->dir, file)) return -1;
     if (!rc_file_exists(path))
@@ -136,8 +140,7 @@ static int hf_open(hf_files *f, const char *dir) {
         free(text);
         if (!f->index) return rc_fail("%s: not valid JSON", path);
         f->weight_map = cJSON_GetObjectItemCaseSensitive(f->index, "weight_map");
-        if (!cJSON_IsObject(f->weight_map))
-            return rc_fail("%s: no \"weight_map\" object", path);
+        if (!cJSON_IsObject(f->weight_map)) return rc_fail("%s: no \"weight_map\" object", path);
         const cJSON *e;
         cJSON_ArrayForEach(e, f->weight_map) {
             if (!cJSON_IsString(e))
@@ -194,14 +197,16 @@ static int hf_load(const hf_files *f, const char *name, int64_t rows, int64_t co
     const rc_st_tensor *t = hf_find(f, name, &file);
     if (!t) {
         if (f->weight_map && cJSON_GetObjectItemCaseSensitive(f->weight_map, name))
-            return rc_fail("%s: tensor %s listed in model.safetensors.index.json is not in its shard",
-                           f->dir, name);
+            return rc_fail(
+                "%s: tensor %s listed in model.safetensors.index.json is not in its shard", f->dir,
+                name);
         return rc_fail("%s: tensor %s is missing from the checkpoint", f->dir, name);
     }
     int64_t want[2] = {rows, cols};
     int want_nd = cols ? 2 : 1;
     int ok = t->ndim == want_nd;
-    for (int i = 0; ok && i < want_nd; i++) ok = t->shape[i] == want[i];
+    for (int i = 0; ok && i < want_nd; i++)
+        ok = t->shape[i] == want[i];
     if (!ok) {
         char a[128], b[256];
         fmt_shape(a, sizeof a, want_nd, want);
@@ -209,8 +214,8 @@ static int hf_load(const hf_files *f, const char *name, int64_t rows, int64_t co
         return rc_fail("%s: expected shape %s, found %s in %s", name, a, b, file);
     }
     if (t->dtype != RC_DT_F32 && t->dtype != RC_DT_F16 && t->dtype != RC_DT_BF16)
-        return rc_fail("%s in %s: dtype %s is not supported (F32, F16 or BF16 expected)", name, file,
-                       t->dtype_str);
+        return rc_fail("%s in %s: dtype %s is not supported (F32, F16 or BF16 expected)", name,
+                       file, t->dtype_str);
     if (rc_st_to_f32(t, dst, (size_t)rows * (size_t)(cols ? cols : 1)))
         return rc_fail_ctx("%s", file);
     return 0;
@@ -250,21 +255,24 @@ int rc_model_load_hf(const char *dir, rc_model *m) {
             if (t) snprintf(c->head_name, sizeof c->head_name, "%s", alt);
         }
         if (!t) {
-            hf_close(&f);
-            return rc_fail("%s: reward head missing: neither score.weight nor regression_head.weight "
-                           "is in the checkpoint",
-                           dir);
+            rc_fail("%s: reward head missing: neither score.weight nor regression_head.weight "
+                    "is in the checkpoint",
+                    dir);
+            hf_close(&f); // after the message: it points into the shards
+            return -1;
         }
         snprintf(name, sizeof name, "%s.bias", c->head_name);
         if (hf_find(&f, name, &file)) {
-            hf_close(&f);
-            return rc_fail("%s: %s is present in %s, but a reward head with a bias is not supported",
-                           dir, name, file);
+            rc_fail("%s: %s is present in %s, but a reward head with a bias is not supported", dir,
+                    name, file);
+            hf_close(&f); // after the message: it points into the shards
+            return -1;
         }
         if (t->ndim == 2 && t->shape[0] != c->num_labels) {
-            hf_close(&f);
-            return rc_fail("%s: %s.weight has %" PRId64 " rows but config.json says num_labels = %d",
-                           dir, c->head_name, t->shape[0], c->num_labels);
+            rc_fail("%s: %s.weight has %" PRId64 " rows but config.json says num_labels = %d", dir,
+                    c->head_name, t->shape[0], c->num_labels);
+            hf_close(&f); // after the message: it points into the shards
+            return -1;
         }
     }
     if (rc_model_alloc(m)) {
@@ -272,7 +280,8 @@ int rc_model_load_hf(const char *dir, rc_model *m) {
         return -1;
     }
     const int64_t d = c->hidden_size, hd = c->head_dim, inter = c->intermediate_size;
-    const int64_t q = (int64_t)c->num_attention_heads * hd, kv = (int64_t)c->num_key_value_heads * hd;
+    const int64_t q = (int64_t)c->num_attention_heads * hd,
+                  kv = (int64_t)c->num_key_value_heads * hd;
     rc = hf_load(&f, "model.embed_tokens.weight", c->vocab_size, d, m->w.embed_tokens);
     for (int l = 0; !rc && l < c->num_hidden_layers; l++) {
         rc_layer_weights *L = &m->w.layers[l];

@@ -11,10 +11,11 @@
 #define NPY_MAX_DIMS 8
 
 int rc_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape) {
-    if (ndim < 0 || ndim > NPY_MAX_DIMS) return rc_fail("npy %s: %d dims not supported", path, ndim);
+    if (ndim < 0 || ndim > NPY_MAX_DIMS)
+        return rc_fail("npy %s: %d dims not supported", path, ndim);
     char dict[512];
-    size_t n = (size_t)snprintf(dict, sizeof dict,
-                                "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    size_t n =
+        (size_t)snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
     uint64_t numel = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return rc_fail("npy %s: negative dimension %" PRId64, path, shape[i]);
@@ -54,10 +55,12 @@ static const char *dict_value(const char *dict, const char *key) {
     }
     if (!p) return NULL;
     p += strlen(pat);
-    while (*p == ' ') p++;
+    while (*p == ' ')
+        p++;
     if (*p != ':') return NULL;
     p++;
-    while (*p == ' ') p++;
+    while (*p == ' ')
+        p++;
     return p;
 }
 
@@ -100,8 +103,10 @@ int rc_npy_read_f32(const char *path, float **data, int *ndim, int64_t *shape) {
 
     const char *v = dict_value(dict, "descr");
     int item;
-    if (v && (!strncmp(v, "'<f4'", 5) || !strncmp(v, "\"<f4\"", 5))) item = 4;
-    else if (v && (!strncmp(v, "'<f8'", 5) || !strncmp(v, "\"<f8\"", 5))) item = 8;
+    if (v && (!strncmp(v, "'<f4'", 5) || !strncmp(v, "\"<f4\"", 5)))
+        item = 4;
+    else if (v && (!strncmp(v, "'<f8'", 5) || !strncmp(v, "\"<f8\"", 5)))
+        item = 8;
     else {
         rc_fail("%s: .npy dtype %.12s is not supported ('<f4' or '<f8' expected)", path,
                 v ? v : "(missing)");
@@ -121,7 +126,8 @@ int rc_npy_read_f32(const char *path, float **data, int *ndim, int64_t *shape) {
     int nd = 0;
     uint64_t numel = 1;
     for (;;) {
-        while (*v == ' ') v++;
+        while (*v == ' ')
+            v++;
         if (*v == ')') break;
         if (*v < '0' || *v > '9') {
             rc_fail("%s: malformed .npy shape", path);
@@ -141,8 +147,10 @@ int rc_npy_read_f32(const char *path, float **data, int *ndim, int64_t *shape) {
         }
         shape[nd++] = (int64_t)dim;
         numel *= dim;
-        while (*v == ' ') v++;
-        if (*v == ',') v++;
+        while (*v == ' ')
+            v++;
+        if (*v == ',')
+            v++;
         else if (*v != ')') {
             rc_fail("%s: malformed .npy shape", path);
             goto out;

@@ -16,30 +16,44 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RC_ST_MAX_HEADER (100u << 20) // the format's own limit on the JSON header (100 MB)
-#define RC_ST_MAX_INT 9007199254740992.0 // 2^53: larger JSON numbers are not exact doubles
+#define RC_ST_MAX_HEADER (100u << 20)       // the format's own limit on the JSON header (100 MB)
+#define RC_ST_MAX_INT    9007199254740992.0 // 2^53: larger JSON numbers are not exact doubles
 
 size_t rc_dtype_size(rc_dtype dt) {
     switch (dt) {
-    case RC_DT_F32: return 4;
-    case RC_DT_F16: return 2;
-    case RC_DT_BF16: return 2;
-    case RC_DT_I64: return 8;
-    case RC_DT_I32: return 4;
-    case RC_DT_U8: return 1;
-    default: return 0;
+    case RC_DT_F32:
+        return 4;
+    case RC_DT_F16:
+        return 2;
+    case RC_DT_BF16:
+        return 2;
+    case RC_DT_I64:
+        return 8;
+    case RC_DT_I32:
+        return 4;
+    case RC_DT_U8:
+        return 1;
+    default:
+        return 0;
     }
 }
 
 static const char *dtype_name(rc_dtype dt) {
     switch (dt) {
-    case RC_DT_F32: return "F32";
-    case RC_DT_F16: return "F16";
-    case RC_DT_BF16: return "BF16";
-    case RC_DT_I64: return "I64";
-    case RC_DT_I32: return "I32";
-    case RC_DT_U8: return "U8";
-    default: return NULL;
+    case RC_DT_F32:
+        return "F32";
+    case RC_DT_F16:
+        return "F16";
+    case RC_DT_BF16:
+        return "BF16";
+    case RC_DT_I64:
+        return "I64";
+    case RC_DT_I32:
+        return "I32";
+    case RC_DT_U8:
+        return "U8";
+    default:
+        return NULL;
     }
 }
 
@@ -51,11 +65,11 @@ static rc_dtype parse_dtype(const char *s, size_t *size) {
         rc_dtype dt;
         size_t size;
     } k[] = {
-        {"F32", RC_DT_F32, 4},     {"F16", RC_DT_F16, 2},         {"BF16", RC_DT_BF16, 2},
-        {"I64", RC_DT_I64, 8},     {"I32", RC_DT_I32, 4},         {"U8", RC_DT_U8, 1},
-        {"F64", RC_DT_OTHER, 8},   {"I8", RC_DT_OTHER, 1},        {"I16", RC_DT_OTHER, 2},
-        {"U16", RC_DT_OTHER, 2},   {"U32", RC_DT_OTHER, 4},       {"U64", RC_DT_OTHER, 8},
-        {"BOOL", RC_DT_OTHER, 1},  {"F8_E4M3", RC_DT_OTHER, 1},   {"F8_E5M2", RC_DT_OTHER, 1},
+        {"F32", RC_DT_F32, 4},       {"F16", RC_DT_F16, 2},       {"BF16", RC_DT_BF16, 2},
+        {"I64", RC_DT_I64, 8},       {"I32", RC_DT_I32, 4},       {"U8", RC_DT_U8, 1},
+        {"F64", RC_DT_OTHER, 8},     {"I8", RC_DT_OTHER, 1},      {"I16", RC_DT_OTHER, 2},
+        {"U16", RC_DT_OTHER, 2},     {"U32", RC_DT_OTHER, 4},     {"U64", RC_DT_OTHER, 8},
+        {"BOOL", RC_DT_OTHER, 1},    {"F8_E4M3", RC_DT_OTHER, 1}, {"F8_E5M2", RC_DT_OTHER, 1},
         {"F8_E8M0", RC_DT_OTHER, 1},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
@@ -69,7 +83,8 @@ static rc_dtype parse_dtype(const char *s, size_t *size) {
 
 static void st_free_tensors(rc_safetensors *st) {
     if (st->tensors)
-        for (int i = 0; i < st->n_tensors; i++) free(st->tensors[i].name);
+        for (int i = 0; i < st->n_tensors; i++)
+            free(st->tensors[i].name);
     free(st->tensors);
     st->tensors = NULL;
     st->n_tensors = 0;
@@ -108,10 +123,13 @@ static int parse_entry(const cJSON *e, rc_st_tensor *t, const char *p, uint64_t 
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-    if (!cJSON_IsString(dt)) return rc_fail("%s: tensor \"%s\": \"dtype\" missing or not a string", p, name);
-    if (!cJSON_IsArray(sh)) return rc_fail("%s: tensor \"%s\": \"shape\" missing or not a list", p, name);
+    if (!cJSON_IsString(dt))
+        return rc_fail("%s: tensor \"%s\": \"dtype\" missing or not a string", p, name);
+    if (!cJSON_IsArray(sh))
+        return rc_fail("%s: tensor \"%s\": \"shape\" missing or not a list", p, name);
     if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
-        return rc_fail("%s: tensor \"%s\": \"data_offsets\" must be a list of two integers", p, name);
+        return rc_fail("%s: tensor \"%s\": \"data_offsets\" must be a list of two integers", p,
+                       name);
     size_t esize = 0;
     t->dtype = parse_dtype(dt->valuestring, &esize);
     snprintf(t->dtype_str, sizeof t->dtype_str, "%s", dt->valuestring);
@@ -126,16 +144,21 @@ static int parse_entry(const cJSON *e, rc_st_tensor *t, const char *p, uint64_t 
     for (int i = 0; i < nd; i++) {
         uint64_t dim;
         if (json_uint(cJSON_GetArrayItem(sh, i), &dim))
-            return rc_fail("%s: tensor \"%s\": shape[%d] is not a non-negative integer", p, name, i);
+            return rc_fail("%s: tensor \"%s\": shape[%d] is not a non-negative integer", p, name,
+                           i);
         t->shape[i] = (int64_t)dim;
-        if (dim != 0 && numel > UINT64_MAX / dim) overflow = 1;
-        else numel *= dim;
+        if (dim != 0 && numel > UINT64_MAX / dim)
+            overflow = 1;
+        else
+            numel *= dim;
     }
     uint64_t b, en;
     if (json_uint(cJSON_GetArrayItem(off, 0), &b) || json_uint(cJSON_GetArrayItem(off, 1), &en))
-        return rc_fail("%s: tensor \"%s\": data_offsets must be two non-negative integers", p, name);
+        return rc_fail("%s: tensor \"%s\": data_offsets must be two non-negative integers", p,
+                       name);
     if (b > en)
-        return rc_fail("%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64 "] end before begin",
+        return rc_fail("%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64
+                       "] end before begin",
                        p, name, b, en);
     if (en > data_len)
         return rc_fail("%s: tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64
@@ -165,7 +188,8 @@ int rc_st_parse(rc_safetensors *st, const void *buf, size_t len, const char *pat
         return rc_fail("%s: %zu bytes is too short for a safetensors file (truncated?)", p, len);
     const uint8_t *u = buf;
     uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = (n << 8) | u[i];
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | u[i];
     if (n > len - 8)
         return rc_fail("%s: header length %" PRIu64 " runs past the end of the file (%zu bytes; "
                        "truncated or not safetensors)",
@@ -190,7 +214,8 @@ int rc_st_parse(rc_safetensors *st, const void *buf, size_t len, const char *pat
         const char *at = cJSON_GetErrorPtr();
         size_t off = at && at >= text && at <= text + n ? (size_t)(at - text) : 0;
         free(text);
-        return rc_fail("%s: header is not valid JSON (error near byte %zu of %" PRIu64 ")", p, off, n);
+        return rc_fail("%s: header is not valid JSON (error near byte %zu of %" PRIu64 ")", p, off,
+                       n);
     }
     for (const char *q = end; q && *q; q++)
         if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
@@ -321,8 +346,8 @@ int rc_st_to_f32(const rc_st_tensor *t, float *out, size_t n) {
         return rc_fail("tensor \"%s\": dtype %s is not supported (F32, F16 or BF16 expected)",
                        t->name, t->dtype_str);
     if (n * es != t->nbytes)
-        return rc_fail("tensor \"%s\": %zu elements requested but it holds %zu bytes of %s", t->name,
-                       n, t->nbytes, t->dtype_str);
+        return rc_fail("tensor \"%s\": %zu elements requested but it holds %zu bytes of %s",
+                       t->name, n, t->nbytes, t->dtype_str);
     const uint8_t *src = t->data;
     if (t->dtype == RC_DT_F32) {
         memcpy(out, src, n * 4);
@@ -359,7 +384,8 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     if (b->oom) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *ns = realloc(b->s, cap);
         if (!ns) {
             b->oom = 1;
@@ -373,7 +399,9 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
     b->s[b->len] = 0;
 }
 
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void sb_str(sbuf *b, const char *s) {
+    sb_put(b, s, strlen(s));
+}
 
 static void sb_json_string(sbuf *b, const char *s) {
     sb_put(b, "\"", 1);
@@ -407,7 +435,8 @@ static int write_all(int fd, const void *data, size_t len) {
     return 0;
 }
 
-int rc_st_write(const char *path, const rc_st_entry *entries, int n, const char *const *metadata_kv) {
+int rc_st_write(const char *path, const rc_st_entry *entries, int n,
+                const char *const *metadata_kv) {
     if (n < 0) return rc_fail("rc_st_write: negative tensor count");
     sbuf h = {0};
     uint64_t off = 0;
@@ -418,7 +447,8 @@ int rc_st_write(const char *path, const rc_st_entry *entries, int n, const char 
         for (int i = 0; metadata_kv[i]; i += 2) {
             if (!metadata_kv[i + 1]) {
                 free(h.s);
-                return rc_fail("rc_st_write %s: metadata key \"%s\" has no value", path, metadata_kv[i]);
+                return rc_fail("rc_st_write %s: metadata key \"%s\" has no value", path,
+                               metadata_kv[i]);
             }
             if (i) sb_str(&h, ",");
             sb_json_string(&h, metadata_kv[i]);
@@ -455,7 +485,8 @@ int rc_st_write(const char *path, const rc_st_entry *entries, int n, const char 
         sb_str(&h, dn);
         sb_str(&h, "\",\"shape\":[");
         for (int d = 0; d < e->ndim; d++) {
-            if (e->shape[d] < 0 || (e->shape[d] && numel > UINT64_MAX / 16 / (uint64_t)e->shape[d])) {
+            if (e->shape[d] < 0 ||
+                (e->shape[d] && numel > UINT64_MAX / 16 / (uint64_t)e->shape[d])) {
                 free(h.s);
                 free(sizes);
                 return rc_fail("rc_st_write %s: tensor \"%s\" has a bad shape", path, e->name);
@@ -471,7 +502,8 @@ int rc_st_write(const char *path, const rc_st_entry *entries, int n, const char 
         off += sizes[i];
     }
     sb_str(&h, "}");
-    while (!h.oom && (h.len % 8) != 0) sb_str(&h, " ");
+    while (!h.oom && (h.len % 8) != 0)
+        sb_str(&h, " ");
     if (h.oom) {
         free(h.s);
         free(sizes);
@@ -492,7 +524,8 @@ int rc_st_write(const char *path, const rc_st_entry *entries, int n, const char 
     }
     uint8_t len8[8];
     uint64_t hl = h.len;
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len8[i] = (uint8_t)(hl >> (8 * i));
     int bad = write_all(fd, len8, 8) || write_all(fd, h.s, h.len);
     for (int i = 0; i < n && !bad; i++)
         if (sizes[i]) bad = write_all(fd, entries[i].data, (size_t)sizes[i]);

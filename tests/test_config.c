@@ -14,8 +14,8 @@
 #define EXPECT_FAIL(expr, substr)                                                                  \
     do {                                                                                           \
         cr_assert_neq((expr), 0, "expected failure: %s", #expr);                                   \
-        cr_assert(strstr(rc_last_error(), (substr)) != NULL, "error \"%s\" does not mention \"%s\"", \
-                  rc_last_error(), (substr));                                                      \
+        cr_assert(strstr(rc_last_error(), (substr)) != NULL,                                       \
+                  "error \"%s\" does not mention \"%s\"", rc_last_error(), (substr));              \
     } while (0)
 
 // A minimal valid causal config with `extra` spliced in (later keys override earlier ones in the
@@ -67,7 +67,8 @@ Test(config, explicit_fields) {
     cr_assert_eq(c.eos_token_ids[0], 128001);
     cr_assert_eq(c.eos_token_ids[2], 128009);
     cr_assert_eq(c.pad_token_id, 7);
-    cr_assert_eq(rc_config_parse_json(cfg_text("\"eos_token_id\": 2, \"bos_token_id\": null"), &c), 0);
+    cr_assert_eq(rc_config_parse_json(cfg_text("\"eos_token_id\": 2, \"bos_token_id\": null"), &c),
+                 0);
     cr_assert_eq(c.n_eos, 1);
     cr_assert_eq(c.eos_token_ids[0], 2);
     cr_assert_eq(c.bos_token_id, -1);
@@ -76,9 +77,10 @@ Test(config, explicit_fields) {
 Test(config, reward_architectures) {
     rc_config c;
     char buf[4096];
-    const char *body = "\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 128, "
-                       "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 100, "
-                       "\"tie_word_embeddings\": true";
+    const char *body =
+        "\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 128, "
+        "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 100, "
+        "\"tie_word_embeddings\": true";
     snprintf(buf, sizeof buf,
              "{\"architectures\": [\"LlamaForSequenceClassification\"], \"id2label\": {\"0\": "
              "\"LABEL_0\"}, %s}",
@@ -145,8 +147,8 @@ Test(config, missing_and_invalid_fields) {
                 "num_key_value_heads");
     EXPECT_FAIL(rc_config_parse_json(cfg_text("\"num_attention_heads\": 6"), &c),
                 "not a multiple of num_attention_heads");
-    cr_assert_eq(rc_config_parse_json(cfg_text("\"num_attention_heads\": 6, \"head_dim\": 8"), &c), 0,
-                 "an explicit head_dim lifts the divisibility requirement: %s", rc_last_error());
+    cr_assert_eq(rc_config_parse_json(cfg_text("\"num_attention_heads\": 6, \"head_dim\": 8"), &c),
+                 0, "an explicit head_dim lifts the divisibility requirement: %s", rc_last_error());
     cr_assert_eq(c.head_dim, 8);
     EXPECT_FAIL(rc_config_parse_json(cfg_text("\"head_dim\": 7"), &c), "even");
     EXPECT_FAIL(rc_config_parse_json(cfg_text("\"rms_norm_eps\": 0"), &c), "rms_norm_eps");
@@ -183,10 +185,10 @@ Test(config, rope_scaling_variants) {
 
     cr_assert_eq(rc_config_parse_json(cfg_text("\"rope_scaling\": null"), &a), 0);
     cr_assert_eq(a.rope_llama3, 0);
-    cr_assert_eq(rc_config_parse_json(
-                     cfg_text("\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 1e6}"),
-                     &a),
-                 0, "%s", rc_last_error());
+    cr_assert_eq(
+        rc_config_parse_json(
+            cfg_text("\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 1e6}"), &a),
+        0, "%s", rc_last_error());
     cr_assert_eq(a.rope_llama3, 0);
     cr_assert_float_eq(a.rope_theta, 1e6f, 1);
     EXPECT_FAIL(rc_config_parse_json(
@@ -225,7 +227,8 @@ Test(config, rope_inv_freq_matches_transformers) {
             double r = cJSON_GetArrayItem(ref, i)->valuedouble;
             double rel = fabs(got[i] - r) / fabs(r);
             if (rel > max_rel) max_rel = rel;
-            cr_assert(rel <= 1e-6, "%s: inv_freq[%d] = %.9g, transformers %.9g", name, i, got[i], r);
+            cr_assert(rel <= 1e-6, "%s: inv_freq[%d] = %.9g, transformers %.9g", name, i, got[i],
+                      r);
         }
         n_llama3 += c.rope_llama3;
         n_cases++;
@@ -239,14 +242,15 @@ Test(config, rope_inv_freq_matches_transformers) {
 // Llama-3.2-1B: 1,235,814,400 parameters (tied embeddings).
 Test(config, param_count_llama32_1b) {
     rc_config c;
-    const char *t = "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", "
-                    "\"hidden_size\": 2048, \"intermediate_size\": 8192, \"num_hidden_layers\": 16, "
-                    "\"num_attention_heads\": 32, \"num_key_value_heads\": 8, \"head_dim\": 64, "
-                    "\"vocab_size\": 128256, \"tie_word_embeddings\": true, "
-                    "\"max_position_embeddings\": 131072, \"rope_theta\": 500000.0, "
-                    "\"rope_scaling\": {\"factor\": 32.0, \"high_freq_factor\": 4.0, "
-                    "\"low_freq_factor\": 1.0, \"original_max_position_embeddings\": 8192, "
-                    "\"rope_type\": \"llama3\"}, \"eos_token_id\": 128001, \"bos_token_id\": 128000}";
+    const char *t =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", "
+        "\"hidden_size\": 2048, \"intermediate_size\": 8192, \"num_hidden_layers\": 16, "
+        "\"num_attention_heads\": 32, \"num_key_value_heads\": 8, \"head_dim\": 64, "
+        "\"vocab_size\": 128256, \"tie_word_embeddings\": true, "
+        "\"max_position_embeddings\": 131072, \"rope_theta\": 500000.0, "
+        "\"rope_scaling\": {\"factor\": 32.0, \"high_freq_factor\": 4.0, "
+        "\"low_freq_factor\": 1.0, \"original_max_position_embeddings\": 8192, "
+        "\"rope_type\": \"llama3\"}, \"eos_token_id\": 128001, \"bos_token_id\": 128000}";
     cr_assert_eq(rc_config_parse_json(t, &c), 0, "%s", rc_last_error());
     cr_assert_eq(rc_model_param_count(&c), (size_t)1235814400);
     c.tie_word_embeddings = 0;
