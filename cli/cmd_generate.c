@@ -1,0 +1,260 @@
+// `recontrol generate`: batched generation from token-id prompts (--ids, repeatable, or a JSONL
+// file of {"ids": [...]}) with greedy / temperature / top-k / top-p sampling and an explicit
+// seed. Output: one line per prompt (plain ids, or JSON with --json), in prompt order.
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "engine/common.h"
+#include "engine/generate.h"
+
+static void generate_usage(FILE *f) {
+    fprintf(f,
+            "usage: recontrol generate --model PATH (--ids 1,2,3 [--ids ...] | --jsonl FILE) "
+            "[options]\n\n"
+            "Generates a continuation for every prompt (token ids; no BOS is added) with the\n"
+            "CPU engine, batching up to --batch sequences (continuous batching).\n\n"
+            "  --model PATH          HF model directory or .gguf file\n"
+            "  --ids LIST            a prompt as comma-separated token ids (repeatable)\n"
+            "  --jsonl FILE          prompts, one JSON object per line: {\"ids\": [1, 2, 3]}\n"
+            "  --max-new-tokens N    new tokens per prompt (default 128)\n"
+            "  --temperature T       0 = greedy (default 0)\n"
+            "  --top-k K             keep the K most likely tokens (default 0 = off)\n"
+            "  --top-p P             nucleus sampling mass (default 1 = off)\n"
+            "  --seed S              sampling seed (default 0); each prompt gets its own stream\n"
+            "                        derived from S and its index, so --batch does not change it\n"
+            "  --batch B             sequences decoded together (default 8)\n"
+            "  --no-stop             do not stop at the model's EOS ids\n"
+            "  --json                print one JSON object per prompt:\n"
+            "                        {\"index\", \"prompt_ids\", \"ids\", \"finish\": "
+            "\"eos\"|\"length\"}\n"
+            "  --out FILE            write the output there instead of stdout\n"
+            "  --threads N           CPU threads (default: all cores)\n"
+            "  -h, --help            this text\n\n"
+            "Text prompts need the tokenizer: use `recontrol tokenize` to get ids.\n");
+}
+
+typedef struct {
+    int **p;
+    int *len;
+    int n, cap;
+} prompt_list;
+
+static int add_prompt(prompt_list *pl, int *ids, int n) {
+    if (pl->n == pl->cap) {
+        int cap = pl->cap ? pl->cap * 2 : 16;
+        int **np = realloc(pl->p, sizeof(int *) * cap);
+        if (!np) return rc_fail("out of memory (prompts)");
+        pl->p = np;
+        int *nl = realloc(pl->len, sizeof(int) * cap);
+        if (!nl) return rc_fail("out of memory (prompts)");
+        pl->len = nl;
+        pl->cap = cap;
+    }
+    pl->p[pl->n] = ids;
+    pl->len[pl->n++] = n;
+    return 0;
+}
+
+static int parse_ids(const char *s, prompt_list *pl) {
+    int cap = 16, k = 0;
+    int *v = rc_malloc(sizeof(int) * cap, "token ids");
+    if (!v) return -1;
+    for (const char *p = s; *p;) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > INT_MAX) {
+            free(v);
+            return rc_fail("--ids: expected comma-separated non-negative integers, got \"%s\"", s);
+        }
+        if (k == cap) {
+            int *nv = realloc(v, sizeof(int) * (cap *= 2));
+            if (!nv) return free(v), rc_fail("out of memory parsing --ids");
+            v = nv;
+        }
+        v[k++] = (int)x;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return free(v), rc_fail("--ids: unexpected '%c' in \"%s\"", *p, s);
+    }
+    if (k == 0) return free(v), rc_fail("--ids: empty prompt");
+    if (add_prompt(pl, v, k)) return free(v), -1;
+    return 0;
+}
+
+static int read_jsonl(const char *path, prompt_list *pl) {
+    size_t len;
+    char *text = rc_read_file(path, &len);
+    if (!text) return -1;
+    int line_no = 0, rc = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save)) {
+        line_no++;
+        while (*line == ' ' || *line == '\t' || *line == '\r') line++;
+        if (!*line) continue;
+        cJSON *j = cJSON_Parse(line);
+        if (!j) {
+            rc = rc_fail("%s:%d: not valid JSON", path, line_no);
+            break;
+        }
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids");
+        if (!cJSON_IsArray(ids)) {
+            rc = rc_fail("%s:%d: expected {\"ids\": [...]} (text prompts need the tokenizer: convert "
+                         "them with `recontrol tokenize`)",
+                         path, line_no);
+        } else {
+            int n = cJSON_GetArraySize(ids);
+            int *v = n > 0 ? rc_malloc(sizeof(int) * n, "prompt ids") : NULL;
+            if (n == 0) rc = rc_fail("%s:%d: empty \"ids\"", path, line_no);
+            else if (!v) rc = -1;
+            for (int i = 0; !rc && i < n; i++) {
+                const cJSON *x = cJSON_GetArrayItem(ids, i);
+                if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > INT_MAX ||
+                    x->valuedouble != (double)(int)x->valuedouble)
+                    rc = rc_fail("%s:%d: ids[%d] is not a non-negative integer", path, line_no, i);
+                else v[i] = (int)x->valuedouble;
+            }
+            if (!rc) rc = add_prompt(pl, v, n);
+            if (rc) free(v);
+        }
+        cJSON_Delete(j);
+    }
+    free(text);
+    if (!rc && pl->n == 0) rc = rc_fail("%s: no prompts", path);
+    return rc;
+}
+
+static void print_ids(FILE *f, const int *ids, int n, const char *sep) {
+    for (int i = 0; i < n; i++) fprintf(f, "%s%d", i ? sep : "", ids[i]);
+}
+
+int cmd_generate(int argc, char **argv) {
+    enum { O_MAXNEW = 1000, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_BATCH, O_NOSTOP, O_JSON, O_THREADS };
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"ids", required_argument, 0, 'i'},
+                                         {"jsonl", required_argument, 0, 'j'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"max-new-tokens", required_argument, 0, O_MAXNEW},
+                                         {"temperature", required_argument, 0, O_TEMP},
+                                         {"top-k", required_argument, 0, O_TOPK},
+                                         {"top-p", required_argument, 0, O_TOPP},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"batch", required_argument, 0, O_BATCH},
+                                         {"no-stop", no_argument, 0, O_NOSTOP},
+                                         {"json", no_argument, 0, O_JSON},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *model_path = NULL, *jsonl = NULL, *out_path = NULL;
+    rc_gen_params gp = {.max_new_tokens = 128, .stop_at_eos = 1,
+                        .sample = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 0}};
+    int batch = 8, json = 0, threads = 0, c, rc = 1;
+    prompt_list pl = {0};
+    rc_model m;
+    memset(&m, 0, sizeof m);
+    rc_engine e;
+    memset(&e, 0, sizeof e);
+    rc_gen_output *outs = NULL;
+    FILE *of = stdout;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hm:i:j:o:", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'i':
+            if (parse_ids(optarg, &pl)) goto fail;
+            break;
+        case 'j': jsonl = optarg; break;
+        case 'o': out_path = optarg; break;
+        case O_MAXNEW: gp.max_new_tokens = (int)strtol(optarg, &end, 10); break;
+        case O_TEMP: gp.sample.temperature = strtof(optarg, &end); break;
+        case O_TOPK: gp.sample.top_k = (int)strtol(optarg, &end, 10); break;
+        case O_TOPP: gp.sample.top_p = strtof(optarg, &end); break;
+        case O_SEED: gp.sample.seed = strtoull(optarg, &end, 10); break;
+        case O_BATCH: batch = (int)strtol(optarg, &end, 10); break;
+        case O_THREADS: threads = (int)strtol(optarg, &end, 10); break;
+        case O_NOSTOP: gp.stop_at_eos = 0; break;
+        case O_JSON: json = 1; break;
+        case 'h': generate_usage(stdout); return 0;
+        default: generate_usage(stderr); return 2;
+        }
+        if (end && *end) {
+            fprintf(stderr, "recontrol generate: bad number \"%s\"\n", optarg);
+            return 2;
+        }
+    }
+    if (optind != argc || !model_path || (!jsonl && pl.n == 0) || (jsonl && pl.n > 0)) {
+        fprintf(stderr, "recontrol generate: --model and one of --ids / --jsonl are required\n\n");
+        generate_usage(stderr);
+        rc = 2;
+        goto out;
+    }
+    if (gp.max_new_tokens < 1 || batch < 1 || gp.sample.temperature < 0 || gp.sample.top_k < 0 ||
+        !(gp.sample.top_p > 0 && gp.sample.top_p <= 1)) {
+        fprintf(stderr, "recontrol generate: need --max-new-tokens >= 1, --batch >= 1, "
+                        "--temperature >= 0, --top-k >= 0, 0 < --top-p <= 1\n");
+        rc = 2;
+        goto out;
+    }
+    if (jsonl && read_jsonl(jsonl, &pl)) goto fail;
+    if (rc_model_load(model_path, &m)) goto fail;
+    int max_prompt = 0;
+    for (int i = 0; i < pl.n; i++)
+        if (pl.len[i] > max_prompt) max_prompt = pl.len[i];
+    int slots = batch < pl.n ? batch : pl.n;
+    if (rc_engine_init(&e, &m, slots, max_prompt + gp.max_new_tokens, 256)) goto fail;
+    e.n_threads = threads;
+    outs = rc_calloc((size_t)pl.n, sizeof *outs, "outputs");
+    if (!outs) goto fail;
+    double t0 = rc_time_s();
+    if (rc_generate(&e, pl.n, (const int *const *)pl.p, pl.len, &gp, NULL, outs)) goto fail;
+    double dt = rc_time_s() - t0;
+    if (out_path && !(of = fopen(out_path, "w"))) {
+        rc_fail("cannot write %s: %s", out_path, strerror(errno));
+        goto fail;
+    }
+    long total = 0;
+    for (int i = 0; i < pl.n; i++) {
+        total += outs[i].n_tokens;
+        const char *fin = outs[i].finish == RC_FINISH_EOS ? "eos" : "length";
+        if (json) {
+            fprintf(of, "{\"index\": %d, \"prompt_ids\": [", i);
+            print_ids(of, pl.p[i], pl.len[i], ", ");
+            fprintf(of, "], \"ids\": [");
+            print_ids(of, outs[i].tokens, outs[i].n_tokens, ", ");
+            fprintf(of, "], \"finish\": \"%s\"}\n", fin);
+        } else {
+            print_ids(of, outs[i].tokens, outs[i].n_tokens, " ");
+            fprintf(of, "\n");
+        }
+    }
+    if (of != stdout && fclose(of) != 0) {
+        of = stdout;
+        rc_fail("cannot write %s", out_path);
+        goto fail;
+    }
+    of = stdout;
+    fprintf(stderr, "recontrol generate: %d prompts, %ld new tokens in %.2f s (%.1f tok/s)\n", pl.n,
+            total, dt, dt > 0 ? total / dt : 0.0);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "recontrol generate: error: %s\n", rc_last_error());
+    rc = 1;
+out:
+    if (of != stdout) fclose(of);
+    if (outs) rc_gen_output_free(outs, pl.n);
+    free(outs);
+    for (int i = 0; i < pl.n; i++) free(pl.p[i]);
+    free(pl.p);
+    free(pl.len);
+    rc_engine_free(&e);
+    rc_model_free(&m);
+    return rc;
+}

@@ -1,0 +1,138 @@
+// `recontrol logits`: one forward over a list of token ids; writes float32 logits [n_ids, vocab]
+// as .npy (causal LM), or the rewards [1, num_labels] of the whole sequence (reward model: the
+// head applied to the final post-norm state of the last token).
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "engine/common.h"
+#include "engine/forward.h"
+#include "engine/npy.h"
+
+static void logits_usage(FILE *f) {
+    fprintf(f,
+            "usage: recontrol logits --model PATH --ids 1,2,3 --out FILE.npy [options]\n\n"
+            "Runs the model once over the token ids (positions 0..n-1, no BOS added) and writes\n"
+            "a float32 .npy file:\n"
+            "  causal LM     logits [n_ids, vocab_size] (row i predicts the token after ids[i])\n"
+            "  reward model  rewards [1, num_labels]: the reward head on the final post-norm\n"
+            "                hidden state of the LAST id (the whole sequence's reward)\n\n"
+            "  --model PATH  HF model directory (config.json + safetensors) or .gguf file\n"
+            "  --ids LIST    comma-separated token ids\n"
+            "  --out FILE    output .npy (written atomically)\n"
+            "  --last        causal LM: only the last row, [1, vocab_size]\n"
+            "  --threads N   CPU threads (default: all cores)\n"
+            "  -h, --help    this text\n");
+}
+
+// "1,2,3" -> malloc'd ids; clear error on anything else.
+static int parse_ids(const char *s, int **ids, int *n) {
+    int cap = 16, k = 0;
+    int *v = rc_malloc(sizeof(int) * cap, "token ids");
+    if (!v) return -1;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 0 || x > INT_MAX) {
+            free(v);
+            return rc_fail("--ids: expected comma-separated non-negative integers, got \"%s\"", s);
+        }
+        if (k == cap) {
+            int *nv = realloc(v, sizeof(int) * (cap *= 2));
+            if (!nv) {
+                free(v);
+                return rc_fail("out of memory parsing --ids");
+            }
+            v = nv;
+        }
+        v[k++] = (int)x;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) {
+            free(v);
+            return rc_fail("--ids: unexpected '%c' in \"%s\"", *p, s);
+        }
+    }
+    if (k == 0) {
+        free(v);
+        return rc_fail("--ids: no ids given");
+    }
+    *ids = v;
+    *n = k;
+    return 0;
+}
+
+int cmd_logits(int argc, char **argv) {
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"ids", required_argument, 0, 'i'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"last", no_argument, 0, 'l'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *model_path = NULL, *ids_str = NULL, *out_path = NULL;
+    int last_only = 0, threads = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hm:i:o:lt:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'i': ids_str = optarg; break;
+        case 'o': out_path = optarg; break;
+        case 'l': last_only = 1; break;
+        case 't': threads = atoi(optarg); break;
+        case 'h': logits_usage(stdout); return 0;
+        default: logits_usage(stderr); return 2;
+        }
+    }
+    if (optind != argc || !model_path || !ids_str || !out_path) {
+        fprintf(stderr, "recontrol logits: --model, --ids and --out are required\n\n");
+        logits_usage(stderr);
+        return 2;
+    }
+    int *ids = NULL, n = 0, rc = 1;
+    rc_model m;
+    memset(&m, 0, sizeof m);
+    rc_engine e;
+    memset(&e, 0, sizeof e);
+    float *hidden = NULL, *out = NULL;
+    int *slots = NULL, *pos = NULL, *rows = NULL;
+    if (parse_ids(ids_str, &ids, &n) || rc_model_load(model_path, &m)) goto fail;
+    const rc_config *cfg = &m.cfg;
+    const int reward = cfg->arch == RC_ARCH_REWARD;
+    const int n_out = reward || last_only ? 1 : n;
+    const int width = reward ? cfg->num_labels : cfg->vocab_size;
+    if (rc_engine_init(&e, &m, 1, n, n < 512 ? n : 512)) goto fail;
+    e.n_threads = threads;
+    slots = rc_calloc((size_t)n, sizeof(int), "slots");
+    pos = rc_malloc(sizeof(int) * (size_t)n, "positions");
+    rows = rc_malloc(sizeof(int) * (size_t)n, "rows");
+    hidden = rc_malloc(sizeof(float) * (size_t)n_out * cfg->hidden_size, "hidden states");
+    out = rc_malloc(sizeof(float) * (size_t)n_out * width, "output");
+    if (!slots || !pos || !rows || !hidden || !out) goto fail;
+    for (int i = 0; i < n; i++) {
+        pos[i] = i;
+        rows[i] = n_out == 1 ? (i == n - 1 ? 0 : -1) : i;
+    }
+    if (rc_forward(&e, n, ids, slots, pos, rows, hidden)) goto fail;
+    if (reward) rc_reward_head(&e, 1, hidden, out);
+    else rc_lm_head(&e, n_out, hidden, out);
+    int64_t shape[2] = {n_out, width};
+    if (rc_npy_write_f32(out_path, out, 2, shape)) goto fail;
+    fprintf(stderr, "recontrol logits: wrote %s [%d, %d] (%s)\n", out_path, n_out, width,
+            reward ? "rewards" : "logits");
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "recontrol logits: error: %s\n", rc_last_error());
+done:
+    free(ids), free(slots), free(pos), free(rows), free(hidden), free(out);
+    rc_engine_free(&e);
+    rc_model_free(&m);
+    return rc;
+}
