@@ -1,0 +1,138 @@
+// cuBLAS wrapper (column-major view: Y^T (out, n) = W^T' X^T with W stored (out, in) row-major,
+// i.e. op(A) = T on an (in, out) column-major matrix) and the batch-1 GEMV: 8 warps per block,
+// ROWS output rows per warp, UNR 16-byte loads of each row in flight per lane, fp32 accumulation,
+// one warp reduction per row.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/matmul.h"
+
+#define GEMV_WARPS 8
+#define GEMV_ROWS 2
+#define GEMV_UNR 4
+
+extern "C" int rc_cuda_blas_init(rc_cuda_blas *b, void *workspace, size_t workspace_bytes) {
+    cublasHandle_t h;
+    b->handle = NULL;
+    CUBLAS_CHECK(cublasCreate(&h));
+    b->handle = h;
+    b->workspace = workspace;
+    b->workspace_bytes = workspace_bytes;
+    b->gemv_batch1 = 1;
+    if (workspace) CUBLAS_CHECK(cublasSetWorkspace(h, workspace, workspace_bytes));
+    return 0;
+}
+
+extern "C" void rc_cuda_blas_free(rc_cuda_blas *b) {
+    if (b->handle) cublasDestroy((cublasHandle_t)b->handle);
+    b->handle = NULL;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+gemv_vec_kernel(const T *w, const T *x, float *y, int in, int out, float beta) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int row0 = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS;
+    if (row0 >= out) return;
+    int nch = in / 8;
+    const uint4 *xv = (const uint4 *)x;
+    const uint4 *wr[GEMV_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        int row = min(row0 + r, out - 1); // a duplicate row past the end is computed, not stored
+        wr[r] = (const uint4 *)(w + (size_t)row * in);
+    }
+    float acc[GEMV_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) acc[r] = 0.f;
+    int c = lane;
+    // Main loop: GEMV_UNR chunks of every row loaded unconditionally before any use.
+    for (; c + 32 * (GEMV_UNR - 1) < nch; c += 32 * GEMV_UNR) {
+        uint4 wv[GEMV_UNR][GEMV_ROWS], xx[GEMV_UNR];
+#pragma unroll
+        for (int u = 0; u < GEMV_UNR; u++) {
+            xx[u] = __ldg(xv + c + 32 * u);
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; r++) wv[u][r] = __ldcs(wr[r] + c + 32 * u);
+        }
+#pragma unroll
+        for (int u = 0; u < GEMV_UNR; u++) {
+            float xf[8], wf[8];
+            rc_unpack8<T>(xx[u], xf);
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; r++) {
+                rc_unpack8<T>(wv[u][r], wf);
+#pragma unroll
+                for (int t = 0; t < 8; t++) acc[r] += wf[t] * xf[t];
+            }
+        }
+    }
+    for (; c < nch; c += 32) { // remainder, one chunk at a time
+        float xf[8], wf[8];
+        rc_unpack8<T>(__ldg(xv + c), xf);
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; r++) {
+            rc_unpack8<T>(__ldcs(wr[r] + c), wf);
+#pragma unroll
+            for (int t = 0; t < 8; t++) acc[r] += wf[t] * xf[t];
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        float a = rc_warp_sum(acc[r]);
+        if (lane == 0 && row0 + r < out) {
+            size_t o = row0 + r;
+            y[o] = beta != 0.f ? a + beta * y[o] : a;
+        }
+    }
+}
+
+// Any in / alignment: one warp per row, scalar loads.
+template <typename T>
+__global__ void gemv_scalar_kernel(const T *w, const T *x, float *y, int in, int out, float beta) {
+    int lane = threadIdx.x & 31;
+    int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= out) return;
+    const T *wr = w + (size_t)row * in;
+    float a = 0.f;
+    for (int j = lane; j < in; j += 32) a += rc_to_f32(wr[j]) * rc_to_f32(x[j]);
+    a = rc_warp_sum(a);
+    if (lane == 0) y[row] = beta != 0.f ? a + beta * y[row] : a;
+}
+
+template <typename T>
+static int gemv_launch(const void *w, const void *x, float *y, int in, int out, float beta,
+                       cudaStream_t s) {
+    bool vec = in % 8 == 0 && ((uintptr_t)w % 16) == 0 && ((uintptr_t)x % 16) == 0;
+    if (vec) {
+        gemv_vec_kernel<T><<<rc_cdiv(out, GEMV_WARPS * GEMV_ROWS), GEMV_WARPS * 32, 0, s>>>(
+            (const T *)w, (const T *)x, y, in, out, beta);
+    } else {
+        gemv_scalar_kernel<T><<<rc_cdiv(out, 8), 256, 0, s>>>((const T *)w, (const T *)x, y, in,
+                                                              out, beta);
+    }
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
+extern "C" int rc_cuda_gemv(const void *w, const void *x, rc_cuda_dtype dt, float *y, int in,
+                            int out, float beta, cudaStream_t s) {
+    if (out <= 0) return 0;
+    RC_CUDA_REQUIRE(in > 0, "rc_cuda_gemv: empty input width");
+    if (dt == RC_CUDA_F16) return gemv_launch<__half>(w, x, y, in, out, beta, s);
+    if (dt == RC_CUDA_BF16) return gemv_launch<__nv_bfloat16>(w, x, y, in, out, beta, s);
+    return rc_fail("rc_cuda_gemv: weights must be f16 or bf16, got %s", rc_cuda_dtype_name(dt));
+}
+
+extern "C" int rc_cuda_matmul(rc_cuda_blas *b, const void *w, const void *x, rc_cuda_dtype dt,
+                              float *y, int n, int in, int out, float beta, cudaStream_t s) {
+    if (n <= 0 || out <= 0) return 0;
+    if (n == 1 && b->gemv_batch1) return rc_cuda_gemv(w, x, dt, y, in, out, beta, s);
+    RC_CUDA_REQUIRE(dt == RC_CUDA_F16 || dt == RC_CUDA_BF16,
+                    "rc_cuda_matmul: weights must be f16 or bf16, got %s", rc_cuda_dtype_name(dt));
+    cublasHandle_t h = (cublasHandle_t)b->handle;
+    cudaDataType_t t = dt == RC_CUDA_F16 ? CUDA_R_16F : CUDA_R_16BF;
+    float alpha = 1.f;
+    CUBLAS_CHECK(cublasSetStream(h, s));
+    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &alpha, w, t, in, x, t, in,
+                              &beta, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}

@@ -1,0 +1,33 @@
+// Matrix products on the device with weights in HF row layout W (out, in) of type dt (f16/bf16),
+// activations X (n, in) of the same type, fp32 output and fp32 accumulation:
+// Y (n, out) = X W^T + beta * Y (beta = 1 fuses a residual add into the product).
+// Batches go through cuBLAS (tensor cores); batch 1 can use the hand-written GEMV instead.
+#pragma once
+#include "kernels/cuda/cuda_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    void *handle;     // cublasHandle_t
+    void *workspace;  // device memory handed to cuBLAS (so graph capture never allocates)
+    size_t workspace_bytes;
+    int gemv_batch1;  // 1: n == 1 products use rc_cuda_gemv; 0: cuBLAS for every n
+} rc_cuda_blas;
+
+// workspace (device, bytes; 32 MiB is plenty) stays owned by the caller.
+int rc_cuda_blas_init(rc_cuda_blas *b, void *workspace, size_t workspace_bytes);
+void rc_cuda_blas_free(rc_cuda_blas *b);
+
+int rc_cuda_matmul(rc_cuda_blas *b, const void *w, const void *x, rc_cuda_dtype dt, float *y,
+                   int n, int in, int out, float beta, cudaStream_t s);
+
+// y (out) fp32 = W (out, in) x (in) + beta * y; 16-byte loads of W streamed once. y is not read
+// when beta == 0.
+int rc_cuda_gemv(const void *w, const void *x, rc_cuda_dtype dt, float *y, int in, int out,
+                 float beta, cudaStream_t s);
+
+#ifdef __cplusplus
+}
+#endif
