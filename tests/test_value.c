@@ -1,6 +1,7 @@
 // Value MLP and Bellman loss against PyTorch autograd (fixtures: tests/scripts/make_value_fixtures.py):
 // forward, input gradient, parameter gradients of both loss semantics, autocast-bf16 mode,
 // save/load round trip and bad-file errors.
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <string.h>
 #include <unistd.h>

@@ -16,7 +16,7 @@ Writes tests/fixtures/value/:
   run/acts-00001.safetensors  ... and a BF16 shard
   run/rewards.jsonl           {"index": i, "reward": r}
   train_init.safetensors      the initial MLP of the training run
-  train_golden.safetensors    order [n_steps, batch] I64 (sequence ids of every step, -1 = none),
+  train_golden.safetensors    order [n_steps, batch] I64 (sequence ids of every step, -1 = none), lr [1] F64,
                               loss_paper / loss_ref [n_steps], final_paper.<param> /
                               final_ref.<param>: parameters after the last Adam step
 
@@ -121,7 +121,7 @@ def mlp_case(out, name, d, hidden, seed):
 
 def train_case(out):
     """A short Adam run on a ragged dataset in the run-dir format, fixed init / order / batches."""
-    d, hidden, n_seq, batch, steps, lr = 16, [32, 24], 22, 6, 20, 1e-3
+    d, hidden, n_seq, batch, steps, lr = 16, [32, 24], 22, 6, 30, 1e-2
     gen = torch.Generator().manual_seed(7)
     lens = torch.randint(1, 10, (n_seq,), generator=gen).tolist()
     x, offsets = ragged(gen, lens, d)
@@ -153,7 +153,8 @@ def train_case(out):
         for i in range(0, n_seq, batch):
             order.append(perm[i:i + batch].tolist())
     order = order[:steps]
-    gold = {"order": torch.tensor([o + [-1] * (batch - len(o)) for o in order], dtype=torch.int64)}
+    gold = {"order": torch.tensor([o + [-1] * (batch - len(o)) for o in order], dtype=torch.int64),
+            "lr": torch.tensor([lr], dtype=torch.float64)}
     for tag, ref in (("paper", False), ("ref", True)):
         m = Value(d, hidden)
         m.load_state_dict(init.state_dict())

@@ -1,0 +1,152 @@
+// `recontrol train`: stage 3, the value network V(o) trained with the Bellman loss on the states
+// captured by `extract` and the rewards written by `label` (run-dir schema: train/activations.h).
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "engine/common.h"
+#include "train/train.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: recontrol train --data DIR --out VALUE.safetensors [options]\n\n"
+            "Trains the RE-Control value network V(o) on post-norm hidden states with the Bellman loss\n"
+            "  sum_{t<T} (V(o_t) - sg[V(o_{t+1})])^2 + (V(o_T) - r)^2, summed over a batch / batch size.\n\n"
+            "input (DIR, as written by `recontrol extract` and `recontrol label`):\n"
+            "  DIR/acts-00000.safetensors ...   hidden [n_steps, d] F32/F16/BF16, offsets [n_seq+1] I64\n"
+            "  DIR/rewards.jsonl                one {\"index\": i, \"reward\": r} per sequence\n\n"
+            "options:\n"
+            "  --data DIR           run directory with the shards and rewards (required)\n"
+            "  --out PATH           value model to write, safetensors fc1.weight/fc1.bias/... (required);\n"
+            "                       loads in PyTorch with load_state_dict\n"
+            "  --preset NAME        paper3 = d->4096->4096->1 (default), paper2 = d->4096->1\n"
+            "  --hidden LIST        hidden widths instead of a preset, e.g. 4096,4096 or 256\n"
+            "  --epochs N           passes over the training sequences (default 100)\n"
+            "  --batch-size N       sequences per Adam step (default 512)\n"
+            "  --lr F               Adam learning rate (default 1e-4; betas 0.9/0.999, eps 1e-8)\n"
+            "  --seed N             init, train/validation split and shuffle order (default 0)\n"
+            "  --val-frac F         fraction of sequences held out for validation (default 0.1)\n"
+            "  --reference-loss     the reference code's loss instead of the paper's: gradient through\n"
+            "                       V(o_{t+1}) and the reward on the first step (V(o_0) - r)^2\n"
+            "  --dtype fp32|bf16    compute precision; bf16 = torch.autocast-style rounding of every\n"
+            "                       linear layer's operands and outputs, fp32 weights/Adam (default fp32)\n"
+            "  --init PATH          start from an existing value model instead of a fresh init\n"
+            "  --log PATH           JSON log of the losses (default: OUT with .train.json)\n"
+            "  --chunk-rows N       states per forward/backward chunk, bounds memory (default 2048)\n"
+            "  --threads N          OpenMP threads (default: all cores)\n"
+            "  --quiet              print only the last epoch\n"
+            "  -h, --help           this help\n");
+}
+
+int cmd_train(int argc, char **argv) {
+    rc_train_opts o;
+    rc_train_opts_default(&o);
+    const char *preset = NULL, *hidden = NULL;
+    int threads = 0;
+    enum { O_DATA = 256, O_OUT, O_PRESET, O_HIDDEN, O_EPOCHS, O_BS, O_LR, O_SEED, O_VAL, O_REF, O_DTYPE,
+           O_INIT, O_LOG, O_CHUNK, O_THREADS, O_QUIET };
+    static const struct option opts[] = {
+        {"data", required_argument, 0, O_DATA},     {"out", required_argument, 0, O_OUT},
+        {"preset", required_argument, 0, O_PRESET}, {"hidden", required_argument, 0, O_HIDDEN},
+        {"epochs", required_argument, 0, O_EPOCHS}, {"batch-size", required_argument, 0, O_BS},
+        {"lr", required_argument, 0, O_LR},         {"seed", required_argument, 0, O_SEED},
+        {"val-frac", required_argument, 0, O_VAL},  {"reference-loss", no_argument, 0, O_REF},
+        {"dtype", required_argument, 0, O_DTYPE},   {"init", required_argument, 0, O_INIT},
+        {"log", required_argument, 0, O_LOG},       {"chunk-rows", required_argument, 0, O_CHUNK},
+        {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+    optind = 0; // may run in-process after another subcommand (pipeline)
+    opterr = 1;
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DATA: o.data_dir = optarg; break;
+        case O_OUT: o.out_path = optarg; break;
+        case O_PRESET: preset = optarg; break;
+        case O_HIDDEN: hidden = optarg; break;
+        case O_EPOCHS:
+            o.epochs = (int)strtol(optarg, &end, 10);
+            if (*end || o.epochs < 0) goto bad;
+            break;
+        case O_BS:
+            o.batch_size = (int)strtol(optarg, &end, 10);
+            if (*end || o.batch_size <= 0) goto bad;
+            break;
+        case O_LR:
+            o.lr = strtod(optarg, &end);
+            if (*end || !(o.lr > 0)) goto bad;
+            break;
+        case O_SEED:
+            o.seed = strtoull(optarg, &end, 10);
+            if (*end) goto bad;
+            break;
+        case O_VAL:
+            o.val_frac = strtod(optarg, &end);
+            if (*end || o.val_frac < 0 || o.val_frac >= 1) goto bad;
+            break;
+        case O_REF: o.mode = RC_BELLMAN_REFERENCE; break;
+        case O_DTYPE:
+            if (!strcmp(optarg, "fp32")) o.dtype = RC_VALUE_FP32;
+            else if (!strcmp(optarg, "bf16")) o.dtype = RC_VALUE_BF16;
+            else goto bad;
+            break;
+        case O_INIT: o.init_path = optarg; break;
+        case O_LOG: o.log_path = optarg; break;
+        case O_CHUNK:
+            o.chunk_rows = (int)strtol(optarg, &end, 10);
+            if (*end || o.chunk_rows <= 0) goto bad;
+            break;
+        case O_THREADS:
+            threads = (int)strtol(optarg, &end, 10);
+            if (*end || threads <= 0) goto bad;
+            break;
+        case O_QUIET: o.quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        continue;
+    bad:
+        fprintf(stderr, "recontrol train: bad value '%s' for --%s\n", optarg,
+                c == O_EPOCHS ? "epochs" : c == O_BS ? "batch-size" : c == O_LR ? "lr" : c == O_SEED ? "seed"
+                : c == O_VAL ? "val-frac (must be in [0, 1))" : c == O_DTYPE ? "dtype (fp32 or bf16)"
+                : c == O_CHUNK ? "chunk-rows" : "threads");
+        return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "recontrol train: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o.data_dir || !o.out_path) {
+        fprintf(stderr, "recontrol train: --data and --out are required\n\n");
+        usage(stderr);
+        return 2;
+    }
+    if (preset && hidden) {
+        fprintf(stderr, "recontrol train: give --preset or --hidden, not both\n");
+        return 2;
+    }
+    const char *spec = hidden ? hidden : preset;
+    if (spec) {
+        if (preset && strcmp(preset, "paper2") && strcmp(preset, "paper3")) {
+            fprintf(stderr, "recontrol train: unknown preset '%s' (paper2 or paper3)\n", preset);
+            return 2;
+        }
+        int n = rc_value_parse_hidden(spec, o.hidden);
+        if (n < 0) {
+            fprintf(stderr, "recontrol train: %s\n", rc_last_error());
+            return 2;
+        }
+        o.n_hidden = n;
+    }
+    if (threads > 0) omp_set_num_threads(threads);
+    if (rc_train_run(&o) != 0) {
+        fprintf(stderr, "recontrol train: %s\n", rc_last_error());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,238 @@
+// Training loop for the value network: gather a batch of whole sequences, forward in row chunks,
+// Bellman loss and its dV, backward into one fp32 gradient, Adam; epochs over a seeded shuffle.
+#include "train/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/common.h"
+
+int rc_trainer_init(rc_trainer *t, rc_value_mlp *m, rc_bellman_mode mode, double lr, int cap_seq,
+                    int64_t cap_rows, int chunk_rows) {
+    memset(t, 0, sizeof *t);
+    if (cap_seq <= 0 || cap_rows <= 0) return rc_fail("trainer: empty batch capacity");
+    if (chunk_rows <= 0) chunk_rows = 2048;
+    if (chunk_rows > cap_rows) chunk_rows = (int)cap_rows;
+    t->m = m;
+    t->mode = mode;
+    t->chunk_rows = chunk_rows;
+    t->cap_seq = cap_seq;
+    t->cap_rows = cap_rows;
+    if (rc_adam_init(&t->adam, m->n_params, lr) != 0) return -1;
+    if (rc_value_ws_alloc(&t->ws, m, chunk_rows) != 0) goto fail;
+    t->grad = rc_malloc(m->n_params * sizeof(float), "value gradient");
+    t->rows = rc_malloc((size_t)cap_rows * (size_t)m->dims[0] * sizeof(float), "batch states");
+    t->v = rc_malloc((size_t)cap_rows * sizeof(float), "batch values");
+    t->dv = rc_malloc((size_t)cap_rows * sizeof(float), "batch value gradients");
+    t->off = rc_malloc((size_t)(cap_seq + 1) * sizeof(int64_t), "batch offsets");
+    t->r = rc_malloc((size_t)cap_seq * sizeof(float), "batch rewards");
+    if (!t->grad || !t->rows || !t->v || !t->dv || !t->off || !t->r) goto fail;
+    return 0;
+fail:
+    rc_trainer_free(t);
+    return -1;
+}
+
+void rc_trainer_free(rc_trainer *t) {
+    rc_adam_free(&t->adam);
+    rc_value_ws_free(&t->ws);
+    free(t->grad);
+    free(t->rows);
+    free(t->v);
+    free(t->dv);
+    free(t->off);
+    free(t->r);
+    memset(t, 0, sizeof *t);
+}
+
+int rc_trainer_batch(rc_trainer *t, const rc_acts *a, int n, const int64_t *ids, int update,
+                     double *loss) {
+    if (n <= 0 || n > t->cap_seq) return rc_fail("trainer: batch of %d sequences (capacity %d)", n, t->cap_seq);
+    if (a->d != t->m->dims[0])
+        return rc_fail("states have width %d but the value model expects %d", a->d, t->m->dims[0]);
+    int64_t rows = rc_acts_rows(a, n, ids);
+    if (rows > t->cap_rows) return rc_fail("trainer: batch of %lld rows (capacity %lld)", (long long)rows, (long long)t->cap_rows);
+    if (rc_acts_gather(a, n, ids, t->rows, t->off, t->r) != 0) return -1;
+    const size_t d = (size_t)a->d;
+    const int cr = t->chunk_rows;
+    int single = rows <= cr; // activations of the whole batch fit: no recompute
+    for (int64_t r0 = 0; r0 < rows; r0 += cr) {
+        int m = (int)(rows - r0 < cr ? rows - r0 : cr);
+        if (rc_value_forward(t->m, &t->ws, m, t->rows + (size_t)r0 * d, t->v + r0) != 0) return -1;
+    }
+    double l = rc_bellman_loss(t->mode, n, t->off, t->v, t->r, update ? t->dv : NULL);
+    if (!isfinite(l)) return rc_fail("the Bellman loss is not finite (%g): lower the learning rate", l);
+    if (loss) *loss = l;
+    if (!update) return 0;
+    memset(t->grad, 0, t->m->n_params * sizeof(float));
+    for (int64_t r0 = 0; r0 < rows; r0 += cr) {
+        int m = (int)(rows - r0 < cr ? rows - r0 : cr);
+        if (!single && rc_value_forward(t->m, &t->ws, m, t->rows + (size_t)r0 * d, NULL) != 0) return -1;
+        if (rc_value_backward(t->m, &t->ws, t->dv + r0, t->grad, NULL) != 0) return -1;
+    }
+    rc_adam_step(&t->adam, t->m->params, t->grad);
+    return 0;
+}
+
+void rc_train_opts_default(rc_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->n_hidden = 2;
+    o->hidden[0] = o->hidden[1] = 4096;
+    o->epochs = 100;
+    o->batch_size = 512;
+    o->lr = 1e-4;
+    o->val_frac = 0.1;
+    o->chunk_rows = 2048;
+}
+
+static void fmt_dur(char *buf, size_t cap, double s) {
+    if (s < 90) snprintf(buf, cap, "%.0fs", s);
+    else if (s < 5400) snprintf(buf, cap, "%.1fm", s / 60);
+    else snprintf(buf, cap, "%.1fh", s / 3600);
+}
+
+// Validation loss: sum over sequences of their loss / number of sequences.
+static int eval_loss(rc_trainer *t, const rc_acts *a, const int64_t *ids, int64_t n, int bs, double *out) {
+    double total = 0;
+    for (int64_t i = 0; i < n; i += bs) {
+        int nb = (int)(n - i < bs ? n - i : bs);
+        double l;
+        if (rc_trainer_batch(t, a, nb, ids + i, 0, &l) != 0) return -1;
+        total += l * nb;
+    }
+    *out = n > 0 ? total / (double)n : NAN;
+    return 0;
+}
+
+static int write_log(const rc_train_opts *o, const char *path, const rc_value_mlp *m, const rc_acts *a,
+                     int64_t n_train, int64_t n_val, int done, const double *tr, const double *va,
+                     const double *secs) {
+    size_t cap = 4096 + (size_t)done * 128;
+    char *buf = rc_malloc(cap, "training log");
+    if (!buf) return -1;
+    size_t n = 0;
+#define W(...) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__)
+    W("{\n  \"data\": \"%s\",\n  \"d\": %d,\n  \"hidden\": [", o->data_dir, a->d);
+    for (int l = 1; l < m->n_layers; l++) W("%s%d", l > 1 ? ", " : "", m->dims[l]);
+    W("],\n  \"n_train\": %lld,\n  \"n_val\": %lld,\n  \"epochs\": %d,\n  \"batch_size\": %d,\n", (long long)n_train,
+      (long long)n_val, o->epochs, o->batch_size);
+    W("  \"lr\": %g,\n  \"seed\": %llu,\n  \"val_frac\": %g,\n  \"loss\": \"%s\",\n  \"dtype\": \"%s\",\n", o->lr,
+      (unsigned long long)o->seed, o->val_frac, o->mode == RC_BELLMAN_REFERENCE ? "reference" : "paper",
+      o->dtype == RC_VALUE_BF16 ? "bf16" : "fp32");
+    W("  \"epochs_done\": %d,\n  \"history\": [", done);
+    for (int e = 0; e < done; e++) {
+        W("%s\n    {\"epoch\": %d, \"train_loss\": %.9g, ", e ? "," : "", e + 1, tr[e]);
+        if (isnan(va[e])) W("\"val_loss\": null, ");
+        else W("\"val_loss\": %.9g, ", va[e]);
+        W("\"seconds\": %.3f}", secs[e]);
+    }
+    W("\n  ]\n}\n");
+#undef W
+    int rc = n < cap ? rc_write_file_atomic(path, buf, n) : rc_fail("training log overflow");
+    free(buf);
+    return rc;
+}
+
+int rc_train_run(const rc_train_opts *o) {
+    FILE *out = o->out ? o->out : stderr;
+    if (o->epochs < 0 || o->batch_size <= 0) return rc_fail("epochs must be >= 0 and batch size > 0");
+    if (!(o->lr > 0)) return rc_fail("learning rate must be > 0 (got %g)", o->lr);
+    char log_path[1200];
+    if (o->log_path) snprintf(log_path, sizeof log_path, "%s", o->log_path);
+    else {
+        size_t len = strlen(o->out_path);
+        const char *ext = ".safetensors";
+        size_t el = strlen(ext);
+        if (len > el && !strcmp(o->out_path + len - el, ext)) len -= el;
+        snprintf(log_path, sizeof log_path, "%.*s.train.json", (int)len, o->out_path);
+    }
+
+    rc_acts a;
+    if (rc_acts_open(&a, o->data_dir) != 0) return -1;
+    int rc = -1;
+    rc_value_mlp m = {0};
+    rc_trainer t = {0};
+    int64_t *tr_ids = NULL, *va_ids = NULL, n_tr = 0, n_va = 0;
+    double *hist = NULL;
+    if (rc_acts_split(a.n_seq, o->val_frac, o->seed, &tr_ids, &n_tr, &va_ids, &n_va) != 0) goto done;
+    if (o->init_path) {
+        if (rc_value_load(&m, o->init_path) != 0) goto done;
+        if (m.dims[0] != a.d) {
+            rc_fail("%s has input width %d but the states in %s have %d", o->init_path, m.dims[0], o->data_dir, a.d);
+            goto done;
+        }
+    } else {
+        if (rc_value_alloc(&m, a.d, o->n_hidden, o->hidden) != 0) goto done;
+        rc_value_init(&m, o->seed);
+    }
+    m.dtype = o->dtype;
+    int bs = o->batch_size;
+    if (rc_trainer_init(&t, &m, o->mode, o->lr, bs, (int64_t)bs * a.max_len, o->chunk_rows) != 0) goto done;
+    hist = rc_calloc((size_t)(3 * (o->epochs + 1)), sizeof(double), "loss history");
+    if (!hist) goto done;
+    double *h_tr = hist, *h_va = hist + o->epochs + 1, *h_s = hist + 2 * (o->epochs + 1);
+
+    fprintf(out, "train: %lld sequences (%lld states, d %d, longest %d) from %s: %lld train / %lld validation\n",
+            (long long)a.n_seq, (long long)a.n_steps, a.d, a.max_len, o->data_dir, (long long)n_tr, (long long)n_va);
+    fprintf(out, "train: value MLP %d", m.dims[0]);
+    for (int l = 1; l <= m.n_layers; l++) fprintf(out, "->%d", m.dims[l]);
+    fprintf(out, " (%zu parameters, %s%s), %s loss, Adam lr %g, batch %d, %d epochs, seed %llu\n", m.n_params,
+            o->dtype == RC_VALUE_BF16 ? "bf16" : "fp32", o->init_path ? ", from --init" : "",
+            o->mode == RC_BELLMAN_REFERENCE ? "reference-code" : "paper", o->lr, bs, o->epochs,
+            (unsigned long long)o->seed);
+
+    uint64_t shuf = o->seed * 0x9e3779b97f4a7c15ull + 1;
+    double t_start = rc_time_s();
+    int64_t rows_train = 0;
+    for (int64_t i = 0; i < n_tr; i++) rows_train += a.seq_len[tr_ids[i]];
+    for (int e = 0; e < o->epochs; e++) {
+        double t0 = rc_time_s(), sum = 0, last_print = t0;
+        int nb = 0;
+        rc_shuffle_i64(tr_ids, n_tr, &shuf);
+        for (int64_t i = 0; i < n_tr; i += bs) {
+            int n = (int)(n_tr - i < bs ? n_tr - i : bs);
+            double l;
+            if (rc_trainer_batch(&t, &a, n, tr_ids + i, 1, &l) != 0) {
+                rc_fail_ctx("epoch %d, batch %d", e + 1, nb + 1);
+                goto done;
+            }
+            sum += l;
+            nb++;
+            double now = rc_time_s();
+            if (!o->quiet && now - last_print > 10) {
+                fprintf(out, "  epoch %d: batch %d/%lld, loss %.4f, %.1f s\n", e + 1, nb,
+                        (long long)((n_tr + bs - 1) / bs), l, now - t0);
+                last_print = now;
+            }
+        }
+        h_tr[e] = nb ? sum / nb : NAN;
+        if (eval_loss(&t, &a, va_ids, n_va, bs, &h_va[e]) != 0) goto done;
+        double now = rc_time_s();
+        h_s[e] = now - t0;
+        double per = (now - t_start) / (e + 1);
+        char eta[32], el[32];
+        fmt_dur(eta, sizeof eta, per * (o->epochs - e - 1));
+        fmt_dur(el, sizeof el, now - t_start);
+        if (!o->quiet || e + 1 == o->epochs) {
+            fprintf(out, "epoch %3d/%d  train %.6f  val ", e + 1, o->epochs, h_tr[e]);
+            if (isnan(h_va[e])) fprintf(out, "-");
+            else fprintf(out, "%.6f", h_va[e]);
+            fprintf(out, "  %.2fs (%.0f states/s)  elapsed %s  ETA %s\n", h_s[e],
+                    h_s[e] > 0 ? (double)rows_train / h_s[e] : 0.0, el, eta);
+        }
+        if (write_log(o, log_path, &m, &a, n_tr, n_va, e + 1, h_tr, h_va, h_s) != 0) goto done;
+    }
+    if (rc_value_save(&m, o->out_path) != 0) goto done;
+    if (o->epochs == 0 && write_log(o, log_path, &m, &a, n_tr, n_va, 0, h_tr, h_va, h_s) != 0) goto done;
+    fprintf(out, "train: wrote %s and %s (%.1f s)\n", o->out_path, log_path, rc_time_s() - t_start);
+    rc = 0;
+done:
+    free(hist);
+    free(tr_ids);
+    free(va_ids);
+    rc_trainer_free(&t);
+    rc_value_free(&m);
+    rc_acts_close(&a);
+    return rc;
+}
