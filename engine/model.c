@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,15 +19,32 @@
 // m->gguf set can only come from that reader, so it is then present).
 void rc_gguf_close(rc_gguf *g) __attribute__((weak));
 
+// Memory this process may use: physical memory, lowered by a cgroup v2 limit when one is set
+// (with overcommit, a too-large malloc would otherwise succeed and the process be killed later).
+static double usable_memory_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    double phys = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+    if (f) {
+        char buf[64] = {0};
+        if (fgets(buf, sizeof buf, f) && buf[0] >= '0' && buf[0] <= '9') {
+            double lim = strtod(buf, NULL);
+            if (lim > 0 && (phys == 0 || lim < phys)) phys = lim;
+        }
+        fclose(f);
+    }
+    return phys;
+}
+
 int rc_model_alloc(rc_model *m) {
     const rc_config *c = &m->cfg;
     size_t n = rc_config_weight_floats(c);
     size_t bytes = n * sizeof(float);
-    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && psize > 0 && bytes / (size_t)psize > (size_t)pages)
-        return rc_fail("the model needs %.2f GiB of fp32 weights but this machine has %.2f GiB of "
-                       "memory",
-                       (double)bytes / (1 << 30), (double)pages * (double)psize / (1 << 30));
+    double avail = usable_memory_bytes();
+    if (avail > 0 && (double)bytes > avail)
+        return rc_fail("the model needs %.2f GiB of fp32 weights but only %.2f GiB of memory is "
+                       "available",
+                       (double)bytes / (1 << 30), avail / (1 << 30));
     m->arena = rc_malloc(bytes, "model weights (fp32 arena)");
     if (!m->arena) return rc_fail_ctx("loading %.2f GiB of weights", (double)bytes / (1 << 30));
     m->w.layers = rc_calloc((size_t)c->num_hidden_layers, sizeof *m->w.layers, "layer table");

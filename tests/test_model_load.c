@@ -237,6 +237,13 @@ Test(load, missing_paths) {
     EXPECT_FAIL(rc_model_load("", &m), "no model path");
     EXPECT_FAIL(rc_model_load(FIX "causal_f32/config.json", &m), "not an HF model directory");
     EXPECT_FAIL(rc_model_load(g_dir, &m), "config.json not found");
+    // a file with the GGUF magic goes to the GGUF loader, whatever its name
+    char gg[1024];
+    snprintf(gg, sizeof gg, "%s/weights.bin", g_dir);
+    cr_assert_eq(rc_write_file_atomic(gg, "GGUF\3\0\0\0", 8), 0);
+    cr_assert_neq(rc_model_load(gg, &m), 0);
+    cr_assert_null(strstr(rc_last_error(), "not an HF model directory"), "%s", rc_last_error());
+    cr_assert_str_not_empty(rc_last_error());
     const char *d = copy_fixture("causal_f32");
     char p[2048];
     snprintf(p, sizeof p, "%s/model.safetensors", d);
