@@ -207,8 +207,9 @@ static int parse(rc_gguf *g, cursor *c) {
     if (rd_u64(c, &nt, "tensor count") || rd_u64(c, &nkv, "metadata count")) return -1;
     // a key/value takes >= 12 bytes, a tensor info >= 24: bound both before allocating
     if (nkv > (c->len - c->pos) / 12)
-        return rc_fail("%s: header claims %llu metadata entries, more than the file can hold",
-                       c->path, (unsigned long long)nkv);
+        return rc_fail("%s: truncated or corrupt GGUF file: the header claims %llu metadata "
+                       "entries, more than the remaining %zu bytes can hold",
+                       c->path, (unsigned long long)nkv, c->len - c->pos);
     g->kv = rc_calloc(nkv ? nkv : 1, sizeof *g->kv, "gguf metadata");
     if (!g->kv) return -1;
     for (uint64_t i = 0; i < nkv; i++) {
@@ -243,8 +244,9 @@ static int parse(rc_gguf *g, cursor *c) {
     }
 
     if (nt > (c->len - c->pos) / 24)
-        return rc_fail("%s: header claims %llu tensors, more than the file can hold", c->path,
-                       (unsigned long long)nt);
+        return rc_fail("%s: truncated or corrupt GGUF file: the header claims %llu tensors, more "
+                       "than the remaining %zu bytes can hold",
+                       c->path, (unsigned long long)nt, c->len - c->pos);
     g->tensors = rc_calloc(nt ? nt : 1, sizeof *g->tensors, "gguf tensor infos");
     if (!g->tensors) return -1;
     for (uint64_t i = 0; i < nt; i++) {
@@ -286,8 +288,8 @@ static int parse(rc_gguf *g, cursor *c) {
                            (unsigned long long)t->ne[0], be);
         uint64_t nbytes = nel / (uint64_t)be * (uint64_t)bb;
         if (nbytes > c->len)
-            return rc_fail("%s: tensor '%s' (%s, %llu elements) needs %llu bytes, more than the "
-                           "file size %zu",
+            return rc_fail("%s: truncated or corrupt GGUF file: tensor '%s' (%s, %llu elements) "
+                           "needs %llu bytes, more than the file size %zu",
                            c->path, t->name, rc_ggml_type_name(t->ggml_type),
                            (unsigned long long)nel, (unsigned long long)nbytes, c->len);
         t->nbytes = (size_t)nbytes;
