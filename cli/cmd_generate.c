@@ -1,6 +1,7 @@
-// `recontrol generate`: batched generation from token-id prompts (--ids, repeatable, or a JSONL
-// file of {"ids": [...]}) with greedy / temperature / top-k / top-p sampling and an explicit
-// seed. Output: one line per prompt (plain ids, or JSON with --json), in prompt order.
+// `recontrol generate`: batched generation from prompts given as text (--prompt, tokenized with
+// the model's tokenizer) or token ids (--ids), both repeatable, or a JSONL file of
+// {"prompt": "..."} / {"ids": [...]}, with greedy / temperature / top-k / top-p sampling and an
+// explicit seed. Output: one line per prompt, in prompt order (text, ids, or JSON).
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
@@ -12,16 +13,20 @@
 #include "cli/commands.h"
 #include "engine/common.h"
 #include "engine/generate.h"
+#include "tokenizer/tokenizer.h"
 
 static void generate_usage(FILE *f) {
     fprintf(f,
-            "usage: recontrol generate --model PATH (--ids 1,2,3 [--ids ...] | --jsonl FILE) "
-            "[options]\n\n"
-            "Generates a continuation for every prompt (token ids; no BOS is added) with the\n"
-            "CPU engine, batching up to --batch sequences (continuous batching).\n\n"
+            "usage: recontrol generate --model PATH (--prompt TEXT | --ids 1,2,3 | --jsonl FILE)"
+            "... [options]\n\n"
+            "Generates a continuation for every prompt with the CPU engine, batching up to\n"
+            "--batch sequences (continuous batching).\n\n"
             "  --model PATH          HF model directory or .gguf file\n"
-            "  --ids LIST            a prompt as comma-separated token ids (repeatable)\n"
-            "  --jsonl FILE          prompts, one JSON object per line: {\"ids\": [1, 2, 3]}\n"
+            "  --prompt TEXT         a text prompt, encoded with the model's tokenizer (BOS added\n"
+            "                        as the tokenizer config says; no chat template) (repeatable)\n"
+            "  --ids LIST            a prompt as comma-separated token ids, used as is (repeatable)\n"
+            "  --jsonl FILE          prompts, one JSON object per line: {\"prompt\": \"text\"} or\n"
+            "                        {\"ids\": [1, 2, 3]}\n"
             "  --max-new-tokens N    new tokens per prompt (default 128)\n"
             "  --temperature T       0 = greedy (default 0)\n"
             "  --top-k K             keep the K most likely tokens (default 0 = off)\n"
@@ -30,22 +35,26 @@ static void generate_usage(FILE *f) {
             "                        derived from S and its index, so --batch does not change it\n"
             "  --batch B             sequences decoded together (default 8)\n"
             "  --no-stop             do not stop at the model's EOS ids\n"
-            "  --json                print one JSON object per prompt:\n"
-            "                        {\"index\", \"prompt_ids\", \"ids\", \"finish\": "
-            "\"eos\"|\"length\"}\n"
+            "  --json                print one JSON object per prompt: {\"index\", \"prompt_ids\",\n"
+            "                        \"ids\", \"finish\": \"eos\"|\"length\", \"text\" (when a\n"
+            "                        tokenizer is loaded)}\n"
+            "  --text                decode outputs to text even when all prompts are ids\n"
+            "                        (plain output is then the text, one JSON string per line)\n"
             "  --out FILE            write the output there instead of stdout\n"
             "  --threads N           CPU threads (default: all cores)\n"
             "  -h, --help            this text\n\n"
-            "Text prompts need the tokenizer: use `recontrol tokenize` to get ids.\n");
+            "Plain output: the new ids separated by spaces, or, with a tokenizer loaded, the new\n"
+            "text as a JSON string (escapes keep one prompt per line).\n");
 }
 
 typedef struct {
     int **p;
     int *len;
+    char **text; // text prompts waiting for the tokenizer (NULL for id prompts)
     int n, cap;
 } prompt_list;
 
-static int add_prompt(prompt_list *pl, int *ids, int n) {
+static int add_prompt(prompt_list *pl, int *ids, int n, const char *text) {
     if (pl->n == pl->cap) {
         int cap = pl->cap ? pl->cap * 2 : 16;
         int **np = realloc(pl->p, sizeof(int *) * cap);
@@ -54,8 +63,13 @@ static int add_prompt(prompt_list *pl, int *ids, int n) {
         int *nl = realloc(pl->len, sizeof(int) * cap);
         if (!nl) return rc_fail("out of memory (prompts)");
         pl->len = nl;
+        char **nt = realloc(pl->text, sizeof(char *) * cap);
+        if (!nt) return rc_fail("out of memory (prompts)");
+        pl->text = nt;
         pl->cap = cap;
     }
+    pl->text[pl->n] = NULL;
+    if (text && !(pl->text[pl->n] = strdup(text))) return rc_fail("out of memory (prompts)");
     pl->p[pl->n] = ids;
     pl->len[pl->n++] = n;
     return 0;
@@ -84,7 +98,7 @@ static int parse_ids(const char *s, prompt_list *pl) {
         else if (*p) return free(v), rc_fail("--ids: unexpected '%c' in \"%s\"", *p, s);
     }
     if (k == 0) return free(v), rc_fail("--ids: empty prompt");
-    if (add_prompt(pl, v, k)) return free(v), -1;
+    if (add_prompt(pl, v, k, NULL)) return free(v), -1;
     return 0;
 }
 
@@ -104,10 +118,11 @@ static int read_jsonl(const char *path, prompt_list *pl) {
             break;
         }
         const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids");
-        if (!cJSON_IsArray(ids)) {
-            rc = rc_fail("%s:%d: expected {\"ids\": [...]} (text prompts need the tokenizer: convert "
-                         "them with `recontrol tokenize`)",
-                         path, line_no);
+        const cJSON *txt = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+        if (cJSON_IsString(txt) && !ids) {
+            rc = add_prompt(pl, NULL, 0, txt->valuestring);
+        } else if (!cJSON_IsArray(ids)) {
+            rc = rc_fail("%s:%d: expected {\"prompt\": \"text\"} or {\"ids\": [...]}", path, line_no);
         } else {
             int n = cJSON_GetArraySize(ids);
             int *v = n > 0 ? rc_malloc(sizeof(int) * n, "prompt ids") : NULL;
@@ -120,7 +135,7 @@ static int read_jsonl(const char *path, prompt_list *pl) {
                     rc = rc_fail("%s:%d: ids[%d] is not a non-negative integer", path, line_no, i);
                 else v[i] = (int)x->valuedouble;
             }
-            if (!rc) rc = add_prompt(pl, v, n);
+            if (!rc) rc = add_prompt(pl, v, n, NULL);
             if (rc) free(v);
         }
         cJSON_Delete(j);
@@ -135,9 +150,11 @@ static void print_ids(FILE *f, const int *ids, int n, const char *sep) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    enum { O_MAXNEW = 1000, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_BATCH, O_NOSTOP, O_JSON, O_THREADS };
+    enum { O_MAXNEW = 1000, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_BATCH, O_NOSTOP, O_JSON, O_THREADS, O_TEXT };
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"ids", required_argument, 0, 'i'},
+                                         {"prompt", required_argument, 0, 'p'},
+                                         {"text", no_argument, 0, O_TEXT},
                                          {"jsonl", required_argument, 0, 'j'},
                                          {"out", required_argument, 0, 'o'},
                                          {"max-new-tokens", required_argument, 0, O_MAXNEW},
@@ -154,7 +171,8 @@ int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *jsonl = NULL, *out_path = NULL;
     rc_gen_params gp = {.max_new_tokens = 128, .stop_at_eos = 1,
                         .sample = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 0}};
-    int batch = 8, json = 0, threads = 0, c, rc = 1;
+    int batch = 8, json = 0, threads = 0, want_text = 0, c, rc = 1;
+    rc_tokenizer *tok = NULL;
     prompt_list pl = {0};
     rc_model m;
     memset(&m, 0, sizeof m);
@@ -163,12 +181,15 @@ int cmd_generate(int argc, char **argv) {
     rc_gen_output *outs = NULL;
     FILE *of = stdout;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "hm:i:j:o:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hm:i:j:o:p:", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
         case 'm': model_path = optarg; break;
         case 'i':
             if (parse_ids(optarg, &pl)) goto fail;
+            break;
+        case 'p':
+            if (add_prompt(&pl, NULL, 0, optarg)) goto fail;
             break;
         case 'j': jsonl = optarg; break;
         case 'o': out_path = optarg; break;
@@ -181,6 +202,7 @@ int cmd_generate(int argc, char **argv) {
         case O_THREADS: threads = (int)strtol(optarg, &end, 10); break;
         case O_NOSTOP: gp.stop_at_eos = 0; break;
         case O_JSON: json = 1; break;
+        case O_TEXT: want_text = 1; break;
         case 'h': generate_usage(stdout); return 0;
         default: generate_usage(stderr); return 2;
         }
@@ -190,7 +212,8 @@ int cmd_generate(int argc, char **argv) {
         }
     }
     if (optind != argc || !model_path || (!jsonl && pl.n == 0) || (jsonl && pl.n > 0)) {
-        fprintf(stderr, "recontrol generate: --model and one of --ids / --jsonl are required\n\n");
+        fprintf(stderr, "recontrol generate: --model and prompts (--prompt / --ids, or --jsonl) "
+                        "are required\n\n");
         generate_usage(stderr);
         rc = 2;
         goto out;
@@ -203,6 +226,25 @@ int cmd_generate(int argc, char **argv) {
         goto out;
     }
     if (jsonl && read_jsonl(jsonl, &pl)) goto fail;
+    for (int i = 0; i < pl.n; i++)
+        if (pl.text[i]) want_text = 1;
+    if (want_text) {
+        if (!(tok = rc_tokenizer_load(model_path))) {
+            rc_fail_ctx("loading the tokenizer of %s (needed for text prompts / --text)", model_path);
+            goto fail;
+        }
+        for (int i = 0; i < pl.n; i++)
+            if (pl.text[i] && rc_tokenizer_encode(tok, pl.text[i], strlen(pl.text[i]), 1, &pl.p[i],
+                                                  &pl.len[i])) {
+                rc_fail_ctx("prompt %d", i);
+                goto fail;
+            }
+    }
+    for (int i = 0; i < pl.n; i++)
+        if (pl.len[i] < 1) {
+            rc_fail("prompt %d encodes to no tokens", i);
+            goto fail;
+        }
     if (rc_model_load(model_path, &m)) goto fail;
     int max_prompt = 0;
     for (int i = 0; i < pl.n; i++)
@@ -223,16 +265,33 @@ int cmd_generate(int argc, char **argv) {
     for (int i = 0; i < pl.n; i++) {
         total += outs[i].n_tokens;
         const char *fin = outs[i].finish == RC_FINISH_EOS ? "eos" : "length";
+        char *text = NULL;
+        if (tok && !(text = rc_tokenizer_decode(tok, outs[i].tokens, outs[i].n_tokens, 1))) {
+            rc_fail_ctx("decoding output %d", i);
+            goto fail;
+        }
         if (json) {
-            fprintf(of, "{\"index\": %d, \"prompt_ids\": [", i);
-            print_ids(of, pl.p[i], pl.len[i], ", ");
-            fprintf(of, "], \"ids\": [");
-            print_ids(of, outs[i].tokens, outs[i].n_tokens, ", ");
-            fprintf(of, "], \"finish\": \"%s\"}\n", fin);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "index", i);
+            cJSON_AddItemToObject(o, "prompt_ids", cJSON_CreateIntArray(pl.p[i], pl.len[i]));
+            cJSON_AddItemToObject(o, "ids", cJSON_CreateIntArray(outs[i].tokens, outs[i].n_tokens));
+            cJSON_AddStringToObject(o, "finish", fin);
+            if (text) cJSON_AddStringToObject(o, "text", text);
+            char *line = cJSON_PrintUnformatted(o);
+            fprintf(of, "%s\n", line ? line : "{}");
+            cJSON_free(line);
+            cJSON_Delete(o);
+        } else if (text) {
+            cJSON *str = cJSON_CreateString(text);
+            char *line = cJSON_PrintUnformatted(str);
+            fprintf(of, "%s\n", line ? line : "\"\"");
+            cJSON_free(line);
+            cJSON_Delete(str);
         } else {
             print_ids(of, outs[i].tokens, outs[i].n_tokens, " ");
             fprintf(of, "\n");
         }
+        free(text);
     }
     if (of != stdout && fclose(of) != 0) {
         of = stdout;
@@ -251,8 +310,10 @@ out:
     if (of != stdout) fclose(of);
     if (outs) rc_gen_output_free(outs, pl.n);
     free(outs);
-    for (int i = 0; i < pl.n; i++) free(pl.p[i]);
+    for (int i = 0; i < pl.n; i++) free(pl.p[i]), free(pl.text[i]);
     free(pl.p);
+    free(pl.text);
+    rc_tokenizer_free(tok);
     free(pl.len);
     rc_engine_free(&e);
     rc_model_free(&m);
