@@ -19,6 +19,7 @@
 #include "cli/pipe_util.h"
 #include "engine/common.h"
 #include "engine/dataset.h"
+#include "engine/default_model.h"
 #include "engine/generate.h"
 #include "engine/safetensors.h"
 #include "eval/rundir.h"
@@ -35,12 +36,13 @@ typedef struct {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: recontrol extract --model PATH --data FILE --out DIR [options]\n\n"
+            "usage: recontrol extract [--model PATH] --data FILE --out DIR [options]\n\n"
             "Stage 1 of RE-Control: greedy rollouts for every prompt and the final post-norm hidden\n"
             "state (the state before the LM head) of every valid step, as ragged safetensors shards.\n"
             "Step 0 is the state at the last prompt position; a sequence's steps run up to and\n"
             "including the one that emits EOS (n_states = n_new_tokens).\n\n"
-            "  --model PATH            HF directory (config.json + safetensors) or .gguf\n"
+            "  --model PATH            HF directory (config.json + safetensors) or .gguf (default:\n"
+            "                          the default model, see `recontrol setup`)\n"
             "  --data FILE             JSONL or JSONL.gz prompts\n"
             "  --format hh|shp|plain|ids  hh: {\"chosen\"} (HH-RLHF; prompt = chosen with \"Human:\"\n"
             "                          -> \"Human: \", cut after the last \"Assistant:\"); shp:\n"
@@ -325,10 +327,11 @@ static int run_extract(ex_opts *o) {
     capture_ctx cap = {0};
     char path[4096];
 
+    char default_path[4096];
     const char *model_path = o->model;
     if (!model_path) {
-        rc_fail("--model PATH is required (see --help)");
-        goto done;
+        if (rc_default_model_require(default_path, sizeof default_path)) goto done;
+        model_path = default_path;
     }
     rc_ds_format fmt;
     if (rc_ds_format_parse(o->format, &fmt)) goto done;
