@@ -190,26 +190,21 @@ int tk_bpe_load_json(struct rc_tokenizer *t, const cJSON *root, const char *path
     return rc;
 }
 
-// Regexes of llama.cpp's tokenizer.ggml.pre names.
+// tokenizer.ggml.pre names, mapped as transformers' GGUF tokenizer conversion maps them (the
+// oracle for "AutoTokenizer(gguf_file=...)"): the Llama-3 and Qwen2 families get their split
+// regex; every other name (gpt2, smollm, starcoder, ...) gets the GPT-2 ByteLevel regex. Note that
+// llama.cpp splits \p{N} first for "smollm"/"starcoder"; that differs only on characters such as
+// Roman numerals or superscripts, since these vocabularies have no multi-digit tokens.
 static int gguf_pretok(struct rc_tokenizer *t, const char *pre, const char *path) {
-    static const struct {
-        const char *name;
-        const char *p0, *p1;
-    } k[] = {
-        {"gpt2", PAT_GPT2, NULL},          {"default", PAT_GPT2, NULL},
-        {"llama-bpe", PAT_LLAMA3, NULL},   {"llama3", PAT_LLAMA3, NULL},
-        {"smollm", "\\p{N}", PAT_GPT2},    {"starcoder", "\\p{N}", PAT_GPT2},
-        {"refact", "\\p{N}", PAT_GPT2},    {"codeshell", "\\p{N}", PAT_GPT2},
-        {"qwen2", PAT_QWEN2, NULL},
-    };
-    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
-        if (!strcmp(pre, k[i].name)) {
-            const char *p[2] = {k[i].p0, k[i].p1};
-            return tk_bpe_set_pretok(t, p, k[i].p1 ? 2 : 1, path);
-        }
-    return rc_fail("%s: tokenizer.ggml.pre '%s' is not a known pre-tokenizer (known: gpt2, "
-                   "default, llama-bpe, llama3, smollm, starcoder, refact, codeshell, qwen2)",
-                   path, pre);
+    static const char *llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1",
+                                   "pixtral", "midm-2.0", "lfm2", "dbrx", "smaug-bpe"};
+    static const char *qwen2[] = {"qwen2", "deepseek-r1-qwen", "kormo", "megrez"};
+    const char *p = PAT_GPT2;
+    for (size_t i = 0; i < sizeof llama3 / sizeof llama3[0]; i++)
+        if (!strcmp(pre, llama3[i])) p = PAT_LLAMA3;
+    for (size_t i = 0; i < sizeof qwen2 / sizeof qwen2[0]; i++)
+        if (!strcmp(pre, qwen2[i])) p = PAT_QWEN2;
+    return tk_bpe_set_pretok(t, &p, 1, path);
 }
 
 int tk_bpe_load_gguf(struct rc_tokenizer *t, const rc_gguf *g) {

@@ -281,7 +281,9 @@ def make_smol(items, gguf_path):
             raw = f.read()
         with gzip.GzipFile(os.path.join(d, "tokenizer.json.gz"), "wb", 9, mtime=0) as g:
             g.write(raw)
-        shutil.copy(os.path.join(tmp, "tokenizer_config.json"), d)
+        for name in ("tokenizer_config.json", "chat_template.jinja"):
+            if os.path.exists(os.path.join(tmp, name)):
+                shutil.copy(os.path.join(tmp, name), d)
     write_golden(os.path.join(OUT, "smol_golden.jsonl.gz"), tok, items)
     return tok
 

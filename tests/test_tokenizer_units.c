@@ -1,0 +1,225 @@
+// Tokenizer unit tests: UTF-8 replacement (cases checked with Python's errors="replace"),
+// streaming decode of split characters, the two BPE merge algorithms agree, vocabulary queries,
+// the SmolLM2 GGUF tokenizer against the HF goldens (when the default model is downloaded), and
+// clear errors for bad inputs.
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/common.h"
+#include "engine/default_model.h"
+#include "tokenizer/tok_internal.h"
+#include "tokenizer/tokenizer.h"
+
+#define TOK RC_FIXTURES "/tok"
+
+static void check_sanitize(const char *in, size_t n, const char *want) {
+    size_t on;
+    char *s = rc_utf8_sanitize(in, n, &on);
+    cr_assert(s);
+    cr_expect(on == strlen(want) && !memcmp(s, want, on), "sanitize gave '%s', want '%s'", s, want);
+    free(s);
+}
+
+#define R "\xef\xbf\xbd"
+Test(tokenizer_units, utf8_replacement_as_python) {
+    check_sanitize("\xf0\x9f\x98 \xf0\x9f", 6, R " " R);
+    check_sanitize("\xed\xa0\x80", 3, R R R);
+    check_sanitize("\xe0\x80\x80", 3, R R R);
+    check_sanitize("\xf4\x90\x80\x80", 4, R R R R);
+    check_sanitize("\xc3", 1, R);
+    check_sanitize("a\xc3\xa9\xc3", 4, "a\xc3\xa9" R);
+    check_sanitize("\xe2\x82x", 3, R "x");
+    check_sanitize("\xc0\xaf", 2, R R);
+    check_sanitize("ok \xf0\x9f\x98\x80", 7, "ok \xf0\x9f\x98\x80");
+}
+
+Test(tokenizer_units, streaming_holds_split_characters) {
+    rc_tokenizer *t = rc_tokenizer_load(TOK "/smol");
+    cr_assert(t, "%s", rc_last_error());
+    const char *text = "a😀b€";
+    int *ids, n;
+    cr_assert_eq(rc_tokenizer_encode(t, text, strlen(text), 0, &ids, &n), 0);
+    cr_assert_gt(n, 3, "the emoji should take several byte tokens");
+    rc_detok *d = rc_detok_new(t, 0);
+    char acc[64] = "";
+    for (int i = 0; i < n; i++) {
+        size_t l;
+        const char *p = rc_detok_feed(d, ids[i], &l);
+        cr_assert(p);
+        // every piece is complete UTF-8
+        size_t cl;
+        char *c = rc_utf8_sanitize(p, l, &cl);
+        cr_expect(cl == l && !memcmp(c, p, l), "piece %d is not complete UTF-8", i);
+        free(c);
+        strncat(acc, p, l);
+    }
+    size_t l;
+    strncat(acc, rc_detok_flush(d, &l), l);
+    cr_expect_str_eq(acc, text);
+    // a character cut off at the end becomes U+FFFD at flush, as from_utf8_lossy does
+    size_t l1;
+    const char *p = rc_detok_feed(d, ids[1], &l1); // first byte token of the emoji
+    cr_expect_eq(l1, 0);
+    p = rc_detok_flush(d, &l1);
+    cr_expect_str_eq(p, R);
+    cr_expect_null(rc_detok_feed(d, 1 << 30, &l1));
+    cr_expect(strstr(rc_last_error(), "out of range"));
+    rc_detok_free(d);
+    free(ids);
+    rc_tokenizer_free(t);
+}
+
+Test(tokenizer_units, heap_and_linear_merges_agree) {
+    rc_tokenizer *t = rc_tokenizer_load(TOK "/smol");
+    cr_assert(t, "%s", rc_last_error());
+    const char *words[] = {"internationalization", " the", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                           "                                          ", "ééééééééé",
+                           "representationediting", "😀😀😀😀", "antidisestablishmentarianism"};
+    unsigned seed = 12345;
+    char buf[300];
+    for (int k = 0; k < 400; k++) {
+        const char *w;
+        size_t n;
+        if (k < (int)(sizeof words / sizeof words[0])) {
+            w = words[k];
+            n = strlen(w);
+        } else { // random printable-ish words, some long
+            n = 2 + (seed = seed * 1103515245u + 12345u) % 200;
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                buf[i] = "abcdefghijklmnopqrstuvwxyz etaoin shrdlu"[(seed >> 16) % 40];
+            }
+            w = buf;
+        }
+        rc_ivec a = {0}, b = {0};
+        cr_assert_eq(tk_bpe_word(t, (const uint8_t *)w, n, 0, &a), 0);
+        cr_assert_eq(tk_bpe_word(t, (const uint8_t *)w, n, 1, &b), 0);
+        cr_assert_eq(a.n, b.n, "word %d: linear %d tokens, heap %d", k, a.n, b.n);
+        for (int i = 0; i < a.n; i++) cr_assert_eq(a.v[i], b.v[i], "word %d token %d", k, i);
+        free(a.v);
+        free(b.v);
+    }
+    rc_tokenizer_free(t);
+}
+
+Test(tokenizer_units, vocabulary_queries) {
+    rc_tokenizer *t = rc_tokenizer_load(TOK "/smol");
+    cr_assert(t, "%s", rc_last_error());
+    cr_expect_eq(rc_tokenizer_vocab_size(t), 49152);
+    cr_expect_eq(rc_tokenizer_token_id(t, "<|im_end|>"), 2);
+    cr_expect_eq(rc_tokenizer_token_id(t, "<|im_start|>"), 1);
+    cr_expect_eq(rc_tokenizer_token_id(t, "no such token"), -1);
+    cr_expect_eq(rc_tokenizer_bos(t), 1);
+    cr_expect_eq(rc_tokenizer_eos(t), 2);
+    cr_expect(rc_tokenizer_is_special(t, 2));
+    cr_expect(!rc_tokenizer_is_special(t, 100));
+    cr_expect_str_eq(rc_tokenizer_piece(t, 2), "<|im_end|>");
+    cr_expect_str_eq(rc_tokenizer_kind(t), "bpe");
+    cr_expect(rc_tokenizer_chat_template(t) && strstr(rc_tokenizer_chat_template(t), "<|im_start|>"));
+    int *ids, n;
+    cr_assert_eq(rc_tokenizer_encode(t, "", 0, 1, &ids, &n), 0);
+    cr_expect_eq(n, 0); // SmolLM2 adds no BOS
+    free(ids);
+    rc_tokenizer_free(t);
+
+    t = rc_tokenizer_load(TOK "/spm");
+    cr_assert(t, "%s", rc_last_error());
+    cr_expect_str_eq(rc_tokenizer_kind(t), "spm");
+    cr_expect_eq(rc_tokenizer_bos(t), 1);
+    cr_expect_eq(rc_tokenizer_eos(t), 2);
+    cr_expect_eq(rc_tokenizer_token_id(t, "</s>"), 2);
+    cr_assert_eq(rc_tokenizer_encode(t, "", 0, 1, &ids, &n), 0);
+    cr_expect(n == 1 && ids[0] == 1, "LlamaTokenizer adds BOS to the empty string");
+    free(ids);
+    cr_expect(rc_tokenizer_chat_template(t) && strstr(rc_tokenizer_chat_template(t), "USER: "));
+    rc_tokenizer_free(t);
+}
+
+// The tokenizer read from the default model's GGUF metadata (tokenizer.ggml.pre = "smollm") must
+// give the ids of the HF tokenizer that transformers builds from that GGUF (fixture smol/).
+Test(tokenizer_units, smol_gguf_matches_hf) {
+    char path[4096];
+    if (rc_default_model_path(path, sizeof path) || !rc_file_exists(path)) {
+        cr_skip_test("skipped: default model not downloaded (run `recontrol setup`)");
+    }
+    rc_tokenizer *g = rc_tokenizer_load(path);
+    cr_assert(g, "%s", rc_last_error());
+    rc_tokenizer *j = rc_tokenizer_load(TOK "/smol");
+    cr_assert(j);
+    cr_expect_eq(rc_tokenizer_vocab_size(g), rc_tokenizer_vocab_size(j));
+    cr_expect_eq(rc_tokenizer_bos(g), rc_tokenizer_bos(j));
+    cr_expect_eq(rc_tokenizer_eos(g), rc_tokenizer_eos(j));
+    cr_expect_str_eq(rc_tokenizer_chat_template(g), rc_tokenizer_chat_template(j));
+    size_t n;
+    char *corpus = rc_read_file(TOK "/corpus.jsonl", &n);
+    cr_assert(corpus);
+    int *a, na, *b, nb;
+    // the whole corpus file as one text (JSON escapes, many scripts, emoji, digits) and each line
+    cr_assert_eq(rc_tokenizer_encode(g, corpus, n, 1, &a, &na), 0, "%s", rc_last_error());
+    cr_assert_eq(rc_tokenizer_encode(j, corpus, n, 1, &b, &nb), 0);
+    cr_expect_eq(na, nb);
+    for (int i = 0; i < na && i < nb; i++) cr_assert_eq(a[i], b[i], "token %d", i);
+    free(a);
+    free(b);
+    free(corpus);
+    rc_tokenizer_free(g);
+    rc_tokenizer_free(j);
+}
+
+static void expect_load_error(const char *path, const char *needle) {
+    rc_tokenizer *t = rc_tokenizer_load(path);
+    cr_expect_null(t, "%s should not load", path);
+    cr_expect(strstr(rc_last_error(), needle), "error for %s: '%s' lacks '%s'", path,
+              rc_last_error(), needle);
+    rc_tokenizer_free(t);
+}
+
+Test(tokenizer_units, load_errors) {
+    expect_load_error("/nonexistent/model", "no such file");
+    expect_load_error(RC_FIXTURES, "no tokenizer.model or tokenizer.json");
+    char dir[] = "/tmp/rc_tok_err_XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char p[512];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    FILE *f = fopen(p, "w");
+    fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}", f);
+    fclose(f);
+    expect_load_error(dir, "invalid JSON");
+    f = fopen(p, "w");
+    fputs("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}", f);
+    fclose(f);
+    expect_load_error(dir, "WordPiece");
+    f = fopen(p, "w");
+    fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]},"
+          " \"decoder\": {\"type\": \"ByteLevel\"}}", f);
+    fclose(f);
+    expect_load_error(dir, "not in the vocabulary");
+    remove(p);
+    snprintf(p, sizeof p, "%s/x.gguf", dir);
+    f = fopen(p, "w");
+    fputs("not a gguf file at all, just text", f);
+    fclose(f);
+    rc_tokenizer *t = rc_tokenizer_load(p);
+    cr_expect_null(t);
+    cr_expect(strstr(rc_last_error(), "x.gguf"), "error names the file: %s", rc_last_error());
+    remove(p);
+    snprintf(p, sizeof p, "%s/tokenizer.model", dir);
+    f = fopen(p, "w");
+    fputs("\xff\xff\xff garbage", f);
+    fclose(f);
+    expect_load_error(dir, "tokenizer.model");
+    remove(p);
+    rmdir(dir);
+}
+
+Test(tokenizer_units, decode_rejects_bad_ids) {
+    rc_tokenizer *t = rc_tokenizer_load(TOK "/spm");
+    cr_assert(t);
+    int ids[] = {5, -1};
+    cr_expect_null(rc_tokenizer_decode(t, ids, 2, 0));
+    cr_expect(strstr(rc_last_error(), "out of range"));
+    rc_tokenizer_free(t);
+}
