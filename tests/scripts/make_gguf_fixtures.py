@@ -13,6 +13,7 @@ Writes tests/fixtures/gguf/:
   dequant_<TYPE>.bin / dequant_<TYPE>.f32   random raw blocks of one ggml type and the floats
                      gguf.quants.dequantize gives for them; dequant.json lists them.
   bad_*.gguf         small invalid / unsupported files for the error-path tests.
+  ../../fuzz/corpus_gguf/   seed inputs of the GGUF fuzz target (tests/fuzz/fuzz_gguf.c).
   default_model.json golden for the real default model (SmolLM2-135M-Instruct.Q4_1.gguf) when its
                      path is given with --default PATH: token ids of a few chat prompts (HF
                      tokenizer from the GGUF), last-position logits for the first 2048 vocab ids plus
@@ -37,6 +38,7 @@ from gguf.quants import dequantize, quantize
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 N_NEW = 24
+FIXTURE_DIR = None
 
 
 def permute(w, n_head, n_head_kv):
@@ -287,6 +289,38 @@ def make_bad_files(out, tiny_tied_path):
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
 
 
+def make_fuzz_seeds(corpus):
+    """Small valid GGUF files (every supported tensor type, strings, arrays, nested arrays) that
+    seed tests/fuzz/fuzz_gguf.c; libFuzzer mutates them."""
+    os.makedirs(corpus, exist_ok=True)
+    rng = np.random.default_rng(3)
+    w = gguf.GGUFWriter(os.path.join(corpus, "seed_types.gguf"), "llama")
+    w.add_uint32("general.alignment", 32)
+    w.add_array("tokenizer.ggml.tokens", ["a", "bc", ""])
+    w.add_array("nested", [[1, 2], ["x"]])
+    w.add_float32("llama.rope.freq_base", 1e4)
+    w.add_bool("flag", True)
+    w.add_int64("neg", -5)
+    for qt in [T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K,
+               T.Q4_K, T.Q5_K, T.Q6_K]:
+        be, bb = gguf.GGML_QUANT_SIZES[qt]
+        if qt == T.F32:
+            w.add_tensor("t_F32", rng.standard_normal(4).astype(np.float32))
+        elif qt == T.F16:
+            w.add_tensor("t_F16", rng.standard_normal((2, 2)).astype(np.float16))
+        else:
+            raw = rng.integers(0, 256, size=(1, bb if be > 1 else 8), dtype=np.uint8)
+            w.add_tensor("t_" + qt.name, raw, raw_shape=raw.shape, raw_dtype=qt)
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    w = gguf.GGUFWriter(os.path.join(corpus, "seed_align64.gguf"), "llama")
+    w.add_uint32("general.alignment", 64)
+    w.add_tensor("a", np.ones((2, 3), np.float32))
+    w.add_tensor("b", np.ones(5, np.float32))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    for f in ("bad_arch.gguf", "bad_shape.gguf", "bad_unsupported_type.gguf"):
+        shutil.copyfile(os.path.join(FIXTURE_DIR, f), os.path.join(corpus, f))
+
+
 def make_default_golden(out, path):
     from transformers import AutoTokenizer
     d, f = os.path.split(os.path.abspath(path))
@@ -368,6 +402,10 @@ def main():
 
     make_dequant_fixtures(a.out)
     make_bad_files(a.out, os.path.join(a.out, "tiny_tied.gguf"))
+    global FIXTURE_DIR
+    FIXTURE_DIR = a.out
+    make_fuzz_seeds(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz",
+                                 "corpus_gguf"))
     if a.default:
         make_default_golden(a.out, a.default)
 
