@@ -131,8 +131,8 @@ static double gib(size_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
 static int engine_setup(rc_cuda_engine *e, const rc_config *c, rc_cuda_dtype dt, int n_slots,
                         int max_len, int max_tokens) {
     memset(e, 0, sizeof *e);
-    if (dt != RC_CUDA_F16 && dt != RC_CUDA_BF16)
-        return rc_fail("CUDA engine: weights must be f16 or bf16, got %s", rc_cuda_dtype_name(dt));
+    if (dt != RC_CUDA_F32 && dt != RC_CUDA_F16 && dt != RC_CUDA_BF16)
+        return rc_fail("CUDA engine: unknown weight dtype %d", (int)dt);
     if (n_slots < 1 || max_len < 1 || max_tokens < 1)
         return rc_fail("CUDA engine: n_slots %d, max_len %d, max_tokens %d must all be >= 1",
                        n_slots, max_len, max_tokens);

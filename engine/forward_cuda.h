@@ -27,7 +27,8 @@ typedef struct {
 
 typedef struct {
     rc_config cfg;
-    rc_cuda_dtype dt;           // weights, KV cache and matmul operands (f16 or bf16)
+    rc_cuda_dtype dt;           // weights, KV cache and matmul operands: f16 or bf16 (f32 runs
+                                // the same code in full precision, to test against the CPU)
     int n_slots, max_len, max_tokens;
     int n_sms;                  // multiprocessors of the device
     cudaStream_t stream;

@@ -58,13 +58,16 @@ attn_prefill_kernel(const float *q, const T *kc, const T *vc, const int *tiles, 
         __syncthreads(); // previous tile fully consumed (and the queries are staged)
         for (int t = threadIdx.x; t < PF_KEYS * hw; t += blockDim.x) {
             int jj = t / hw, w = t - jj * hw, key = k0 + jj;
-            uint32_t kw = 0, vw = 0;
+            typedef typename rc_pair_type<T>::type pair;
+            pair kw, vw;
+            memset(&kw, 0, sizeof kw);
+            memset(&vw, 0, sizeof vw);
             if (key <= last) {
-                kw = *(const uint32_t *)(kbase + (size_t)key * kvd + 2 * w);
-                vw = *(const uint32_t *)(vbase + (size_t)key * kvd + 2 * w);
+                kw = *(const pair *)(kbase + (size_t)key * kvd + 2 * w);
+                vw = *(const pair *)(vbase + (size_t)key * kvd + 2 * w);
             }
-            *(uint32_t *)(sk + jj * (hd + 2) + 2 * w) = kw; // zeros for keys past the end
-            *(uint32_t *)(sv + jj * hd + 2 * w) = vw;
+            *(pair *)(sk + jj * (hd + 2) + 2 * w) = kw; // zeros for keys past the end
+            *(pair *)(sv + jj * hd + 2 * w) = vw;
         }
         __syncthreads();
 #pragma unroll
@@ -76,7 +79,8 @@ attn_prefill_kernel(const float *q, const T *kc, const T *vc, const int *tiles, 
                 float sc = -INFINITY;
                 if (valid) {
                     const float2 *qr = (const float2 *)(sq + r * hd);
-                    const uint32_t *kr = (const uint32_t *)(sk + lane * (hd + 2));
+                    typedef typename rc_pair_type<T>::type pair;
+                    const pair *kr = (const pair *)(sk + lane * (hd + 2));
                     float dot = 0.f;
                     for (int w = 0; w < hw; w++) {
                         float2 kf = rc_pair_to_f32(kr[w], (const T *)0), qf = qr[w];
@@ -150,8 +154,8 @@ static int prefill_dispatch(const float *q, const void *kc, const void *vc, cons
 }
 
 static int check_shape(const char *who, rc_cuda_dtype dt, int nh, int nkv, int hd) {
-    if (dt != RC_CUDA_F16 && dt != RC_CUDA_BF16)
-        return rc_fail("%s: the KV cache must be f16 or bf16, got %s", who, rc_cuda_dtype_name(dt));
+    if (dt != RC_CUDA_F32 && dt != RC_CUDA_F16 && dt != RC_CUDA_BF16)
+        return rc_fail("%s: unknown KV cache dtype %d", who, (int)dt);
     if (nkv <= 0 || nh % nkv != 0)
         return rc_fail("%s: %d heads is not a multiple of %d KV heads", who, nh, nkv);
     if (hd % 8 != 0 || hd > 256)
@@ -165,6 +169,9 @@ extern "C" int rc_cuda_attention_prefill(const float *q, const void *k_cache, co
                                          int max_len, cudaStream_t s) {
     if (n_tiles <= 0) return 0;
     if (check_shape("rc_cuda_attention_prefill", dt, n_heads, n_kv_heads, head_dim)) return -1;
+    if (dt == RC_CUDA_F32)
+        return prefill_dispatch<float>(q, k_cache, v_cache, tiles, n_tiles, out, n_heads,
+                                       n_kv_heads, head_dim, max_len, s);
     if (dt == RC_CUDA_F16)
         return prefill_dispatch<__half>(q, k_cache, v_cache, tiles, n_tiles, out, n_heads,
                                         n_kv_heads, head_dim, max_len, s);
@@ -210,14 +217,14 @@ attn_decode_kernel(const float *q, const T *kc, const T *vc, const int *slots, c
     for (int base = begin + warp * KPW; base < end; base += 2 * DC_WARPS * KPW) {
         int j0 = base + sub, j1 = base + sub + DC_WARPS * KPW;
         bool v0 = j0 < end, v1 = j1 < end;
-        uint4 k0u = make_uint4(0, 0, 0, 0), k1u = k0u, v0u = k0u, v1u = k0u;
+        rc_vec8<T> k0u = rc_zero8<T>(), k1u = k0u, v0u = k0u, v1u = k0u;
         if (dv && v0) {
-            k0u = *(const uint4 *)(kbase + (size_t)j0 * kvd);
-            v0u = *(const uint4 *)(vbase + (size_t)j0 * kvd);
+            k0u = rc_ld8(kbase + (size_t)j0 * kvd);
+            v0u = rc_ld8(vbase + (size_t)j0 * kvd);
         }
         if (dv && v1) {
-            k1u = *(const uint4 *)(kbase + (size_t)j1 * kvd);
-            v1u = *(const uint4 *)(vbase + (size_t)j1 * kvd);
+            k1u = rc_ld8(kbase + (size_t)j1 * kvd);
+            v1u = rc_ld8(vbase + (size_t)j1 * kvd);
         }
         float kf[8], s0 = 0.f, s1 = 0.f;
         rc_unpack8<T>(k0u, kf);
@@ -353,6 +360,9 @@ extern "C" int rc_cuda_attention_decode(const float *q, const void *k_cache, con
     RC_CUDA_REQUIRE(n_splits >= 1 && n <= 65535 && n_heads <= 65535,
                     "rc_cuda_attention_decode: bad launch shape (n %d, heads %d, splits %d)", n,
                     n_heads, n_splits);
+    if (dt == RC_CUDA_F32)
+        return decode_dispatch<float>(q, k_cache, v_cache, slots, pos, scratch, n_splits, out, n,
+                                      n_heads, n_kv_heads, head_dim, max_len, s);
     if (dt == RC_CUDA_F16)
         return decode_dispatch<__half>(q, k_cache, v_cache, slots, pos, scratch, n_splits, out, n,
                                        n_heads, n_kv_heads, head_dim, max_len, s);

@@ -1,7 +1,8 @@
 // Causal self-attention over the KV cache on the device, GQA (n_heads a multiple of n_kv_heads),
 // fp32 math with online softmax. q (n, n_heads*head_dim) fp32 already rotated; the cache of one
-// layer k_cache/v_cache (n_slots, max_len, n_kv_heads*head_dim) of type dt (f16 or bf16) already
-// holds every position a query attends to; out (n, n_heads*head_dim) of type dt.
+// layer k_cache/v_cache (n_slots, max_len, n_kv_heads*head_dim) of type dt (f16/bf16; f32 for
+// exactness tests) already holds every position a query attends to; out (n, n_heads*head_dim)
+// of type dt.
 // Two kernels: prefill (tiles of up to RC_ATTN_TILE consecutive queries of one sequence share
 // the K/V tiles they read) and decode (one query per sequence, the KV length split across blocks
 // and merged by a second small kernel, so that batch 1 with a long context still fills the GPU).

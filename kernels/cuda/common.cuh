@@ -66,12 +66,56 @@ static __device__ __forceinline__ float2 rc_pair_to_f32(uint32_t u, const __nv_b
     return __bfloat1622float2(h);
 }
 
-// 8 consecutive 16-bit elements held in one uint4 -> 8 floats.
-template <typename T> static __device__ __forceinline__ void rc_unpack8(uint4 u, float *f) {
+static __device__ __forceinline__ float2 rc_pair_to_f32(float2 u, const float *) { return u; }
+
+// The storage of one pair of consecutive elements: 4 bytes for 16-bit types, 8 for fp32.
+template <typename T> struct rc_pair_type { typedef uint32_t type; };
+template <> struct rc_pair_type<float> { typedef float2 type; };
+
+// 8 consecutive elements: one 16-byte vector for 16-bit types, two for fp32.
+template <typename T> struct rc_vec8 { uint4 v[sizeof(T) / 2]; };
+
+template <typename T> static __device__ __forceinline__ rc_vec8<T> rc_zero8() {
+    rc_vec8<T> r;
+#pragma unroll
+    for (int k = 0; k < (int)(sizeof(T) / 2); k++) r.v[k] = make_uint4(0, 0, 0, 0);
+    return r;
+}
+// Plain, read-only-cache (__ldg) and streaming (__ldcs, evict-first) loads; p 16-byte aligned.
+template <typename T> static __device__ __forceinline__ rc_vec8<T> rc_ld8(const T *p) {
+    rc_vec8<T> r;
+#pragma unroll
+    for (int k = 0; k < (int)(sizeof(T) / 2); k++) r.v[k] = ((const uint4 *)p)[k];
+    return r;
+}
+template <typename T> static __device__ __forceinline__ rc_vec8<T> rc_ld8_ro(const T *p) {
+    rc_vec8<T> r;
+#pragma unroll
+    for (int k = 0; k < (int)(sizeof(T) / 2); k++) r.v[k] = __ldg((const uint4 *)p + k);
+    return r;
+}
+template <typename T> static __device__ __forceinline__ rc_vec8<T> rc_ld8_stream(const T *p) {
+    rc_vec8<T> r;
+#pragma unroll
+    for (int k = 0; k < (int)(sizeof(T) / 2); k++) r.v[k] = __ldcs((const uint4 *)p + k);
+    return r;
+}
+
+template <typename T> static __device__ __forceinline__ void rc_unpack8(const rc_vec8<T> &x, float *f) {
+    const uint4 u = x.v[0];
     float2 a = rc_pair_to_f32(u.x, (const T *)0), b = rc_pair_to_f32(u.y, (const T *)0);
     float2 c = rc_pair_to_f32(u.z, (const T *)0), d = rc_pair_to_f32(u.w, (const T *)0);
     f[0] = a.x; f[1] = a.y; f[2] = b.x; f[3] = b.y;
     f[4] = c.x; f[5] = c.y; f[6] = d.x; f[7] = d.y;
+}
+template <> __device__ __forceinline__ void rc_unpack8<float>(const rc_vec8<float> &x, float *f) {
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+        f[4 * k + 0] = __uint_as_float(x.v[k].x);
+        f[4 * k + 1] = __uint_as_float(x.v[k].y);
+        f[4 * k + 2] = __uint_as_float(x.v[k].z);
+        f[4 * k + 3] = __uint_as_float(x.v[k].w);
+    }
 }
 
 static __device__ __forceinline__ float rc_warp_sum(float v) {

@@ -32,13 +32,12 @@ gemv_vec_kernel(const T *w, const T *x, float *y, int in, int out, float beta) {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int row0 = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS;
     if (row0 >= out) return;
-    int nch = in / 8;
-    const uint4 *xv = (const uint4 *)x;
-    const uint4 *wr[GEMV_ROWS];
+    int nch = in / 8; // chunks of 8 elements (16 bytes for f16/bf16)
+    const T *wr[GEMV_ROWS];
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) {
         int row = min(row0 + r, out - 1); // a duplicate row past the end is computed, not stored
-        wr[r] = (const uint4 *)(w + (size_t)row * in);
+        wr[r] = w + (size_t)row * in;
     }
     float acc[GEMV_ROWS];
 #pragma unroll
@@ -46,12 +45,12 @@ gemv_vec_kernel(const T *w, const T *x, float *y, int in, int out, float beta) {
     int c = lane;
     // Main loop: GEMV_UNR chunks of every row loaded unconditionally before any use.
     for (; c + 32 * (GEMV_UNR - 1) < nch; c += 32 * GEMV_UNR) {
-        uint4 wv[GEMV_UNR][GEMV_ROWS], xx[GEMV_UNR];
+        rc_vec8<T> wv[GEMV_UNR][GEMV_ROWS], xx[GEMV_UNR];
 #pragma unroll
         for (int u = 0; u < GEMV_UNR; u++) {
-            xx[u] = __ldg(xv + c + 32 * u);
+            xx[u] = rc_ld8_ro(x + 8 * (c + 32 * u));
 #pragma unroll
-            for (int r = 0; r < GEMV_ROWS; r++) wv[u][r] = __ldcs(wr[r] + c + 32 * u);
+            for (int r = 0; r < GEMV_ROWS; r++) wv[u][r] = rc_ld8_stream(wr[r] + 8 * (c + 32 * u));
         }
 #pragma unroll
         for (int u = 0; u < GEMV_UNR; u++) {
@@ -67,10 +66,10 @@ gemv_vec_kernel(const T *w, const T *x, float *y, int in, int out, float beta) {
     }
     for (; c < nch; c += 32) { // remainder, one chunk at a time
         float xf[8], wf[8];
-        rc_unpack8<T>(__ldg(xv + c), xf);
+        rc_unpack8<T>(rc_ld8_ro(x + 8 * c), xf);
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++) {
-            rc_unpack8<T>(__ldcs(wr[r] + c), wf);
+            rc_unpack8<T>(rc_ld8_stream(wr[r] + 8 * c), wf);
 #pragma unroll
             for (int t = 0; t < 8; t++) acc[r] += wf[t] * xf[t];
         }
@@ -119,17 +118,17 @@ extern "C" int rc_cuda_gemv(const void *w, const void *x, rc_cuda_dtype dt, floa
     RC_CUDA_REQUIRE(in > 0, "rc_cuda_gemv: empty input width");
     if (dt == RC_CUDA_F16) return gemv_launch<__half>(w, x, y, in, out, beta, s);
     if (dt == RC_CUDA_BF16) return gemv_launch<__nv_bfloat16>(w, x, y, in, out, beta, s);
-    return rc_fail("rc_cuda_gemv: weights must be f16 or bf16, got %s", rc_cuda_dtype_name(dt));
+    if (dt == RC_CUDA_F32) return gemv_launch<float>(w, x, y, in, out, beta, s);
+    return rc_fail("rc_cuda_gemv: unknown dtype %d", (int)dt);
 }
 
 extern "C" int rc_cuda_matmul(rc_cuda_blas *b, const void *w, const void *x, rc_cuda_dtype dt,
                               float *y, int n, int in, int out, float beta, cudaStream_t s) {
     if (n <= 0 || out <= 0) return 0;
     if (n == 1 && b->gemv_batch1) return rc_cuda_gemv(w, x, dt, y, in, out, beta, s);
-    RC_CUDA_REQUIRE(dt == RC_CUDA_F16 || dt == RC_CUDA_BF16,
-                    "rc_cuda_matmul: weights must be f16 or bf16, got %s", rc_cuda_dtype_name(dt));
     cublasHandle_t h = (cublasHandle_t)b->handle;
-    cudaDataType_t t = dt == RC_CUDA_F16 ? CUDA_R_16F : CUDA_R_16BF;
+    // fp32 operands: compute type 32F with the default math mode stays true fp32 (no TF32).
+    cudaDataType_t t = dt == RC_CUDA_F16 ? CUDA_R_16F : dt == RC_CUDA_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     float alpha = 1.f;
     CUBLAS_CHECK(cublasSetStream(h, s));
     CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &alpha, w, t, in, x, t, in,

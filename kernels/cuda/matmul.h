@@ -1,5 +1,5 @@
-// Matrix products on the device with weights in HF row layout W (out, in) of type dt (f16/bf16),
-// activations X (n, in) of the same type, fp32 output and fp32 accumulation:
+// Matrix products on the device with weights in HF row layout W (out, in) of type dt (f16/bf16;
+// f32 for exactness tests), activations X (n, in) of the same type, fp32 output and accumulation:
 // Y (n, out) = X W^T + beta * Y (beta = 1 fuses a residual add into the product).
 // Batches go through cuBLAS (tensor cores); batch 1 can use the hand-written GEMV instead.
 #pragma once

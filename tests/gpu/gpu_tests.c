@@ -1,0 +1,1133 @@
+// The GPU test runner (plain C, no Criterion: the GPU machines do not have it). Every CUDA kernel
+// against its CPU twin on random inputs at several shapes, and the CUDA engine against the CPU
+// engine and the HF transformers fixtures in tests/fixtures/tiny. Prints one line per check and
+// "N passed, M failed"; exits 1 on any failure; prints "skipped: no CUDA device" and exits 0
+// when there is no usable device (CI).
+//
+// Tolerance rule (flash-attention's): a kernel's max error against a float64 reference computed
+// on the same rounded inputs must be within 2x the max error of the plain same-precision
+// implementation (the CPU twin in fp32, its output rounded to the kernel's output type) plus a
+// floor that covers what the plain version does not model:
+//  - reductions in another order: floor = 2^-22 * sum|terms| (matmul), 1e-6 * max|ref| (norms);
+//  - fast-math exp (ex2.approx, relative error <= 2^-21): floor = 1e-5 * max|ref| (SwiGLU,
+//    softmax in attention);
+//  - exact operations (conversion, embedding lookup, argmax, the v copy into the cache): equality.
+// Whole-model checks use the relative L2 error ||gpu - ref|| / ||ref|| of the logits: f32 weights
+// <= 1e-4 against transformers and the CPU engine (fp32 everywhere, different summation orders),
+// f16 <= 5e-3 and bf16 <= 3e-2 against the CPU engine (8 and 11 fewer mantissa bits in every
+// weight and matmul operand; METHOD-style expectation 1e-3..1e-2 for bf16 operands).
+// Greedy continuations must equal transformers' exactly with f32 weights; the fixtures' greedy
+// margins (2e-3..2e-2) are below f16/bf16 logit noise, so there the count of equal tokens is
+// reported, and the graph-replayed decode must equal a step-by-step decode exactly.
+#include <cjson/cJSON.h>
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/common.h"
+#include "engine/forward.h"
+#include "engine/forward_cuda.h"
+#include "engine/model.h"
+#include "engine/npy.h"
+#include "engine/sampler.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/swiglu.h"
+#include "kernels/cuda/argmax.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/convert.h"
+#include "kernels/cuda/cuda_common.h"
+#include "kernels/cuda/embedding.h"
+#include "kernels/cuda/matmul.h"
+#include "kernels/cuda/rmsnorm.h"
+#include "kernels/cuda/rope.h"
+#include "kernels/cuda/sample.h"
+#include "kernels/cuda/swiglu.h"
+#include "gpu_control_test.h"
+
+#ifndef RC_FIXTURES
+#define RC_FIXTURES "tests/fixtures"
+#endif
+
+static int g_pass, g_fail;
+static const char *g_fixtures = RC_FIXTURES;
+static const char *g_filter = NULL;
+
+static void result(int ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void result(int ok, const char *name, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    printf("%s %s: %s\n", ok ? "PASS" : "FAIL", name, msg);
+    fflush(stdout);
+    if (ok) g_pass++;
+    else g_fail++;
+}
+
+// A CUDA or library call that must succeed for the check to mean anything.
+#define REQ(name, cond)                                                                          \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            result(0, name, "%s failed at %s:%d: %s", #cond, __FILE__, __LINE__, rc_last_error()); \
+            goto done;                                                                           \
+        }                                                                                        \
+    } while (0)
+#define CU(name, call)                                                                           \
+    do {                                                                                         \
+        cudaError_t e_ = (call);                                                                 \
+        if (e_ != cudaSuccess) {                                                                 \
+            result(0, name, "%s: %s at %s:%d", #call, cudaGetErrorString(e_), __FILE__, __LINE__); \
+            goto done;                                                                           \
+        }                                                                                        \
+    } while (0)
+
+// ---- random numbers, rounding, device buffers ---------------------------------------------------
+
+static uint64_t g_rng = 0x1234567887654321ull;
+static uint64_t rnd_u64(void) {
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return g_rng * 0x2545F4914F6CDD1Dull;
+}
+static float rnd_uniform(float lo, float hi) {
+    return lo + (hi - lo) * (float)((rnd_u64() >> 40) * (1.0 / 16777216.0));
+}
+static int rnd_int(int n) { return (int)(rnd_u64() % (uint64_t)n); }
+static void fill(float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = rnd_uniform(lo, hi);
+}
+
+static float round_to(rc_cuda_dtype dt, float f) {
+    if (dt == RC_CUDA_F16) return rc_f16_to_f32(rc_f32_to_f16(f));
+    if (dt == RC_CUDA_BF16) return rc_bf16_to_f32(rc_f32_to_bf16(f));
+    return f;
+}
+static void round_all(rc_cuda_dtype dt, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = round_to(dt, x[i]);
+}
+
+// Device buffer of n elements of dt holding host floats (rounded to dt), or poison (NaN bytes).
+static void *dev_from(rc_cuda_dtype dt, const float *h, size_t n) {
+    size_t es = rc_cuda_dtype_size(dt);
+    void *d = NULL;
+    if (cudaMalloc(&d, n * es + 16) != cudaSuccess) return NULL;
+    if (!h) {
+        cudaMemset(d, 0xff, n * es + 16);
+        return d;
+    }
+    void *tmp = malloc(n * es + 1);
+    for (size_t i = 0; i < n; i++) {
+        if (dt == RC_CUDA_F32) ((float *)tmp)[i] = h[i];
+        else if (dt == RC_CUDA_F16) ((uint16_t *)tmp)[i] = rc_f32_to_f16(h[i]);
+        else ((uint16_t *)tmp)[i] = rc_f32_to_bf16(h[i]);
+    }
+    cudaMemcpy(d, tmp, n * es, cudaMemcpyHostToDevice);
+    free(tmp);
+    return d;
+}
+// Device buffer of dt -> host floats.
+static int dev_to(float *h, rc_cuda_dtype dt, const void *d, size_t n) {
+    size_t es = rc_cuda_dtype_size(dt);
+    void *tmp = malloc(n * es + 1);
+    if (cudaMemcpy(tmp, d, n * es, cudaMemcpyDeviceToHost) != cudaSuccess ||
+        cudaDeviceSynchronize() != cudaSuccess) {
+        free(tmp);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (dt == RC_CUDA_F32) h[i] = ((float *)tmp)[i];
+        else if (dt == RC_CUDA_F16) h[i] = rc_f16_to_f32(((uint16_t *)tmp)[i]);
+        else h[i] = rc_bf16_to_f32(((uint16_t *)tmp)[i]);
+    }
+    free(tmp);
+    return 0;
+}
+static int *dev_ints(const int *h, size_t n) {
+    int *d = NULL;
+    if (cudaMalloc((void **)&d, n * sizeof(int) + 16) != cudaSuccess) return NULL;
+    cudaMemcpy(d, h, n * sizeof(int), cudaMemcpyHostToDevice);
+    return d;
+}
+
+// got vs ref (float64) with tolerance 2 * max|plain - ref| + floor_i (floor array, or the
+// scalar floor when floors is NULL). Reports the result; returns 1 when it passed.
+static int check_close(const char *name, const float *got, const double *ref, const float *plain,
+                       size_t n, double floor, const double *floors) {
+    double perr = 0, gerr = 0, mref = 0;
+    for (size_t i = 0; i < n; i++) {
+        double p = fabs((double)plain[i] - ref[i]);
+        if (p > perr) perr = p;
+        if (fabs(ref[i]) > mref) mref = fabs(ref[i]);
+    }
+    size_t bad = n, nbad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double g = fabs((double)got[i] - ref[i]);
+        double tol = 2 * perr + (floors ? floors[i] : floor);
+        if (!(g <= tol)) { // NaN fails
+            if (bad == n) bad = i;
+            nbad++;
+        }
+        if (g > gerr || g != g) gerr = g;
+    }
+    if (nbad == 0)
+        result(1, name, "max err %.3g (plain %.3g, max|ref| %.3g, n %zu)", gerr, perr, mref, n);
+    else
+        result(0, name, "%zu of %zu out of tolerance; first at %zu: got %.9g ref %.9g plain %.9g; "
+               "max err %.3g (plain %.3g)", nbad, n, bad, (double)got[bad], ref[bad],
+               (double)plain[bad], gerr, perr);
+    return nbad == 0;
+}
+
+static int check_equal_f(const char *name, const float *got, const float *want, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], 4) != 0) {
+            result(0, name, "element %zu: got %.9g want %.9g (of %zu)", i, (double)got[i],
+                   (double)want[i], n);
+            return 0;
+        }
+    result(1, name, "%zu elements identical", n);
+    return 1;
+}
+
+static int wanted(const char *name) { return !g_filter || strstr(name, g_filter) != NULL; }
+
+static const rc_cuda_dtype DTS[3] = {RC_CUDA_F32, RC_CUDA_F16, RC_CUDA_BF16};
+static const char *dtn(rc_cuda_dtype dt) { return rc_cuda_dtype_name(dt); }
+
+// ---- kernels ------------------------------------------------------------------------------------
+
+static void test_convert(void) {
+    const char *name = "convert f32<->f16/bf16 (exact, round to nearest even)";
+    size_t n = 1000003;
+    float *h = malloc(n * 4), *back = malloc(n * 4), *want = malloc(n * 4);
+    void *src = NULL, *mid = NULL, *dst = NULL;
+    for (size_t i = 0; i < n; i++) {
+        float mag = powf(2.f, rnd_uniform(-30.f, 18.f)); // includes f16 subnormals and overflow
+        h[i] = rnd_uniform(-1.f, 1.f) * mag;
+    }
+    for (int k = 1; k < 3; k++) {
+        rc_cuda_dtype dt = DTS[k];
+        char nm[160];
+        snprintf(nm, sizeof nm, "%s [%s]", name, dtn(dt));
+        REQ(nm, (src = dev_from(RC_CUDA_F32, h, n)) && (mid = dev_from(dt, NULL, n)) &&
+                    (dst = dev_from(RC_CUDA_F32, NULL, n)));
+        REQ(nm, rc_cuda_convert(mid, dt, src, RC_CUDA_F32, n, 0) == 0);
+        REQ(nm, rc_cuda_convert(dst, RC_CUDA_F32, mid, dt, n, 0) == 0);
+        REQ(nm, dev_to(back, RC_CUDA_F32, dst, n) == 0);
+        for (size_t i = 0; i < n; i++) want[i] = round_to(dt, h[i]);
+        check_equal_f(nm, back, want, n);
+        cudaFree(src);
+        cudaFree(mid);
+        cudaFree(dst);
+        src = mid = dst = NULL;
+    }
+done:
+    cudaFree(src);
+    cudaFree(mid);
+    cudaFree(dst);
+    free(h);
+    free(back);
+    free(want);
+}
+
+static void test_embedding(void) {
+    static const int shapes[][3] = {{257, 64, 5}, {1001, 576, 33}, {32000, 4096, 7}};
+    for (int s = 0; s < 3; s++)
+        for (int k = 1; k < 3; k++) {
+            int V = shapes[s][0], d = shapes[s][1], n = shapes[s][2];
+            rc_cuda_dtype dt = DTS[k];
+            char nm[160];
+            snprintf(nm, sizeof nm, "embedding [%s vocab %d d %d n %d]", dtn(dt), V, d, n);
+            float *tab = malloc((size_t)V * d * 4), *got = malloc((size_t)n * d * 4),
+                  *want = malloc((size_t)n * d * 4);
+            int *ids = malloc(n * sizeof(int)), *dids = NULL;
+            void *dtab = NULL;
+            float *dout = NULL;
+            fill(tab, (size_t)V * d, -1, 1);
+            round_all(dt, tab, (size_t)V * d);
+            for (int i = 0; i < n; i++) ids[i] = i == 0 ? 0 : i == 1 ? V - 1 : rnd_int(V);
+            REQ(nm, (dtab = dev_from(dt, tab, (size_t)V * d)) && (dids = dev_ints(ids, n)) &&
+                        (dout = dev_from(RC_CUDA_F32, NULL, (size_t)n * d)));
+            REQ(nm, rc_cuda_embedding(dtab, dt, dids, dout, n, d, V, 0) == 0);
+            REQ(nm, dev_to(got, RC_CUDA_F32, dout, (size_t)n * d) == 0);
+            rc_cpu_embedding(want, tab, ids, n, d);
+            check_equal_f(nm, got, want, (size_t)n * d);
+        done:
+            cudaFree(dtab);
+            cudaFree(dids);
+            cudaFree(dout);
+            free(tab);
+            free(got);
+            free(want);
+            free(ids);
+        }
+}
+
+static void test_rmsnorm(void) {
+    static const int shapes[][2] = {{1, 64}, {5, 576}, {7, 4096}, {3, 5120}};
+    for (int s = 0; s < 4; s++)
+        for (int k = 0; k < 3; k++)
+            for (int resid = 0; resid < 2; resid++) {
+                int n = shapes[s][0], d = shapes[s][1];
+                rc_cuda_dtype dt = DTS[k];
+                char nm[160];
+                snprintf(nm, sizeof nm, "rmsnorm%s [out %s n %d d %d]", resid ? "+residual" : "",
+                         dtn(dt), n, d);
+                size_t nd = (size_t)n * d;
+                float *x = malloc(nd * 4), *r = malloc(nd * 4), *w = malloc(d * 4),
+                      *got = malloc(nd * 4), *plain = malloc(nd * 4), *xs = malloc(nd * 4);
+                double *ref = malloc(nd * 8);
+                float *dx = NULL, *dr = NULL, *dw = NULL;
+                void *dy = NULL;
+                fill(x, nd, -3, 3);
+                fill(r, nd, -1, 1);
+                fill(w, d, 0.5f, 1.5f);
+                for (size_t i = 0; i < nd; i++) xs[i] = resid ? x[i] + r[i] : x[i];
+                for (int i = 0; i < n; i++) {
+                    double ss = 0;
+                    for (int j = 0; j < d; j++) ss += (double)xs[i * d + j] * xs[i * d + j];
+                    double inv = 1.0 / sqrt(ss / d + 1e-5);
+                    for (int j = 0; j < d; j++) ref[i * d + j] = xs[i * d + j] * inv * w[j];
+                }
+                rc_cpu_rmsnorm(plain, xs, w, n, d, 1e-5f);
+                round_all(dt, plain, nd);
+                REQ(nm, (dx = dev_from(RC_CUDA_F32, x, nd)) && (dr = dev_from(RC_CUDA_F32, r, nd)) &&
+                            (dw = dev_from(RC_CUDA_F32, w, d)) && (dy = dev_from(dt, NULL, nd)));
+                if (resid) REQ(nm, rc_cuda_rmsnorm_residual(dx, dr, dw, dy, dt, n, d, 1e-5f, 0) == 0);
+                else REQ(nm, rc_cuda_rmsnorm(dx, dw, dy, dt, n, d, 1e-5f, 0) == 0);
+                REQ(nm, dev_to(got, dt, dy, nd) == 0);
+                double mref = 0;
+                for (size_t i = 0; i < nd; i++) mref = fmax(mref, fabs(ref[i]));
+                check_close(nm, got, ref, plain, nd, 1e-6 * mref, NULL);
+                if (resid) {
+                    char nm2[200];
+                    snprintf(nm2, sizeof nm2, "%s residual sum", nm);
+                    REQ(nm2, dev_to(got, RC_CUDA_F32, dx, nd) == 0);
+                    check_equal_f(nm2, got, xs, nd);
+                }
+            done:
+                cudaFree(dx);
+                cudaFree(dr);
+                cudaFree(dw);
+                cudaFree(dy);
+                free(x);
+                free(r);
+                free(w);
+                free(got);
+                free(plain);
+                free(xs);
+                free(ref);
+            }
+}
+
+static void rope_tables(int hd, int max_len, float theta, float **cs, float **sn) {
+    rc_config c;
+    memset(&c, 0, sizeof c);
+    c.head_dim = hd;
+    c.rope_theta = theta;
+    float *inv = malloc(hd / 2 * 4);
+    rc_rope_inv_freq(&c, inv);
+    *cs = malloc((size_t)max_len * hd / 2 * 4);
+    *sn = malloc((size_t)max_len * hd / 2 * 4);
+    rc_cpu_rope_tables(*cs, *sn, inv, hd, max_len);
+    free(inv);
+}
+
+static void rope_ref(double *out, const float *x, int n, int nh, int hd, const int *pos,
+                     const float *cs, const float *sn) {
+    int half = hd / 2;
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < nh; h++)
+            for (int j = 0; j < half; j++) {
+                const float *v = x + ((size_t)i * nh + h) * hd;
+                double c = cs[(size_t)pos[i] * half + j], s = sn[(size_t)pos[i] * half + j];
+                double *o = out + ((size_t)i * nh + h) * hd;
+                o[j] = v[j] * c - v[j + half] * s;
+                o[j + half] = v[j + half] * c + v[j] * s;
+            }
+}
+
+static void test_rope(void) {
+    static const int shapes[][4] = {{1, 32, 128, 4096}, {9, 4, 64, 300}, {17, 3, 16, 64}};
+    for (int s = 0; s < 3; s++) {
+        int n = shapes[s][0], nh = shapes[s][1], hd = shapes[s][2], ml = shapes[s][3];
+        char nm[160];
+        snprintf(nm, sizeof nm, "rope [n %d heads %d head_dim %d]", n, nh, hd);
+        size_t sz = (size_t)n * nh * hd;
+        float *x = malloc(sz * 4), *got = malloc(sz * 4), *plain = malloc(sz * 4), *cs, *sn;
+        double *ref = malloc(sz * 8);
+        int *pos = malloc(n * sizeof(int)), *dpos = NULL;
+        float *dx = NULL, *dcs = NULL, *dsn = NULL;
+        rope_tables(hd, ml, 10000.f, &cs, &sn);
+        fill(x, sz, -2, 2);
+        for (int i = 0; i < n; i++) pos[i] = i == 0 ? ml - 1 : rnd_int(ml);
+        memcpy(plain, x, sz * 4);
+        rc_cpu_rope(plain, n, nh, hd, pos, cs, sn);
+        rope_ref(ref, x, n, nh, hd, pos, cs, sn);
+        REQ(nm, (dx = dev_from(RC_CUDA_F32, x, sz)) && (dpos = dev_ints(pos, n)) &&
+                    (dcs = dev_from(RC_CUDA_F32, cs, (size_t)ml * hd / 2)) &&
+                    (dsn = dev_from(RC_CUDA_F32, sn, (size_t)ml * hd / 2)));
+        REQ(nm, rc_cuda_rope(dx, dpos, dcs, dsn, n, nh, hd, 0) == 0);
+        REQ(nm, dev_to(got, RC_CUDA_F32, dx, sz) == 0);
+        check_close(nm, got, ref, plain, sz, 1e-6 * 2, NULL);
+    done:
+        cudaFree(dx);
+        cudaFree(dpos);
+        cudaFree(dcs);
+        cudaFree(dsn);
+        free(x);
+        free(got);
+        free(plain);
+        free(cs);
+        free(sn);
+        free(ref);
+        free(pos);
+    }
+}
+
+static void test_rope_qkv_store(void) {
+    static const int shapes[][4] = {{5, 32, 32, 128}, {7, 8, 2, 64}, {3, 4, 2, 16}};
+    for (int s = 0; s < 3; s++)
+        for (int k = 0; k < 3; k++) {
+            int n = shapes[s][0], nh = shapes[s][1], nkv = shapes[s][2], hd = shapes[s][3];
+            int S = 4, ml = 50, qd = nh * hd, kvd = nkv * hd, w = qd + 2 * kvd;
+            rc_cuda_dtype dt = DTS[k];
+            char nm[160];
+            snprintf(nm, sizeof nm, "rope+kv store [%s n %d heads %d/%d head_dim %d]", dtn(dt), n,
+                     nh, nkv, hd);
+            float *qkv = malloc((size_t)n * w * 4), *q = malloc((size_t)n * qd * 4),
+                  *kk = malloc((size_t)n * kvd * 4), *got = malloc((size_t)S * ml * kvd * 4),
+                  *gq = malloc((size_t)n * qd * 4), *pk = malloc((size_t)n * kvd * 4),
+                  *gk = malloc((size_t)n * kvd * 4), *gv = malloc((size_t)n * kvd * 4),
+                  *pv = malloc((size_t)n * kvd * 4), *cs, *sn;
+            double *rq = malloc((size_t)n * qd * 8), *rk = malloc((size_t)n * kvd * 8);
+            int *slots = malloc(n * sizeof(int)), *pos = malloc(n * sizeof(int));
+            int *dsl = NULL, *dpos = NULL;
+            float *dqkv = NULL, *dq = NULL, *dcs = NULL, *dsn = NULL;
+            void *dk = NULL, *dv = NULL;
+            rope_tables(hd, ml, 500000.f, &cs, &sn);
+            fill(qkv, (size_t)n * w, -2, 2);
+            for (int i = 0; i < n; i++) { // distinct (slot, position) pairs
+                slots[i] = i % S;
+                pos[i] = (i / S) * 7 + rnd_int(7);
+            }
+            for (int i = 0; i < n; i++) {
+                memcpy(q + (size_t)i * qd, qkv + (size_t)i * w, qd * 4);
+                memcpy(kk + (size_t)i * kvd, qkv + (size_t)i * w + qd, kvd * 4);
+                for (int j = 0; j < kvd; j++) pv[(size_t)i * kvd + j] = round_to(dt, qkv[(size_t)i * w + qd + kvd + j]);
+            }
+            rope_ref(rq, q, n, nh, hd, pos, cs, sn);
+            rope_ref(rk, kk, n, nkv, hd, pos, cs, sn);
+            rc_cpu_rope(q, n, nh, hd, pos, cs, sn);
+            rc_cpu_rope(kk, n, nkv, hd, pos, cs, sn);
+            memcpy(pk, kk, (size_t)n * kvd * 4);
+            round_all(dt, pk, (size_t)n * kvd);
+            REQ(nm, (dqkv = dev_from(RC_CUDA_F32, qkv, (size_t)n * w)) &&
+                        (dq = dev_from(RC_CUDA_F32, NULL, (size_t)n * qd)) &&
+                        (dk = dev_from(dt, NULL, (size_t)S * ml * kvd)) &&
+                        (dv = dev_from(dt, NULL, (size_t)S * ml * kvd)) &&
+                        (dsl = dev_ints(slots, n)) && (dpos = dev_ints(pos, n)) &&
+                        (dcs = dev_from(RC_CUDA_F32, cs, (size_t)ml * hd / 2)) &&
+                        (dsn = dev_from(RC_CUDA_F32, sn, (size_t)ml * hd / 2)));
+            REQ(nm, rc_cuda_rope_qkv_store(dqkv, dsl, dpos, dcs, dsn, dq, dk, dv, dt, n, nh, nkv, hd,
+                                           ml, 0) == 0);
+            REQ(nm, dev_to(gq, RC_CUDA_F32, dq, (size_t)n * qd) == 0);
+            char nq[200], nk[200], nv[200];
+            snprintf(nq, sizeof nq, "%s q", nm);
+            snprintf(nk, sizeof nk, "%s k in cache", nm);
+            snprintf(nv, sizeof nv, "%s v in cache", nm);
+            check_close(nq, gq, rq, q, (size_t)n * qd, 2e-6, NULL);
+            REQ(nm, dev_to(got, dt, dk, (size_t)S * ml * kvd) == 0);
+            for (int i = 0; i < n; i++)
+                memcpy(gk + (size_t)i * kvd, got + ((size_t)slots[i] * ml + pos[i]) * kvd, kvd * 4);
+            check_close(nk, gk, rk, pk, (size_t)n * kvd, 2e-6, NULL);
+            REQ(nm, dev_to(got, dt, dv, (size_t)S * ml * kvd) == 0);
+            for (int i = 0; i < n; i++)
+                memcpy(gv + (size_t)i * kvd, got + ((size_t)slots[i] * ml + pos[i]) * kvd, kvd * 4);
+            check_equal_f(nv, gv, pv, (size_t)n * kvd);
+        done:
+            cudaFree(dqkv);
+            cudaFree(dq);
+            cudaFree(dk);
+            cudaFree(dv);
+            cudaFree(dsl);
+            cudaFree(dpos);
+            cudaFree(dcs);
+            cudaFree(dsn);
+            free(qkv); free(q); free(kk); free(got); free(gq); free(pk); free(gk); free(gv);
+            free(pv); free(cs); free(sn); free(rq); free(rk); free(slots); free(pos);
+        }
+}
+
+static void test_swiglu(void) {
+    static const int shapes[][2] = {{1, 96}, {5, 11008}, {33, 1536}};
+    for (int s = 0; s < 3; s++)
+        for (int k = 0; k < 3; k++) {
+            int n = shapes[s][0], f = shapes[s][1];
+            rc_cuda_dtype dt = DTS[k];
+            char nm[160];
+            snprintf(nm, sizeof nm, "swiglu [out %s n %d f %d]", dtn(dt), n, f);
+            size_t nf = (size_t)n * f;
+            float *gu = malloc(2 * nf * 4), *g = malloc(nf * 4), *u = malloc(nf * 4),
+                  *plain = malloc(nf * 4), *got = malloc(nf * 4);
+            double *ref = malloc(nf * 8), mref = 0;
+            float *dgu = NULL;
+            void *dout = NULL;
+            fill(gu, 2 * nf, -6, 6);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < f; j++) {
+                    g[(size_t)i * f + j] = gu[(size_t)i * 2 * f + j];
+                    u[(size_t)i * f + j] = gu[(size_t)i * 2 * f + f + j];
+                }
+            for (size_t i = 0; i < nf; i++) {
+                ref[i] = g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+                mref = fmax(mref, fabs(ref[i]));
+            }
+            rc_cpu_swiglu(plain, g, u, nf);
+            round_all(dt, plain, nf);
+            REQ(nm, (dgu = dev_from(RC_CUDA_F32, gu, 2 * nf)) && (dout = dev_from(dt, NULL, nf)));
+            REQ(nm, rc_cuda_swiglu(dgu, dgu + f, 2 * f, dout, dt, n, f, 0) == 0);
+            REQ(nm, dev_to(got, dt, dout, nf) == 0);
+            check_close(nm, got, ref, plain, nf, 1e-5 * mref, NULL);
+        done:
+            cudaFree(dgu);
+            cudaFree(dout);
+            free(gu); free(g); free(u); free(plain); free(got); free(ref);
+        }
+}
+
+static void test_matmul(void) {
+    // n, in, out
+    static const int shapes[][3] = {{1, 4096, 4096}, {1, 11008, 4096}, {1, 4096, 22016},
+                                    {3, 64, 257},    {17, 576, 1536},  {64, 4096, 512},
+                                    {1, 36, 100},    {2, 36, 100},     {1, 64, 1001}};
+    rc_cuda_blas blas;
+    void *ws = NULL;
+    memset(&blas, 0, sizeof blas);
+    if (cudaMalloc(&ws, 32 << 20) != cudaSuccess || rc_cuda_blas_init(&blas, ws, 32 << 20)) {
+        result(0, "matmul setup", "%s", rc_last_error());
+        cudaFree(ws);
+        return;
+    }
+    for (int s = 0; s < 9; s++)
+        for (int k = 0; k < 3; k++)
+            for (int path = 0; path < 2; path++) // 0: cuBLAS, 1: GEMV (n == 1 only)
+                for (int beta = 0; beta < 2; beta++) {
+                    int n = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+                    if (path == 1 && n != 1) continue;
+                    if (beta == 1 && s > 3 && s != 6) continue; // beta on a few shapes
+                    rc_cuda_dtype dt = DTS[k];
+                    char nm[200];
+                    snprintf(nm, sizeof nm, "matmul %s [%s n %d in %d out %d beta %d]",
+                             path ? "gemv" : "cublas", dtn(dt), n, in, out, beta);
+                    size_t nw = (size_t)out * in, nx = (size_t)n * in, ny = (size_t)n * out;
+                    float *W = malloc(nw * 4), *X = malloc(nx * 4), *Y0 = malloc(ny * 4),
+                          *plain = malloc(ny * 4), *got = malloc(ny * 4);
+                    double *ref = malloc(ny * 8), *flo = malloc(ny * 8);
+                    void *dW = NULL, *dX = NULL;
+                    float *dY = NULL;
+                    fill(W, nw, -1, 1);
+                    fill(X, nx, -1, 1);
+                    fill(Y0, ny, -4, 4);
+                    round_all(dt, W, nw);
+                    round_all(dt, X, nx);
+                    for (int i = 0; i < n; i++)
+                        for (int o = 0; o < out; o++) {
+                            double a = 0, sa = 0;
+                            const float *wr = W + (size_t)o * in, *xr = X + (size_t)i * in;
+                            for (int j = 0; j < in; j++) {
+                                a += (double)wr[j] * xr[j];
+                                sa += fabs((double)wr[j] * xr[j]);
+                            }
+                            ref[(size_t)i * out + o] = a + (beta ? Y0[(size_t)i * out + o] : 0);
+                            flo[(size_t)i * out + o] = sa * (1.0 / (1 << 22)) + 1e-6;
+                        }
+                    rc_cpu_matmul(plain, X, W, n, in, out);
+                    if (beta)
+                        for (size_t i = 0; i < ny; i++) plain[i] += Y0[i];
+                    REQ(nm, (dW = dev_from(dt, W, nw)) && (dX = dev_from(dt, X, nx)) &&
+                                (dY = dev_from(RC_CUDA_F32, beta ? Y0 : NULL, ny)));
+                    blas.gemv_batch1 = path;
+                    REQ(nm, rc_cuda_matmul(&blas, dW, dX, dt, dY, n, in, out, (float)beta, 0) == 0);
+                    REQ(nm, dev_to(got, RC_CUDA_F32, dY, ny) == 0);
+                    check_close(nm, got, ref, plain, ny, 0, flo);
+                done:
+                    cudaFree(dW);
+                    cudaFree(dX);
+                    cudaFree(dY);
+                    free(W); free(X); free(Y0); free(plain); free(got); free(ref); free(flo);
+                }
+    rc_cuda_blas_free(&blas);
+    cudaFree(ws);
+}
+
+// float64 attention on the (rounded) cache, the reference for both kernels.
+static void attn_ref(double *out, const float *q, const float *kc, const float *vc, const int *slots,
+                     const int *pos, int n, int nh, int nkv, int hd, int ml) {
+    int kvd = nkv * hd, grp = nh / nkv;
+    double *sc = malloc(((size_t)ml + 1) * 8);
+    double scale = 1.0 / sqrt((double)hd);
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < nh; h++) {
+            const float *qr = q + ((size_t)i * nh + h) * hd;
+            int kvh = h / grp;
+            double mx = -INFINITY, sum = 0;
+            for (int p = 0; p <= pos[i]; p++) {
+                const float *kr = kc + ((size_t)slots[i] * ml + p) * kvd + kvh * hd;
+                double a = 0;
+                for (int j = 0; j < hd; j++) a += (double)qr[j] * kr[j];
+                sc[p] = a * scale;
+                if (sc[p] > mx) mx = sc[p];
+            }
+            for (int p = 0; p <= pos[i]; p++) {
+                sc[p] = exp(sc[p] - mx);
+                sum += sc[p];
+            }
+            double *o = out + ((size_t)i * nh + h) * hd;
+            for (int j = 0; j < hd; j++) o[j] = 0;
+            for (int p = 0; p <= pos[i]; p++) {
+                const float *vr = vc + ((size_t)slots[i] * ml + p) * kvd + kvh * hd;
+                for (int j = 0; j < hd; j++) o[j] += sc[p] / sum * vr[j];
+            }
+        }
+    free(sc);
+}
+
+static void test_attention(void) {
+    static const int shapes[][3] = {{4, 4, 128}, {8, 2, 64}, {4, 2, 16}, {2, 1, 256}, {6, 3, 48}, {4, 1, 32}};
+    const int S = 4, ml = 1200;
+    for (int s = 0; s < 6; s++)
+        for (int k = 0; k < 3; k++) {
+            int nh = shapes[s][0], nkv = shapes[s][1], hd = shapes[s][2];
+            int qd = nh * hd, kvd = nkv * hd;
+            rc_cuda_dtype dt = DTS[k];
+            size_t nc = (size_t)S * ml * kvd;
+            float *kc = malloc(nc * 4), *vc = malloc(nc * 4);
+            fill(kc, nc, -1, 1);
+            fill(vc, nc, -1, 1);
+            round_all(dt, kc, nc);
+            round_all(dt, vc, nc);
+            void *dk = dev_from(dt, kc, nc), *dv = dev_from(dt, vc, nc);
+            // prefill batch: slot 0 pos 0..40, slot 1 pos 77, slot 2 pos 5..70, slot 3 pos 100..102
+            int pslots[200], ppos[200], n = 0;
+            for (int p = 0; p <= 40; p++) { pslots[n] = 0; ppos[n++] = p; }
+            pslots[n] = 1; ppos[n++] = 77;
+            for (int p = 5; p <= 70; p++) { pslots[n] = 2; ppos[n++] = p; }
+            for (int p = 100; p <= 102; p++) { pslots[n] = 3; ppos[n++] = p; }
+            // decode batch: one query per slot, short and long contexts
+            int dslots[4] = {2, 0, 3, 1}, dpos[4] = {0, 63, 500, ml - 1};
+            for (int mode = 0; mode < 5; mode++) { // 0 prefill; 1..4 decode with splits auto,1,3,32
+                int *sl = mode ? dslots : pslots, *ps = mode ? dpos : ppos, nn = mode ? 4 : n;
+                int splits = mode == 1 ? rc_cuda_attention_decode_splits(4, nh, ml, 132)
+                                       : mode == 2 ? 1 : mode == 3 ? 3 : 32;
+                char nm[200];
+                if (mode == 0)
+                    snprintf(nm, sizeof nm, "attention prefill [%s heads %d/%d head_dim %d, %d tokens in 4 sequences]",
+                             dtn(dt), nh, nkv, hd, nn);
+                else
+                    snprintf(nm, sizeof nm, "attention decode [%s heads %d/%d head_dim %d, 4 queries, ctx up to %d, %d splits]",
+                             dtn(dt), nh, nkv, hd, ml, splits);
+                float *q = malloc((size_t)nn * qd * 4), *plain = malloc((size_t)nn * qd * 4),
+                      *got = malloc((size_t)nn * qd * 4);
+                double *ref = malloc((size_t)nn * qd * 8), mref = 0;
+                int tiles[4 * 200];
+                int *dsl = NULL, *dps = NULL, *dtl = NULL;
+                float *dq = NULL, *part = NULL;
+                void *dout = NULL;
+                fill(q, (size_t)nn * qd, -4, 4);
+                attn_ref(ref, q, kc, vc, sl, ps, nn, nh, nkv, hd, ml);
+                rc_cpu_attention(plain, q, kc, vc, sl, ps, nn, nh, nkv, hd, ml, 1.f / sqrtf((float)hd));
+                round_all(dt, plain, (size_t)nn * qd);
+                for (size_t i = 0; i < (size_t)nn * qd; i++) mref = fmax(mref, fabs(ref[i]));
+                REQ(nm, dk && dv && (dq = dev_from(RC_CUDA_F32, q, (size_t)nn * qd)) &&
+                            (dout = dev_from(dt, NULL, (size_t)nn * qd)) &&
+                            (dsl = dev_ints(sl, nn)) && (dps = dev_ints(ps, nn)));
+                if (mode == 0) {
+                    int nt = rc_cuda_attn_build_tiles(nn, sl, ps, tiles);
+                    REQ(nm, nt == 2 + 1 + 3 + 1 && (dtl = dev_ints(tiles, 4 * nt)));
+                    REQ(nm, rc_cuda_attention_prefill(dq, dk, dv, dt, dtl, nt, dout, nh, nkv, hd, ml, 0) == 0);
+                } else {
+                    REQ(nm, (part = dev_from(RC_CUDA_F32, NULL, rc_cuda_attention_decode_scratch(nn, nh, hd, splits))));
+                    REQ(nm, rc_cuda_attention_decode(dq, dk, dv, dt, dsl, dps, part, splits, dout, nn, nh, nkv, hd, ml, 0) == 0);
+                }
+                REQ(nm, dev_to(got, dt, dout, (size_t)nn * qd) == 0);
+                check_close(nm, got, ref, plain, (size_t)nn * qd, 1e-5 * mref, NULL);
+            done:
+                cudaFree(dq); cudaFree(dout); cudaFree(dsl); cudaFree(dps); cudaFree(dtl); cudaFree(part);
+                free(q); free(plain); free(got); free(ref);
+            }
+            cudaFree(dk);
+            cudaFree(dv);
+            free(kc);
+            free(vc);
+        }
+}
+
+static void test_argmax(void) {
+    static const int vocabs[3] = {257, 32000, 128256};
+    for (int s = 0; s < 3; s++) {
+        int V = vocabs[s], n = 9;
+        char nm[160];
+        snprintf(nm, sizeof nm, "argmax [vocab %d, %d rows with ties, -inf and NaN]", V, n);
+        float *lg = malloc((size_t)n * V * 4);
+        int got[9], want[9], *dout = NULL;
+        float *dl = NULL;
+        fill(lg, (size_t)n * V, -10, 10);
+        lg[1 * (size_t)V + 5] = lg[1 * (size_t)V + V - 3] = 50.f;        // tie: lowest id wins
+        lg[2 * (size_t)V + V - 1] = 60.f;                                 // last element
+        for (int j = 0; j < V; j++) lg[3 * (size_t)V + j] = -INFINITY;    // all -inf -> 0
+        lg[4 * (size_t)V + 0] = NAN;                                      // NaN never wins
+        lg[4 * (size_t)V + 1] = 99.f;
+        for (int i = 0; i < n; i++) want[i] = rc_argmax(lg + (size_t)i * V, V);
+        REQ(nm, (dl = dev_from(RC_CUDA_F32, lg, (size_t)n * V)) && (dout = dev_ints(want, n)));
+        cudaMemset(dout, 0xff, n * sizeof(int));
+        REQ(nm, rc_cuda_argmax(dl, dout, n, V, 0) == 0);
+        CU(nm, cudaMemcpy(got, dout, n * sizeof(int), cudaMemcpyDeviceToHost));
+        {
+            int ok = 1, bad = 0;
+            for (int i = 0; i < n; i++)
+                if (got[i] != want[i]) { ok = 0; bad = i; break; }
+            result(ok, nm, ok ? "all rows equal" : "row %d: got %d want %d", bad, got[bad], want[bad]);
+        }
+    done:
+        cudaFree(dl);
+        cudaFree(dout);
+        free(lg);
+    }
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void test_sample(void) {
+    const char *nm = "sampling";
+    int V = 32000, n = 64, N = 8192;
+    float *lg = malloc((size_t)N * 1000 * 4), *sorted = malloc((size_t)V * 4);
+    uint64_t *st = malloc((size_t)N * 8);
+    int *got = calloc((size_t)N, sizeof(int)), *dout = NULL;
+    float *dl = NULL;
+    uint64_t *dst = NULL;
+    for (int i = 0; i < N; i++) st[i] = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
+    // (a) membership in the top-k / top-p set, random rows
+    {
+        char nm2[160];
+        float T = 0.8f, P = 0.9f;
+        int K = 40;
+        snprintf(nm2, sizeof nm2, "sample in the top-k/top-p set [vocab %d, k %d, p %.2f, T %.1f, %d rows]", V, K, (double)P, (double)T, n);
+        fill(lg, (size_t)n * V, -4, 4);
+        REQ(nm2, (dl = dev_from(RC_CUDA_F32, lg, (size_t)n * V)) && (dout = dev_ints(got, N)) &&
+                     cudaMalloc((void **)&dst, (size_t)N * 8) == cudaSuccess);
+        CU(nm2, cudaMemcpy(dst, st, (size_t)N * 8, cudaMemcpyHostToDevice));
+        REQ(nm2, rc_cuda_sample(dl, dout, dst, n, V, T, K, P, 0) == 0);
+        CU(nm2, cudaMemcpy(got, dout, n * sizeof(int), cudaMemcpyDeviceToHost));
+        int ok = 1, bad = -1;
+        for (int i = 0; i < n && ok; i++) {
+            const float *r = lg + (size_t)i * V;
+            memcpy(sorted, r, (size_t)V * 4);
+            qsort(sorted, V, 4, cmp_desc);
+            float kth = sorted[K - 1];
+            double tot = 0, cum = 0;
+            for (int j = 0; j < K; j++) tot += exp((sorted[j] - sorted[0]) / T);
+            float cut = sorted[K - 1]; // smallest logit inside the nucleus (with 1e-4 slack)
+            for (int j = 0; j < K; j++) {
+                cum += exp((sorted[j] - sorted[0]) / T) / tot;
+                cut = sorted[j];
+                if (cum >= P + 1e-4) break;
+            }
+            int g = got[i];
+            if (g < 0 || g >= V || r[g] < kth || r[g] < cut) { ok = 0; bad = i; }
+        }
+        if (ok) result(1, nm2, "every draw inside its set");
+        else result(0, nm2, "row %d drew %d (logit %g) outside the allowed set", bad, got[bad],
+                    (double)lg[(size_t)bad * V + got[bad]]);
+        cudaFree(dl);
+        dl = NULL;
+    }
+    // (b) frequencies: top_k 2 on {2, 1, rest -20}; top_p 0.65 on probs {.4 .3 .2 .1}
+    for (int t = 0; t < 2; t++) {
+        char nm2[160];
+        int W = 1000;
+        for (size_t i = 0; i < (size_t)N * W; i++) lg[i] = t == 0 ? -20.f : -INFINITY;
+        for (int i = 0; i < N; i++) {
+            float *r = lg + (size_t)i * W;
+            if (t == 0) { r[3] = 2.f; r[7] = 1.f; }
+            else { r[0] = logf(0.4f); r[1] = logf(0.3f); r[2] = logf(0.2f); r[3] = logf(0.1f); }
+        }
+        double p = t == 0 ? exp(2.0) / (exp(2.0) + exp(1.0)) : 0.4 / 0.7;
+        int a = t == 0 ? 3 : 0, b = t == 0 ? 7 : 1;
+        snprintf(nm2, sizeof nm2, "sample frequencies [%s, %d draws]", t == 0 ? "top_k 2" : "top_p 0.65", N);
+        REQ(nm2, (dl = dev_from(RC_CUDA_F32, lg, (size_t)N * W)));
+        REQ(nm2, rc_cuda_sample(dl, dout, dst, N, W, 1.f, t == 0 ? 2 : 0, t == 0 ? 1.f : 0.65f, 0) == 0);
+        CU(nm2, cudaMemcpy(got, dout, (size_t)N * sizeof(int), cudaMemcpyDeviceToHost));
+        int ca = 0, other = 0;
+        for (int i = 0; i < N; i++) {
+            if (got[i] == a) ca++;
+            else if (got[i] != b) other++;
+        }
+        double f = (double)ca / N, sd = sqrt(p * (1 - p) / N);
+        result(other == 0 && fabs(f - p) < 5 * sd, nm2, "P(%d) = %.4f, expected %.4f +- %.4f (5 sd); %d draws outside {%d, %d}",
+               a, f, p, 5 * sd, other, a, b);
+        cudaFree(dl);
+        dl = NULL;
+    }
+    // (c) temperature 0 and top_k 1 are argmax
+    {
+        const char *nm3 = "sample greedy (T 0, top_k 1) == argmax";
+        int want[64];
+        fill(lg, (size_t)n * V, -4, 4);
+        for (int i = 0; i < n; i++) want[i] = rc_argmax(lg + (size_t)i * V, V);
+        REQ(nm3, (dl = dev_from(RC_CUDA_F32, lg, (size_t)n * V)));
+        int ok = 1;
+        for (int mode = 0; mode < 2; mode++) {
+            REQ(nm3, rc_cuda_sample(dl, dout, dst, n, V, mode ? 1.f : 0.f, mode, 1.f, 0) == 0);
+            CU(nm3, cudaMemcpy(got, dout, n * sizeof(int), cudaMemcpyDeviceToHost));
+            for (int i = 0; i < n; i++) ok &= got[i] == want[i];
+        }
+        result(ok, nm3, ok ? "equal" : "differs");
+    }
+done:
+    cudaFree(dl);
+    cudaFree(dout);
+    cudaFree(dst);
+    free(lg);
+    free(sorted);
+    free(st);
+    free(got);
+    (void)nm;
+}
+
+// ---- the engine -------------------------------------------------------------------------------
+
+static int json_int_rows(cJSON *arr, int rows[][64], int *lens, int max_rows) {
+    int r = 0;
+    cJSON *row;
+    cJSON_ArrayForEach(row, arr) {
+        if (r >= max_rows) break;
+        int k = 0;
+        cJSON *v;
+        cJSON_ArrayForEach(v, row) if (k < 64) rows[r][k++] = v->valueint;
+        lens[r++] = k;
+    }
+    return r;
+}
+
+static double rel_l2(const float *a, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+        if (a[i] != a[i]) return INFINITY;
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+typedef struct {
+    const char *name;
+    rc_model m;
+    int seqs[3][64], prompts[3][64], greedy[3][64];
+    int seq_len[3], prompt_len[3], greedy_len[3];
+    int n, tok[96], sl[96], ps[96], orow[96]; // the 3 sequences as one ragged batch
+    float *h_cpu, *l_cpu, *l_hf;              // CPU engine states / logits, transformers logits
+} fixture;
+
+// One weight dtype of one fixture model.
+static void fixture_dtype(fixture *fx, rc_cuda_dtype dt) {
+    const int V = fx->m.cfg.vocab_size, d = fx->m.cfg.hidden_size, n = fx->n;
+    const char *name = fx->name;
+    rc_cuda_engine e;
+    memset(&e, 0, sizeof e);
+    char nm[256];
+    float *h_gpu = malloc((size_t)n * d * 4), *l_gpu = malloc((size_t)n * V * 4);
+    float *lg = malloc((size_t)V * 4);
+    double tol = dt == RC_CUDA_F32 ? 1e-4 : dt == RC_CUDA_F16 ? 5e-3 : 3e-2;
+    snprintf(nm, sizeof nm, "model %s [%s]: init", name, dtn(dt));
+    REQ(nm, rc_cuda_engine_init(&e, &fx->m, dt, 4, 64, 64) == 0);
+    // (1) ragged prefill logits
+    snprintf(nm, sizeof nm, "model %s [%s]: ragged prefill", name, dtn(dt));
+    REQ(nm, rc_cuda_forward(&e, n, fx->tok, fx->sl, fx->ps, fx->orow, h_gpu) == 0);
+    REQ(nm, rc_cuda_lm_head_last(&e, l_gpu) == 0);
+    {
+        double ec = rel_l2(l_gpu, fx->l_cpu, (size_t)n * V), eh = rel_l2(l_gpu, fx->l_hf, (size_t)n * V);
+        double ehid = rel_l2(h_gpu, fx->h_cpu, (size_t)n * d);
+        double ecpu_hf = rel_l2(fx->l_cpu, fx->l_hf, (size_t)n * V);
+        snprintf(nm, sizeof nm, "model %s [%s]: logits vs CPU engine", name, dtn(dt));
+        result(ec <= tol, nm, "rel L2 %.3g (tol %.0e); hidden states %.3g", ec, tol, ehid);
+        snprintf(nm, sizeof nm, "model %s [%s]: logits vs transformers", name, dtn(dt));
+        result(eh <= tol + ecpu_hf, nm, "rel L2 %.3g (tol %.0e + CPU engine vs transformers %.3g)",
+               eh, tol, ecpu_hf);
+    }
+    // (2) chunked prefill (first half, then the rest) gives the same last-position logits
+    {
+        snprintf(nm, sizeof nm, "model %s [%s]: chunked prefill == one call", name, dtn(dt));
+        int L = fx->seq_len[2], cut = L / 2, s3[64], p3[64], o3[64];
+        for (int p = 0; p < L; p++) {
+            s3[p] = 3;
+            p3[p] = p;
+            o3[p] = p == L - 1 ? 0 : -1;
+        }
+        REQ(nm, rc_cuda_forward(&e, cut, fx->seqs[2], s3, p3, NULL, NULL) == 0);
+        REQ(nm, rc_cuda_forward(&e, L - cut, fx->seqs[2] + cut, s3 + cut, p3 + cut, o3 + cut, NULL) == 0);
+        REQ(nm, rc_cuda_lm_head_last(&e, lg) == 0);
+        const float *want = l_gpu + (size_t)(fx->seq_len[0] + fx->seq_len[1] + L - 1) * V;
+        double er = rel_l2(lg, want, V);
+        result(er <= (dt == RC_CUDA_F32 ? 1e-5 : tol / 5), nm, "rel L2 %.3g", er);
+    }
+    // (3) greedy: batched prefill of the 3 prompts, graph decode of the remaining tokens
+    {
+        int pt[64], psl[64], pp[64], po[64], np = 0, first[3], zs[64];
+        static int outk[64 * 3], step_tok[3][64];
+        memset(zs, 0, sizeof zs);
+        for (int s = 0; s < 3; s++)
+            for (int p = 0; p < fx->prompt_len[s]; p++, np++) {
+                pt[np] = fx->prompts[s][p];
+                psl[np] = s;
+                pp[np] = p;
+                po[np] = p == fx->prompt_len[s] - 1 ? s : -1;
+            }
+        snprintf(nm, sizeof nm, "model %s [%s]: greedy, batch 3, graph decode", name, dtn(dt));
+        int G = fx->greedy_len[0];
+        REQ(nm, rc_cuda_forward(&e, np, pt, psl, pp, po, NULL) == 0);
+        REQ(nm, rc_cuda_greedy_last(&e, first) == 0);
+        int dsl[3] = {0, 1, 2}, dps[3] = {fx->prompt_len[0], fx->prompt_len[1], fx->prompt_len[2]};
+        REQ(nm, rc_cuda_decode_begin(&e, 3, dsl, dps, first) == 0);
+        REQ(nm, rc_cuda_decode_run(&e, G - 1, outk) == 0);
+        int same = 0, total = 0;
+        for (int s = 0; s < 3; s++) {
+            step_tok[s][0] = first[s];
+            for (int t = 1; t < G; t++) step_tok[s][t] = outk[(t - 1) * 3 + s];
+            for (int t = 0; t < G; t++, total++) same += step_tok[s][t] == fx->greedy[s][t];
+        }
+        if (dt == RC_CUDA_F32)
+            result(same == total, nm, "%d of %d tokens equal transformers' greedy", same, total);
+        else
+            printf("INFO %s: %d of %d tokens equal transformers' greedy (fixture margins are below "
+                   "%s noise)\n", nm, same, total, dtn(dt));
+        // the same decode step by step through rc_cuda_forward (decode attention, no graph)
+        snprintf(nm, sizeof nm, "model %s [%s]: graph decode == step-by-step decode", name, dtn(dt));
+        REQ(nm, rc_cuda_forward(&e, np, pt, psl, pp, po, NULL) == 0);
+        REQ(nm, rc_cuda_greedy_last(&e, first) == 0);
+        int cur[3] = {first[0], first[1], first[2]}, mism = -1;
+        for (int t = 1; t < G && mism < 0; t++) {
+            int ps3[3], o3[3] = {0, 1, 2};
+            for (int s = 0; s < 3; s++) ps3[s] = fx->prompt_len[s] + t - 1;
+            REQ(nm, rc_cuda_forward(&e, 3, cur, dsl, ps3, o3, NULL) == 0);
+            REQ(nm, rc_cuda_greedy_last(&e, cur) == 0);
+            for (int s = 0; s < 3; s++)
+                if (cur[s] != step_tok[s][t]) mism = t;
+        }
+        if (mism < 0) result(1, nm, "%d steps identical", G - 1);
+        else result(0, nm, "first difference at step %d", mism);
+        // batch 1 per prompt (the GEMV path inside the graph) equals the batch-3 run in f32
+        snprintf(nm, sizeof nm, "model %s [%s]: greedy, batch 1 (GEMV) == batch 3", name, dtn(dt));
+        int diff = 0;
+        for (int s = 0; s < 3; s++) {
+            int o1[64], one = 0, z = 0, pz = fx->prompt_len[s];
+            for (int p = 0; p < fx->prompt_len[s]; p++) o1[p] = p == fx->prompt_len[s] - 1 ? 0 : -1;
+            REQ(nm, rc_cuda_forward(&e, fx->prompt_len[s], fx->prompts[s], zs, pp, o1, NULL) == 0);
+            REQ(nm, rc_cuda_greedy_last(&e, &one) == 0);
+            REQ(nm, rc_cuda_decode_begin(&e, 1, &z, &pz, &one) == 0);
+            REQ(nm, rc_cuda_decode_run(&e, G - 1, outk) == 0);
+            if (one != step_tok[s][0]) diff++;
+            for (int t = 1; t < G; t++) diff += outk[t - 1] != step_tok[s][t];
+        }
+        if (dt == RC_CUDA_F32) result(diff == 0, nm, "%d tokens differ", diff);
+        else
+            printf("INFO %s: %d of %d tokens differ (GEMV and cuBLAS sum in different orders)\n",
+                   nm, diff, 3 * G);
+    }
+done:
+    rc_cuda_engine_free(&e);
+    free(h_gpu);
+    free(l_gpu);
+    free(lg);
+}
+
+static void test_fixture_model(const char *name) {
+    static fixture fx;
+    char dir[2048], path[2304], nm[256];
+    char *js = NULL;
+    cJSON *root = NULL;
+    rc_engine cpu;
+    memset(&fx, 0, sizeof fx);
+    memset(&cpu, 0, sizeof cpu);
+    fx.name = name;
+    snprintf(dir, sizeof dir, "%s/tiny/%s", g_fixtures, name);
+    snprintf(path, sizeof path, "%s/golden.json", dir);
+    snprintf(nm, sizeof nm, "model %s: load", name);
+    REQ(nm, (js = rc_read_file(path, NULL)) && (root = cJSON_Parse(js)));
+    REQ(nm, json_int_rows(cJSON_GetObjectItem(root, "seqs"), fx.seqs, fx.seq_len, 3) == 3 &&
+                json_int_rows(cJSON_GetObjectItem(root, "prompts"), fx.prompts, fx.prompt_len, 3) == 3 &&
+                json_int_rows(cJSON_GetObjectItem(root, "greedy"), fx.greedy, fx.greedy_len, 3) == 3);
+    REQ(nm, rc_model_load(dir, &fx.m) == 0);
+    REQ(nm, rc_engine_init(&cpu, &fx.m, 4, 64, 64) == 0);
+    const int V = fx.m.cfg.vocab_size, d = fx.m.cfg.hidden_size;
+    fx.n = 0;
+    for (int s = 0; s < 3; s++)
+        for (int p = 0; p < fx.seq_len[s]; p++, fx.n++) {
+            fx.tok[fx.n] = fx.seqs[s][p];
+            fx.sl[fx.n] = s;
+            fx.ps[fx.n] = p;
+            fx.orow[fx.n] = fx.n;
+        }
+    fx.h_cpu = malloc((size_t)fx.n * d * 4);
+    fx.l_cpu = malloc((size_t)fx.n * V * 4);
+    fx.l_hf = malloc((size_t)fx.n * V * 4);
+    REQ(nm, rc_forward(&cpu, fx.n, fx.tok, fx.sl, fx.ps, fx.orow, fx.h_cpu) == 0);
+    rc_lm_head(&cpu, fx.n, fx.h_cpu, fx.l_cpu);
+    for (int s = 0, off = 0; s < 3; s++) {
+        char np[2400];
+        float *data = NULL;
+        int nd = 0;
+        int64_t shape[8];
+        snprintf(np, sizeof np, "%s/logits_%d.npy", dir, s);
+        REQ(nm, rc_npy_read_f32(np, &data, &nd, shape) == 0);
+        int shape_ok = nd == 2 && shape[0] == fx.seq_len[s] && shape[1] == V;
+        if (shape_ok) memcpy(fx.l_hf + (size_t)off * V, data, (size_t)fx.seq_len[s] * V * 4);
+        free(data);
+        REQ(nm, shape_ok);
+        off += fx.seq_len[s];
+    }
+    result(1, nm, "%d layers, d %d, heads %d/%d, head_dim %d, vocab %d", fx.m.cfg.num_hidden_layers,
+           d, fx.m.cfg.num_attention_heads, fx.m.cfg.num_key_value_heads, fx.m.cfg.head_dim, V);
+    for (int k = 0; k < 3; k++) fixture_dtype(&fx, DTS[k]);
+done:
+    free(fx.h_cpu);
+    free(fx.l_cpu);
+    free(fx.l_hf);
+    rc_engine_free(&cpu);
+    rc_model_free(&fx.m);
+    cJSON_Delete(root);
+    free(js);
+}
+
+static rc_config vicuna7b(void) {
+    rc_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = RC_ARCH_CAUSAL_LM;
+    c.hidden_size = 4096;
+    c.intermediate_size = 11008;
+    c.num_hidden_layers = 32;
+    c.num_attention_heads = 32;
+    c.num_key_value_heads = 32;
+    c.head_dim = 128;
+    c.vocab_size = 32000;
+    c.max_position_embeddings = 4096;
+    c.rms_norm_eps = 1e-5f;
+    c.rope_theta = 10000.f;
+    c.bos_token_id = 1;
+    c.n_eos = 1;
+    c.eos_token_ids[0] = 2;
+    c.pad_token_id = -1;
+    return c;
+}
+
+static void test_engine_errors(void) {
+    const char *nm = "engine refuses a model + KV cache that does not fit, before allocating";
+    rc_config c = vicuna7b();
+    rc_cuda_engine e;
+    size_t f0 = 0, f1 = 0, tot = 0;
+    cudaMemGetInfo(&f0, &tot);
+    int rc = rc_cuda_engine_init_random(&e, &c, RC_CUDA_F16, 4096, 4096, 512, 1);
+    cudaMemGetInfo(&f1, &tot);
+    const char *msg = rc_last_error();
+    result(rc == -1 && strstr(msg, "does not fit") != NULL && f1 + (64u << 20) >= f0, nm, "%s", msg);
+    const char *nm2 = "engine forward rejects an out-of-range token";
+    c.num_hidden_layers = 2;
+    c.hidden_size = 256;
+    c.intermediate_size = 512;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.head_dim = 64;
+    c.vocab_size = 1000;
+    if (rc_cuda_engine_init_random(&e, &c, RC_CUDA_F16, 2, 32, 32, 7) != 0) {
+        result(0, nm2, "init: %s", rc_last_error());
+        return;
+    }
+    int tok = 1000, sl = 0, ps = 0;
+    rc = rc_cuda_forward(&e, 1, &tok, &sl, &ps, NULL, NULL);
+    result(rc == -1 && strstr(rc_last_error(), "vocabulary") != NULL, nm2, "%s", rc_last_error());
+    // random weights on the device: decode is deterministic and stays finite
+    const char *nm3 = "random-weight engine: finite logits, repeatable graph decode";
+    {
+        int t[8] = {1, 5, 9, 200, 7, 3, 999, 0}, s8[8], p8[8], o8[8], a[16], b[16], f = 0;
+        float lg[1000];
+        for (int i = 0; i < 8; i++) { s8[i] = 0; p8[i] = i; o8[i] = i == 7 ? 0 : -1; }
+        int ok = rc_cuda_forward(&e, 8, t, s8, p8, o8, NULL) == 0 && rc_cuda_lm_head_last(&e, lg) == 0;
+        for (int i = 0; ok && i < 1000; i++) ok &= isfinite(lg[i]);
+        ok = ok && rc_cuda_forward(&e, 8, t, s8, p8, o8, NULL) == 0 && rc_cuda_greedy_last(&e, &f) == 0;
+        int z = 0, p = 8;
+        ok = ok && rc_cuda_decode_begin(&e, 1, &z, &p, &f) == 0 && rc_cuda_decode_run(&e, 16, a) == 0;
+        ok = ok && rc_cuda_forward(&e, 8, t, s8, p8, o8, NULL) == 0 && rc_cuda_decode_begin(&e, 1, &z, &p, &f) == 0 &&
+             rc_cuda_decode_run(&e, 16, b) == 0;
+        for (int i = 0; ok && i < 16; i++) ok &= a[i] == b[i] && a[i] >= 0 && a[i] < 1000;
+        int over = ok && rc_cuda_decode_run(&e, 32, NULL) == -1; // 24 + 32 > max_len 32
+        result(ok && over, nm3, ok ? (over ? "ok; running past max_len is refused" : "running past max_len was not refused")
+                                   : "%s", rc_last_error());
+    }
+    rc_cuda_engine_free(&e);
+}
+
+static void test_fixtures(void) {
+    static const char *names[] = {"mha_hd32_tied", "gqa_hd64_untied_bf16", "gqa_hd64_explicit_v1001",
+                                  "gqa_llama3_rope"};
+    for (int i = 0; i < 4; i++) {
+        char nm[128];
+        snprintf(nm, sizeof nm, "model %s", names[i]);
+        if (wanted(nm)) test_fixture_model(names[i]);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        printf("usage: gpu_tests [FIXTURES_DIR [NAME_FILTER]]\n"
+               "Runs every CUDA kernel against its CPU twin and the CUDA engine against the CPU\n"
+               "engine and the transformers fixtures. FIXTURES_DIR defaults to %s.\n", RC_FIXTURES);
+        return 0;
+    }
+    if (argc > 1) g_fixtures = argv[1];
+    if (argc > 2) g_filter = argv[2];
+    int ndev = rc_cuda_device_count();
+    if (ndev < 1) {
+        printf("skipped: no CUDA device\n");
+        return 0;
+    }
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+        printf("device: %s, %d SMs, %.1f GiB, cc %d.%d\n", prop.name, prop.multiProcessorCount,
+               prop.totalGlobalMem / 1073741824.0, prop.major, prop.minor);
+    struct { const char *name; void (*fn)(void); } tests[] = {
+        {"convert", test_convert},     {"embedding", test_embedding}, {"rmsnorm", test_rmsnorm},
+        {"rope", test_rope},           {"rope_qkv", test_rope_qkv_store}, {"swiglu", test_swiglu},
+        {"matmul", test_matmul},       {"attention", test_attention}, {"argmax", test_argmax},
+        {"sample", test_sample},       {"control", test_control_kernel}, {"engine", test_engine_errors},
+        {"model", test_fixtures},
+    };
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (g_filter && !strstr(tests[i].name, g_filter) &&
+            strncmp(g_filter, tests[i].name, strlen(tests[i].name)))
+            continue;
+        double t0 = rc_time_s();
+        tests[i].fn();
+        printf("-- %s: %.1f s\n", tests[i].name, rc_time_s() - t0);
+        cudaError_t err = cudaDeviceSynchronize();
+        if (err != cudaSuccess) {
+            result(0, tests[i].name, "device error after the test: %s", cudaGetErrorString(err));
+            break; // a sticky error poisons every later check
+        }
+    }
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
