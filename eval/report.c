@@ -1,0 +1,283 @@
+// Run statistics and reports: rewards, diversity, lengths; JSON and Markdown, two runs side by
+// side with deltas and a paired win/tie/loss share by dataset item.
+#include "eval/report.h"
+#include "engine/common.h"
+#include "engine/dataset.h"
+#include "engine/generate.h"
+#include "eval/diversity.h"
+#include "eval/rundir.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rc_eval_stats_free(rc_eval_stats *s) {
+    for (int64_t i = 0; i < s->n; i++) {
+        if (s->prompt) free(s->prompt[i]);
+        if (s->response) free(s->response[i]);
+    }
+    free(s->prompt);
+    free(s->response);
+    free(s->reward);
+    free(s->item);
+    memset(s, 0, sizeof *s);
+}
+
+int rc_eval_run(const char *dir, rc_eval_stats *s) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    rc_resp_set rs;
+    if (rc_run_read_responses(dir, &rs)) return -1;
+    int64_t n = rs.n;
+    s->n = n;
+    s->reward = rc_malloc(sizeof(double) * (size_t)(n ? n : 1), "rewards");
+    s->item = rc_malloc(sizeof(int64_t) * (size_t)(n ? n : 1), "items");
+    s->prompt = rc_calloc((size_t)(n ? n : 1), sizeof(char *), "prompts");
+    s->response = rc_calloc((size_t)(n ? n : 1), sizeof(char *), "responses");
+    if (!s->reward || !s->item || !s->prompt || !s->response) goto fail;
+    char path[4096];
+    rc_path_join(path, sizeof path, dir, "rewards.jsonl");
+    if (rc_file_exists(path)) {
+        if (rc_run_read_rewards(path, n, s->reward, &s->n_rewarded)) goto fail;
+    } else {
+        for (int64_t i = 0; i < n; i++) s->reward[i] = NAN;
+    }
+    double rsum = 0, rsq = 0, div = 0, lt = 0, lw = 0, eos = 0;
+    for (int64_t i = 0; i < n; i++) {
+        rc_resp *r = &rs.r[i];
+        s->item[i] = r->item;
+        size_t cut = rc_response_cut_len(r->response);
+        s->response[i] = rc_malloc(cut + 1, "response");
+        if (!s->response[i]) goto fail;
+        memcpy(s->response[i], r->response, cut);
+        s->response[i][cut] = 0;
+        s->prompt[i] = r->prompt;
+        r->prompt = NULL;
+        rc_words w;
+        if (rc_word_tokenize(s->response[i], &w)) goto fail;
+        div += rc_diversity_tokens(&w);
+        lw += w.n;
+        rc_words_free(&w);
+        lt += r->n_tokens - (r->finish == RC_FINISH_EOS && r->n_tokens > 0 ? 1 : 0);
+        eos += r->finish == RC_FINISH_EOS;
+        if (!isnan(s->reward[i])) {
+            rsum += s->reward[i];
+            rsq += s->reward[i] * s->reward[i];
+        }
+    }
+    double dn = n ? (double)n : 1.0;
+    s->diversity = n ? div / dn : NAN;
+    s->len_tokens = n ? lt / dn : NAN;
+    s->len_words = n ? lw / dn : NAN;
+    s->eos_frac = n ? eos / dn : NAN;
+    if (s->n_rewarded) {
+        double m = rsum / (double)s->n_rewarded;
+        s->reward_mean = m;
+        double v = rsq / (double)s->n_rewarded - m * m;
+        s->reward_std = sqrt(v > 0 ? v : 0);
+    } else {
+        s->reward_mean = s->reward_std = NAN;
+    }
+    rc_resp_set_free(&rs);
+    return 0;
+fail:
+    rc_resp_set_free(&rs);
+    rc_eval_stats_free(s);
+    return -1;
+}
+
+void rc_eval_compare(const rc_eval_stats *a, const rc_eval_stats *b, rc_eval_pair *p) {
+    memset(p, 0, sizeof *p);
+    // items are increasing within a run (extract keeps dataset order): merge.
+    int64_t i = 0, j = 0, w = 0, t = 0, l = 0;
+    while (i < a->n && j < b->n) {
+        if (a->item[i] < b->item[j]) i++;
+        else if (a->item[i] > b->item[j]) j++;
+        else {
+            double ra = a->reward[i], rb = b->reward[j];
+            if (!isnan(ra) && !isnan(rb)) {
+                if (rb > ra) w++;
+                else if (rb < ra) l++;
+                else t++;
+            }
+            i++;
+            j++;
+        }
+    }
+    p->n_paired = w + t + l;
+    if (p->n_paired) {
+        p->win = (double)w / (double)p->n_paired;
+        p->tie = (double)t / (double)p->n_paired;
+        p->loss = (double)l / (double)p->n_paired;
+    }
+}
+
+static void add_num(cJSON *o, const char *k, double v) {
+    if (isnan(v)) cJSON_AddNullToObject(o, k);
+    else cJSON_AddNumberToObject(o, k, v);
+}
+
+static cJSON *stats_json(const rc_eval_stats *s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "run", s->dir);
+    cJSON_AddNumberToObject(o, "n_responses", (double)s->n);
+    cJSON_AddNumberToObject(o, "n_rewarded", (double)s->n_rewarded);
+    add_num(o, "reward_mean", s->reward_mean);
+    add_num(o, "reward_std", s->reward_std);
+    add_num(o, "diversity", s->diversity);
+    add_num(o, "length_tokens", s->len_tokens);
+    add_num(o, "length_words", s->len_words);
+    add_num(o, "eos_fraction", s->eos_frac);
+    return o;
+}
+
+char *rc_eval_json(const rc_eval_stats *a, const rc_eval_stats *b) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "format", "recontrol-eval-v1");
+    cJSON_AddStringToObject(j, "response_cut", "at the first \"Human:\" or \"User:\"");
+    cJSON_AddStringToObject(j, "diversity",
+                            "mean over responses of prod_{n=2..4} (1 - rep_n/100), rep_n = 100*(1 - "
+                            "|unique n-grams|/(|n-grams|+1)), NLTK-style word tokens");
+    cJSON *runs = cJSON_AddArrayToObject(j, "runs");
+    cJSON_AddItemToArray(runs, stats_json(a));
+    if (b) {
+        cJSON_AddItemToArray(runs, stats_json(b));
+        cJSON *d = cJSON_AddObjectToObject(j, "delta");
+        add_num(d, "reward_mean", b->reward_mean - a->reward_mean);
+        add_num(d, "diversity", b->diversity - a->diversity);
+        add_num(d, "length_tokens", b->len_tokens - a->len_tokens);
+        add_num(d, "length_words", b->len_words - a->len_words);
+        add_num(d, "eos_fraction", b->eos_frac - a->eos_frac);
+        rc_eval_pair p;
+        rc_eval_compare(a, b, &p);
+        cJSON *pj = cJSON_AddObjectToObject(j, "paired");
+        cJSON_AddNumberToObject(pj, "n", (double)p.n_paired);
+        if (p.n_paired) {
+            cJSON_AddNumberToObject(pj, "second_higher_reward", p.win);
+            cJSON_AddNumberToObject(pj, "tie", p.tie);
+            cJSON_AddNumberToObject(pj, "second_lower_reward", p.loss);
+        }
+    }
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!s) rc_fail("out of memory writing the report");
+    return s;
+}
+
+// ---- Markdown ---------------------------------------------------------------------------------
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) return;
+        if (b->s && b->n + (size_t)k < b->cap) {
+            b->n += (size_t)k;
+            return;
+        }
+        size_t nc = (b->cap ? b->cap : 1024);
+        while (nc <= b->n + (size_t)k) nc *= 2;
+        char *ns = realloc(b->s, nc);
+        if (!ns) {
+            b->oom = 1;
+            return;
+        }
+        b->s = ns;
+        b->cap = nc;
+    }
+}
+
+static void fmt_val(char *out, size_t cap, double v, const char *f) {
+    if (isnan(v)) snprintf(out, cap, "n/a");
+    else snprintf(out, cap, f, v);
+}
+
+static void row(sbuf *b, const char *name, double va, double vb, int two, const char *f) {
+    char x[64], y[64], d[64];
+    fmt_val(x, sizeof x, va, f);
+    sb_printf(b, "| %s | %s |", name, x);
+    if (two) {
+        fmt_val(y, sizeof y, vb, f);
+        char fd[16];
+        snprintf(fd, sizeof fd, "%%+%s", f + 1);
+        fmt_val(d, sizeof d, vb - va, fd);
+        sb_printf(b, " %s | %s |", y, d);
+    }
+    sb_printf(b, "\n");
+}
+
+// Writes text as a Markdown blockquote, at most max bytes.
+static void quote(sbuf *b, const char *text, size_t max) {
+    sb_printf(b, "> ");
+    size_t n = 0;
+    for (const char *p = text; *p && n < max; p++, n++) {
+        if (*p == '\n') sb_printf(b, "\n> ");
+        else if (*p != '\r') sb_printf(b, "%c", *p);
+    }
+    if (strlen(text) > max) sb_printf(b, " [...]");
+    sb_printf(b, "\n\n");
+}
+
+char *rc_eval_markdown(const rc_eval_stats *a, const rc_eval_stats *b, int example) {
+    sbuf m = {0};
+    int two = b != NULL;
+    sb_printf(&m, "| metric | %s |", a->dir);
+    if (two) sb_printf(&m, " %s | delta |", b->dir);
+    sb_printf(&m, "\n|---|---:|%s\n", two ? "---:|---:|" : "");
+    row(&m, "responses", (double)a->n, two ? (double)b->n : 0, two, "%.0f");
+    row(&m, "with reward", (double)a->n_rewarded, two ? (double)b->n_rewarded : 0, two, "%.0f");
+    row(&m, "average reward", a->reward_mean, two ? b->reward_mean : 0, two, "%.4f");
+    row(&m, "reward std", a->reward_std, two ? b->reward_std : 0, two, "%.4f");
+    row(&m, "diversity", a->diversity, two ? b->diversity : 0, two, "%.4f");
+    row(&m, "length (tokens)", a->len_tokens, two ? b->len_tokens : 0, two, "%.2f");
+    row(&m, "length (words)", a->len_words, two ? b->len_words : 0, two, "%.2f");
+    row(&m, "ended with EOS", a->eos_frac, two ? b->eos_frac : 0, two, "%.3f");
+    if (two) {
+        rc_eval_pair p;
+        rc_eval_compare(a, b, &p);
+        if (p.n_paired)
+            sb_printf(&m,
+                      "\nOn %lld prompts both runs answered: the second run's reward is higher on %.1f%%, "
+                      "equal on %.1f%%, lower on %.1f%%.\n",
+                      (long long)p.n_paired, 100 * p.win, 100 * p.tie, 100 * p.loss);
+    }
+    sb_printf(&m, "\nResponses are cut at the first \"Human:\"/\"User:\" before scoring. Diversity: mean of "
+                  "prod_{n=2..4}(1 - rep_n/100) over NLTK-style words.\n");
+    if (example && a->n > 0) {
+        sb_printf(&m, "\n### Example (first prompt)\n\n**Prompt**\n\n");
+        quote(&m, a->prompt[0] ? a->prompt[0] : "", 1500);
+        sb_printf(&m, "**%s**", a->dir);
+        if (!isnan(a->reward[0])) sb_printf(&m, " (reward %.4f)", a->reward[0]);
+        sb_printf(&m, "\n\n");
+        quote(&m, a->response[0], 1500);
+        if (two) {
+            for (int64_t j = 0; j < b->n; j++)
+                if (b->item[j] == a->item[0]) {
+                    sb_printf(&m, "**%s**", b->dir);
+                    if (!isnan(b->reward[j])) sb_printf(&m, " (reward %.4f)", b->reward[j]);
+                    sb_printf(&m, "\n\n");
+                    quote(&m, b->response[j], 1500);
+                    break;
+                }
+        }
+    }
+    if (m.oom) {
+        free(m.s);
+        rc_fail("out of memory writing the report");
+        return NULL;
+    }
+    return m.s;
+}
