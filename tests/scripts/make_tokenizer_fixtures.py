@@ -324,15 +324,15 @@ def make_l3(items, rng):
 
 
 # Templates written out as the model cards publish them (Vicuna v1.1 has no official jinja
-# template; this is the FastChat format as a template).
+# template; this is FastChat's vicuna_v1.1 format, sep " " and sep2 "</s>", as a template).
 VICUNA_TEMPLATE = (
     "{% if messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] %}"
     "{% set msgs = messages[1:] %}{% else %}{% set system = \"A chat between a curious user and "
     "an artificial intelligence assistant. The assistant gives helpful, detailed, and polite "
-    "answers to the user's questions.\" %}{% set msgs = messages %}{% endif %}{{ system }}"
-    "{% for m in msgs %}{% if m['role'] == 'user' %}{{ ' USER: ' + m['content'] }}"
-    "{% else %}{{ ' ASSISTANT: ' + m['content'] + '</s>' }}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ ' ASSISTANT:' }}{% endif %}")
+    "answers to the user's questions.\" %}{% set msgs = messages %}{% endif %}{{ system + ' ' }}"
+    "{% for m in msgs %}{% if m['role'] == 'user' %}{{ 'USER: ' + m['content'] + ' ' }}"
+    "{% else %}{{ 'ASSISTANT: ' + m['content'] + '</s>' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}")
 LLAMA3_TEMPLATE = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}"
     "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
