@@ -23,6 +23,8 @@
 #include "engine/generate.h"
 #include "engine/safetensors.h"
 #include "eval/rundir.h"
+#include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
 #include "train/control.h"
 
 typedef struct {
@@ -48,7 +50,9 @@ static void usage(FILE *f) {
             "                          -> \"Human: \", cut after the last \"Assistant:\"); shp:\n"
             "                          {\"history\"} (prompt = \"Human: \" + history + \"\\nAssistant:\");\n"
             "                          plain: {\"prompt\"}; ids: {\"ids\": [token ids]} (default hh)\n"
-            "  --chat                  wrap the prompt in the model's chat template\n"
+            "  --chat                  put the prompt in the model's chat format (one user turn +\n"
+            "                          the assistant opening); its turn end stops like EOS. The\n"
+            "                          responses keep the unwrapped prompt\n"
             "  --out DIR               run directory (created; resumed when it holds a partial run)\n"
             "  --max-new-tokens N      new tokens per prompt (default 128)\n"
             "  --batch N               sequences decoded together (default 32)\n"
@@ -387,6 +391,22 @@ static int run_extract(ex_opts *o) {
     for (int i = 0; i < o->n_extra_eos; i++)
         if (m.cfg.n_eos < RC_MAX_EOS) m.cfg.eos_token_ids[m.cfg.n_eos++] = o->extra_eos[i];
     if (rc_codec_open(&codec, model_path, &m, fmt == RC_DS_IDS)) goto done;
+    rc_chat_spec chat;
+    if (o->chat) {
+        const char *tpl = rc_tokenizer_chat_template(codec.tok);
+        if (!tpl) {
+            rc_fail("%s has no chat template: drop --chat (the prompt is then used as plain text)", model_path);
+            goto done;
+        }
+        if (rc_chat_spec_from_template(tpl, &chat)) goto done;
+        // The turn end ("<|im_end|>", "<|eot_id|>") stops a sequence like EOS.
+        const char *eot = rc_chat_end_of_turn(&chat);
+        int eot_id = eot ? rc_tokenizer_token_id(codec.tok, eot) : -1;
+        int known = 0;
+        for (int i = 0; i < m.cfg.n_eos; i++) known |= m.cfg.eos_token_ids[i] == eot_id;
+        if (eot_id >= 0 && !known && m.cfg.n_eos < RC_MAX_EOS) m.cfg.eos_token_ids[m.cfg.n_eos++] = eot_id;
+        fprintf(stderr, "[extract] chat format %s (turn end id %d)\n", rc_chat_format_name(chat.format), eot_id);
+    }
     if (o->value_model) {
         if (rc_value_load(&vm, o->value_model)) goto done;
         value_ok = 1;
@@ -449,6 +469,15 @@ static int run_extract(ex_opts *o) {
                 if (!ids) goto done;
                 memcpy(ids, di->ids, sizeof(int) * (size_t)di->n_ids);
                 nid = di->n_ids;
+            } else if (o->chat) {
+                rc_chat_msg msg = {"user", di->prompt};
+                char *txt = rc_chat_render(&chat, &msg, 1, 1);
+                int e = txt ? rc_tokenizer_encode(codec.tok, txt, strlen(txt), 0, &ids, &nid) : -1;
+                free(txt);
+                if (e) {
+                    rc_fail_ctx("%s:%ld: rendering and tokenizing the chat prompt", o->data, di->line);
+                    goto done;
+                }
             } else if (rc_codec_encode(&codec, di->prompt, &ids, &nid)) {
                 rc_fail_ctx("%s:%ld: tokenizing the prompt", o->data, di->line);
                 goto done;

@@ -29,6 +29,7 @@
 #include "engine/default_model.h"
 #include "engine/forward.h"
 #include "eval/rundir.h"
+#include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
 
 // The judge question. %s are the prompt (dialogue so far) and the response (cut at the next
@@ -49,7 +50,8 @@ static void usage(FILE *f) {
             "  --reward-model PATH   LLaMA reward model (score.weight or regression_head.weight): the\n"
             "                        head on the last token of prompt + response\n"
             "  --judge PATH|default  causal LM judge: reward = log p(\"Yes\") - log p(\"No\") for the\n"
-            "                        first token of its answer to this user message (chat format):\n"
+            "                        first token of its answer to this user message, put in the\n"
+            "                        judge's chat format (its chat template; Vicuna v1.1 if none):\n"
             "                          %s\n"
             "                        (first %%s: the prompt, second: the response)\n"
             "  --batch N             sequences per forward batch (default 8)\n"
@@ -67,28 +69,14 @@ typedef struct {
 
 // ---- judge prompt in the judge's chat format ----------------------------------------------
 
-// Renders one user message + the opening of the assistant turn. ChatML when the template uses
-// <|im_start|>; Llama-3 headers; LLaMA-2 [INST]; otherwise Vicuna's "USER: ... ASSISTANT:".
+// Renders the judge question as one user turn + the opening of the assistant turn in the
+// judge's chat format (its chat template; Vicuna v1.1 when it has none).
 static char *judge_text(const rc_tokenizer *t, const char *user) {
-    const char *tpl = t ? rc_tokenizer_chat_template(t) : NULL;
-    const char *pre, *post;
-    if (tpl && strstr(tpl, "<|im_start|>")) {
-        pre = "<|im_start|>user\n";
-        post = "<|im_end|>\n<|im_start|>assistant\n";
-    } else if (tpl && strstr(tpl, "<|start_header_id|>")) {
-        pre = "<|start_header_id|>user<|end_header_id|>\n\n";
-        post = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
-    } else if (tpl && strstr(tpl, "[INST]")) {
-        pre = "[INST] ";
-        post = " [/INST]";
-    } else {
-        pre = "USER: ";
-        post = "\nASSISTANT:";
-    }
-    size_t n = strlen(pre) + strlen(user) + strlen(post) + 1;
-    char *s = rc_malloc(n, "judge prompt");
-    if (s) snprintf(s, n, "%s%s%s", pre, user, post);
-    return s;
+    const char *tpl = rc_tokenizer_chat_template(t);
+    rc_chat_spec spec;
+    if (tpl ? rc_chat_spec_from_template(tpl, &spec) : rc_chat_spec_from_name("vicuna", &spec)) return NULL;
+    rc_chat_msg msg = {"user", user};
+    return rc_chat_render(&spec, &msg, 1, 1);
 }
 
 // The id of the first token of `word` (as the judge's answer would start), e.g. "Yes".
@@ -337,7 +325,8 @@ static int run_label(const lb_opts *o) {
                 }
             }
             if (!txt) goto done;
-            int e = rc_tokenizer_encode(tok, txt, strlen(txt), 1, &ids[i], &lens[i]);
+            // chat-rendered judge text carries its own BOS; reward-model text gets the tokenizer's
+            int e = rc_tokenizer_encode(tok, txt, strlen(txt), sc.judge ? 0 : 1, &ids[i], &lens[i]);
             free(txt);
             if (e) {
                 rc_fail_ctx("response %lld", (long long)i);
