@@ -10,12 +10,7 @@
 #include "engine/model.h"
 #include "kernels/cpu/dequant.h"
 
-// Weak until engine/model.c (which defines them) is in every build: the binary links the library
-// whole-archive, so an undefined strong reference here would break everyone's link.
-#pragma weak rc_model_alloc
-#pragma weak rc_model_free
-
-// Exported for engine/model.c: closes and frees the rc_gguf kept in m->gguf (no-op when NULL).
+// Closes and frees the rc_gguf kept in m->gguf (no-op when NULL); rc_model_free does the same.
 void rc_model_gguf_release(rc_model *m);
 
 void rc_model_gguf_release(rc_model *m) {
@@ -29,7 +24,7 @@ static int get_int(const rc_gguf *g, const char *key, int required, int def, int
                    int *out) {
     uint64_t v;
     if (rc_gguf_get_u64(g, key, &v) != 0) {
-        if (rc_gguf_find(g, key)) return rc_fail_ctx("%s", g->path);
+        if (rc_gguf_find(g, key)) return -1; // present but not an integer: error already set
         if (required) return rc_fail("%s: required metadata '%s' is missing", g->path, key);
         *out = def;
         return 0;
@@ -43,7 +38,7 @@ static int get_int(const rc_gguf *g, const char *key, int required, int def, int
 
 static int get_float(const rc_gguf *g, const char *key, float def, float *out) {
     if (rc_gguf_get_f32(g, key, out) != 0) {
-        if (rc_gguf_find(g, key)) return rc_fail_ctx("%s", g->path);
+        if (rc_gguf_find(g, key)) return -1; // present but not a number: error already set
         *out = def;
     }
     return 0;
@@ -140,7 +135,7 @@ static int config_from_gguf(const rc_gguf *g, rc_config *cfg) {
 // Dequantizes tensor `name` of ggml shape (cols, rows) into dst (rows, cols) fp32.
 // perm_heads > 0: undo llama.cpp's per-head row interleave (Q/K) with that many heads.
 static int load_matrix(const rc_gguf *g, const char *name, int64_t rows, int64_t cols, float *dst,
-                       int perm_heads, float *scratch_row) {
+                       int perm_heads) {
     const rc_gguf_tensor *t = rc_gguf_find_tensor(g, name);
     if (!t) return rc_fail("%s: tensor '%s' is missing", g->path, name);
     int want_dims = rows == 1 ? 1 : 2;
@@ -159,7 +154,7 @@ static int load_matrix(const rc_gguf *g, const char *name, int64_t rows, int64_t
     if (!rc_ggml_can_dequant(t->ggml_type))
         return rc_fail("%s: tensor '%s' has type %s (id %u), which this engine cannot dequantize "
                        "(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
-                       "Q4_K, Q5_K, Q6_K, Q8_K)",
+                       "Q4_K, Q5_K, Q6_K)",
                        g->path, name, rc_ggml_type_name(t->ggml_type), t->ggml_type);
     int be, bb;
     if (rc_ggml_type_geometry(t->ggml_type, &be, &bb)) return -1;
@@ -175,7 +170,6 @@ static int load_matrix(const rc_gguf *g, const char *name, int64_t rows, int64_t
         if (hd * perm_heads != rows || hd % 2 != 0)
             return rc_fail("%s: tensor '%s' has %lld rows, not %d heads of an even size", g->path,
                            name, (long long)rows, perm_heads);
-        (void)scratch_row;
         // GGUF row h*hd + 2*i + j  holds HF row h*hd + j*half + i
 #pragma omp parallel for schedule(static) reduction(| : err)
         for (int64_t r = 0; r < rows; r++) {
@@ -201,11 +195,11 @@ static int load_weights(const rc_gguf *g, rc_model *m) {
                            "and are not supported",
                            g->path, n);
     }
-    if (load_matrix(g, "token_embd.weight", c->vocab_size, d, w->embed_tokens, 0, NULL) ||
-        load_matrix(g, "output_norm.weight", 1, d, w->norm, 0, NULL))
+    if (load_matrix(g, "token_embd.weight", c->vocab_size, d, w->embed_tokens, 0) ||
+        load_matrix(g, "output_norm.weight", 1, d, w->norm, 0))
         return -1;
     if (!c->tie_word_embeddings &&
-        load_matrix(g, "output.weight", c->vocab_size, d, w->lm_head, 0, NULL))
+        load_matrix(g, "output.weight", c->vocab_size, d, w->lm_head, 0))
         return -1;
     for (int l = 0; l < c->num_hidden_layers; l++) {
         rc_layer_weights *L = &w->layers[l];
@@ -228,7 +222,7 @@ static int load_weights(const rc_gguf *g, rc_model *m) {
         for (size_t k = 0; k < sizeof items / sizeof items[0]; k++) {
             char name[128];
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, items[k].suffix);
-            if (load_matrix(g, name, items[k].rows, items[k].cols, items[k].dst, items[k].perm, NULL))
+            if (load_matrix(g, name, items[k].rows, items[k].cols, items[k].dst, items[k].perm))
                 return -1;
         }
     }
@@ -244,10 +238,6 @@ int rc_model_load_gguf(const char *path, rc_model *m) {
         return -1;
     }
     m->gguf = g;
-    if (!rc_model_alloc || !rc_model_free) {
-        rc_model_gguf_release(m);
-        return rc_fail("internal: rc_model_alloc is not linked in (engine/model.c missing)");
-    }
     if (config_from_gguf(g, &m->cfg) != 0 || rc_model_alloc(m) != 0) {
         rc_model_gguf_release(m);
         return -1;

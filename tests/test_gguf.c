@@ -337,6 +337,58 @@ Test(gguf_model, bad_files_give_clear_errors) {
     free(buf);
 }
 
+static void load_hand_made(wbuf *b, const char *n1, const char *n2) {
+    char path[] = "/tmp/rc_test_gguf_hand_XXXXXX.gguf";
+    int fd = mkstemps(path, 5);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert(rc_write_file_atomic(path, b->p, b->n) == 0);
+    expect_load_fail(path, n1, n2);
+    unlink(path);
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+static void kv_str(wbuf *b, const char *k, const char *v) {
+    put_str(b, k);
+    put_u32(b, RC_GGUF_STRING);
+    put_str(b, v);
+}
+
+Test(gguf_model, bad_metadata) {
+    wbuf b = {0};
+    header(&b, 3, 0, 1); kv_str(&b, "general.architecture", "llama");
+    load_hand_made(&b, "required metadata 'llama.embedding_length' is missing", NULL);
+    header(&b, 3, 0, 2); kv_str(&b, "general.architecture", "llama");
+    kv_str(&b, "llama.embedding_length", "576");
+    load_hand_made(&b, "'llama.embedding_length' is a string, expected an integer", NULL);
+    header(&b, 3, 0, 5); kv_str(&b, "general.architecture", "llama");
+    kv_u32(&b, "llama.embedding_length", 64); kv_u32(&b, "llama.feed_forward_length", 64);
+    kv_u32(&b, "llama.block_count", 1); kv_u32(&b, "llama.attention.head_count", 0);
+    load_hand_made(&b, "'llama.attention.head_count' = 0 is out of range", NULL);
+    header(&b, 3, 0, 6); kv_str(&b, "general.architecture", "llama");
+    kv_u32(&b, "llama.embedding_length", 64); kv_u32(&b, "llama.feed_forward_length", 64);
+    kv_u32(&b, "llama.block_count", 1); kv_u32(&b, "llama.attention.head_count", 4);
+    kv_u32(&b, "llama.attention.head_count_kv", 3);
+    load_hand_made(&b, "not a multiple of head_count_kv 3", NULL);
+    header(&b, 3, 0, 6); kv_str(&b, "general.architecture", "llama");
+    kv_u32(&b, "llama.embedding_length", 64); kv_u32(&b, "llama.feed_forward_length", 64);
+    kv_u32(&b, "llama.block_count", 1); kv_u32(&b, "llama.attention.head_count", 4);
+    kv_u32(&b, "llama.rope.dimension_count", 8);
+    load_hand_made(&b, "partial RoPE", NULL);
+    header(&b, 3, 0, 6); kv_str(&b, "general.architecture", "llama");
+    kv_u32(&b, "llama.embedding_length", 64); kv_u32(&b, "llama.feed_forward_length", 64);
+    kv_u32(&b, "llama.block_count", 1); kv_u32(&b, "llama.attention.head_count", 4);
+    kv_str(&b, "llama.rope.scaling.type", "yarn");
+    load_hand_made(&b, "rope scaling 'yarn' is not supported", NULL);
+    header(&b, 3, 0, 5); kv_str(&b, "general.architecture", "llama");
+    kv_u32(&b, "llama.embedding_length", 64); kv_u32(&b, "llama.feed_forward_length", 64);
+    kv_u32(&b, "llama.block_count", 1); kv_u32(&b, "llama.attention.head_count", 4);
+    load_hand_made(&b, "tensor 'token_embd.weight' is missing", NULL);
+    header(&b, 3, 0, 0);
+    load_hand_made(&b, "'general.architecture' is missing", NULL);
+}
+
 Test(gguf_model, config_from_metadata) {
     rc_model m;
     cr_assert(rc_model_load(FX "tiny_mixed.gguf", &m) == 0, "%s", rc_last_error());
