@@ -160,9 +160,9 @@ static int load_matrix(const rc_gguf *g, const char *name, int64_t rows, int64_t
     if (rc_ggml_type_geometry(t->ggml_type, &be, &bb)) return -1;
     size_t row_bytes = (size_t)(cols / be) * (size_t)bb;
     const uint8_t *src = t->data;
-    int err = 0;
+    int err = 0; // threads only for big tensors: small ones finish before a team would start
     if (perm_heads <= 0) {
-#pragma omp parallel for schedule(static) reduction(| : err)
+#pragma omp parallel for schedule(static) reduction(| : err) if (rows * cols >= (1 << 22))
         for (int64_t r = 0; r < rows; r++)
             err |= rc_dequant_row(t->ggml_type, src + (size_t)r * row_bytes, dst + r * cols, cols) != 0;
     } else {
@@ -171,7 +171,7 @@ static int load_matrix(const rc_gguf *g, const char *name, int64_t rows, int64_t
             return rc_fail("%s: tensor '%s' has %lld rows, not %d heads of an even size", g->path,
                            name, (long long)rows, perm_heads);
         // GGUF row h*hd + 2*i + j  holds HF row h*hd + j*half + i
-#pragma omp parallel for schedule(static) reduction(| : err)
+#pragma omp parallel for schedule(static) reduction(| : err) if (rows * cols >= (1 << 22))
         for (int64_t r = 0; r < rows; r++) {
             int64_t h = r / hd, k = r % hd, i = k / 2, j = k % 2;
             int64_t hf = h * hd + j * half + i;
