@@ -8,7 +8,8 @@
 // on the same rounded inputs must be within 2x the max error of the plain same-precision
 // implementation (the CPU twin in fp32, its output rounded to the kernel's output type) plus a
 // floor that covers what the plain version does not model:
-//  - reductions in another order: floor = 2^-22 * sum|terms| (matmul), 1e-6 * max|ref| (norms);
+//  - reductions in another order and tensor-core accumulation (which may truncate inside each
+//    MMA): floor = 2^-20 * sum|terms| per output (matmul), 1e-6 * max|ref| (norms);
 //  - fast-math exp (ex2.approx, relative error <= 2^-21): floor = 1e-5 * max|ref| (SwiGLU,
 //    softmax in attention);
 //  - exact operations (conversion, embedding lookup, argmax, the v copy into the cache): equality.
@@ -550,7 +551,7 @@ static void test_matmul(void) {
                                 sa += fabs((double)wr[j] * xr[j]);
                             }
                             ref[(size_t)i * out + o] = a + (beta ? Y0[(size_t)i * out + o] : 0);
-                            flo[(size_t)i * out + o] = sa * (1.0 / (1 << 22)) + 1e-6;
+                            flo[(size_t)i * out + o] = sa * (1.0 / (1 << 20)) + 1e-6;
                         }
                     rc_cpu_matmul(plain, X, W, n, in, out);
                     if (beta)
