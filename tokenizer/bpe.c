@@ -256,6 +256,14 @@ int tk_bpe_finish(struct rc_tokenizer *t) {
         t->tb[id] = ok ? tk_arena_dup(&t->arena, tmp, o) : t->piece[id];
         if (!t->tb[id]) return -1;
         t->tb_len[id] = (uint32_t)o;
+        int valid = 1;
+        for (size_t k = 0; k < o && valid;) {
+            uint32_t cp;
+            int l = tk_utf8_next((const uint8_t *)t->tb[id] + k, o - k, &cp);
+            if (!l) valid = 0;
+            k += (size_t)l;
+        }
+        if (valid) t->attr[id] |= TK_ATTR_UTF8;
         if (!(t->attr[id] & TK_ATTR_ADDED) && n)
             if (tk_strmap_put(&t->raw_map, t->tb[id], (uint32_t)o, id)) return -1;
     }
@@ -388,7 +396,15 @@ int tk_bpe_word(const struct rc_tokenizer *t, const uint8_t *w, size_t n, int fo
 // Applies split k (Isolated: matches and the gaps between them are pieces) and recurses.
 static int split_rec(const struct rc_tokenizer *t, pcre2_match_data **md, int k, const char *s,
                      size_t n, rc_ivec *out) {
-    if (k >= t->n_re || k >= 4) return tk_bpe_word(t, (const uint8_t *)s, n, 0, out);
+    if (k >= t->n_re || k >= 4) {
+        if (!t->cache || n > TK_CACHE_MAX_WORD) return tk_bpe_word(t, (const uint8_t *)s, n, 0, out);
+        int hit = tk_cache_get(t->cache, s, n, out);
+        if (hit) return hit < 0 ? -1 : 0;
+        int before = out->n;
+        if (tk_bpe_word(t, (const uint8_t *)s, n, 0, out)) return -1;
+        tk_cache_put(t->cache, s, n, out->v + before, out->n - before);
+        return 0;
+    }
     const pcre2_code *re = t->re[k];
     size_t pos = 0, start = 0;
     while (start < n) {

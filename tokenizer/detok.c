@@ -144,6 +144,8 @@ static int feed(rc_detok *d, int id) {
         return rc_fail("token id %d is out of range (vocabulary %d)", id, t->n_vocab);
     if (d->skip_special && (t->attr[id] & TK_ATTR_SPECIAL)) return 0;
     if (t->kind == TK_BPE) {
+        if (!d->pend.n && (t->attr[id] & TK_ATTR_UTF8)) // nothing held: the token is whole text
+            return tk_buf_add(&d->out, t->tb[id], t->tb_len[id]);
         if (tk_buf_add(&d->pend, t->tb[id], t->tb_len[id])) return -1;
         return bpe_drain(d, 0);
     }

@@ -60,6 +60,15 @@ void tk_pairmap_put(tk_pairmap *m, int a, int b, int rank, int merged); // keeps
 int tk_pairmap_get(const tk_pairmap *m, int a, int b, int *merged);
 void tk_pairmap_free(tk_pairmap *m);
 
+// Word -> ids cache shared by all threads (a mutex inside). get: 1 and ids appended when
+// found, 0 when absent, -1 on error. put copies; a failed allocation just forgets.
+typedef struct tk_cache tk_cache;
+tk_cache *tk_cache_new(void);
+void tk_cache_free(tk_cache *c);
+int tk_cache_get(tk_cache *c, const char *w, size_t n, rc_ivec *out);
+void tk_cache_put(tk_cache *c, const char *w, size_t n, const int *ids, int k);
+#define TK_CACHE_MAX_WORD 64 // longer words are not cached
+
 // UTF-8: decodes one code point at s (n bytes available); returns its length, or 0 when the
 // bytes at s are not a valid sequence (*cp untouched).
 int tk_utf8_next(const uint8_t *s, size_t n, uint32_t *cp);
@@ -67,7 +76,7 @@ int tk_utf8_put(uint32_t cp, char *out); // encodes cp, returns 1..4
 int tk_is_space(uint32_t cp);            // Unicode White_Space (as Rust char::is_whitespace)
 
 enum { TK_SPM = 1, TK_BPE = 2 };
-enum { TK_ATTR_SPECIAL = 1, TK_ATTR_ADDED = 2 };
+enum { TK_ATTR_SPECIAL = 1, TK_ATTR_ADDED = 2, TK_ATTR_UTF8 = 4 /* tb is complete UTF-8 */ };
 enum { TK_PREPEND_NEVER = 0, TK_PREPEND_FIRST = 1, TK_PREPEND_ALWAYS = 2 };
 
 typedef struct {
@@ -101,6 +110,8 @@ struct rc_tokenizer {
     struct rc_spm *spm;
     int prepend_scheme; // TK_PREPEND_*
     int strip_lead;     // the decoder strips one leading space (LlamaTokenizer add_prefix_space)
+    int spm_split;      // no piece has "▁" after another character: encode word by word
+    tk_cache *cache;    // word -> ids (both kinds), NULL = none
     // byte-level BPE
     int byte_id[256];  // id of each single byte's token
     tk_pairmap merges; //

@@ -157,6 +157,20 @@ static int lookup_cfg_token(struct rc_tokenizer *t, const cJSON *cfg, const char
     return 0;
 }
 
+// True when no vocabulary piece has "▁" right after a character other than "▁" (SentencePiece
+// trained with split_by_whitespace, as LLaMA's): then no merge crosses such a boundary and the
+// text can be encoded word by word.
+static int spm_can_split(const struct rc_tokenizer *t) {
+    for (int i = 0; i < t->n_vocab; i++) {
+        const char *p = t->piece[i];
+        uint32_t n = t->piece_len[i];
+        for (uint32_t k = 1; k + 3 <= n; k++)
+            if (!memcmp(p + k, "\xe2\x96\x81", 3) && !(k >= 3 && !memcmp(p + k - 3, "\xe2\x96\x81", 3)))
+                return 0;
+    }
+    return 1;
+}
+
 static int load_spm_dir(struct rc_tokenizer *t, const char *dir, const char *model_path,
                         const cJSON *cfg) {
     t->kind = TK_SPM;
@@ -204,6 +218,7 @@ static int load_spm_dir(struct rc_tokenizer *t, const char *dir, const char *mod
         free(b.p);
         if (rc || !t->tb[i]) return -1;
     }
+    t->spm_split = spm_can_split(t);
     int add_prefix = cfg_bool(cfg, "add_prefix_space", 1);
     int legacy = cfg_bool(cfg, "legacy", 0); // transformers 5's LlamaTokenizer default
     t->prepend_scheme = !add_prefix ? TK_PREPEND_NEVER : legacy ? TK_PREPEND_ALWAYS : TK_PREPEND_FIRST;
@@ -376,6 +391,7 @@ static int load_gguf(struct rc_tokenizer *t, const char *path) {
                 break;
             }
         }
+        t->spm_split = spm_can_split(t);
         t->prepend_scheme = add_space ? TK_PREPEND_FIRST : TK_PREPEND_NEVER;
         t->strip_lead = add_space;
     } else if (!rc) {
@@ -416,6 +432,7 @@ rc_tokenizer *rc_tokenizer_load(const char *model_path) {
     else
         rc = rc_fail("%s: not a model directory, .gguf, tokenizer.json or tokenizer.model",
                      model_path);
+    if (!rc && !(t->cache = tk_cache_new())) rc = -1;
     if (rc) {
         rc_fail_ctx("loading the tokenizer from %s", model_path);
         rc_tokenizer_free(t);
@@ -427,6 +444,7 @@ rc_tokenizer *rc_tokenizer_load(const char *model_path) {
 void rc_tokenizer_free(rc_tokenizer *t) {
     if (!t) return;
     if (t->spm) rc_spm_free(t->spm);
+    tk_cache_free(t->cache);
     tk_bpe_free(t);
     tk_strmap_free(&t->piece_map);
     free(t->piece);
@@ -456,7 +474,30 @@ static int spm_segment(const rc_tokenizer *t, const char *s, size_t n, size_t of
         if (!rc && sp) rc = tk_buf_add(&b, "\xe2\x96\x81", 3);
         i = sp ? e + 1 : n;
     }
-    if (!rc) rc = rc_spm_encode(t->spm, b.p, b.n, out);
+    // Word by word (each word: a run of "▁" and the characters up to the next "▁" that follows
+    // another character), through the cache, when no piece can span such a boundary.
+    size_t w0 = 0, L = b.n;
+    while (!rc && w0 < L) {
+        size_t w1 = L;
+        if (t->spm_split)
+            for (size_t p = w0 + 1; p + 3 <= L; p++)
+                if (!memcmp(b.p + p, "\xe2\x96\x81", 3) &&
+                    !(p >= 3 && !memcmp(b.p + p - 3, "\xe2\x96\x81", 3))) {
+                    w1 = p;
+                    break;
+                }
+        const char *w = b.p + w0;
+        size_t wn = w1 - w0;
+        int hit = t->cache && wn <= TK_CACHE_MAX_WORD ? tk_cache_get(t->cache, w, wn, out) : 0;
+        if (hit < 0) rc = -1;
+        else if (!hit) {
+            int before = out->n;
+            rc = rc_spm_encode(t->spm, w, wn, out);
+            if (!rc && t->cache && wn <= TK_CACHE_MAX_WORD)
+                tk_cache_put(t->cache, w, wn, out->v + before, out->n - before);
+        }
+        w0 = w1;
+    }
     free(b.p);
     return rc;
 }

@@ -1,5 +1,6 @@
 // Containers for the tokenizers: int vector, byte buffer, string arena, open-addressing hash
 // maps (byte string -> int; (int, int) -> merge) and UTF-8 helpers.
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,4 +242,87 @@ int tk_is_space(uint32_t c) {
     return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
            c == 0x205f || c == 0x3000;
+}
+
+// ---- word cache ---------------------------------------------------------------------------
+// word bytes -> ids, shared by all threads (one mutex); cleared when full.
+
+typedef struct {
+    uint64_t h;
+    char *blob; // key bytes, then the ids (int, unaligned copy)
+    uint32_t klen, nids;
+} tk_centry;
+
+struct tk_cache {
+    pthread_mutex_t mu;
+    tk_centry *e;
+    uint32_t mask, n;
+};
+
+#define TK_CACHE_SLOTS (1u << 16)
+
+tk_cache *tk_cache_new(void) {
+    tk_cache *c = rc_calloc(1, sizeof *c, "word cache");
+    if (!c) return NULL;
+    c->e = rc_calloc(TK_CACHE_SLOTS, sizeof *c->e, "word cache");
+    if (!c->e) {
+        free(c);
+        return NULL;
+    }
+    c->mask = TK_CACHE_SLOTS - 1;
+    pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+static void cache_clear(tk_cache *c) {
+    for (uint32_t i = 0; i <= c->mask; i++) free(c->e[i].blob);
+    memset(c->e, 0, (size_t)(c->mask + 1) * sizeof *c->e);
+    c->n = 0;
+}
+
+void tk_cache_free(tk_cache *c) {
+    if (!c) return;
+    cache_clear(c);
+    free(c->e);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+int tk_cache_get(tk_cache *c, const char *w, size_t n, rc_ivec *out) {
+    uint64_t h = hash_bytes(w, n);
+    int found = 0, rc = 0;
+    pthread_mutex_lock(&c->mu);
+    for (uint32_t i = (uint32_t)h & c->mask; c->e[i].blob; i = (i + 1) & c->mask) {
+        tk_centry *e = &c->e[i];
+        if (e->h == h && e->klen == n && !memcmp(e->blob, w, n)) {
+            for (uint32_t k = 0; k < e->nids && !rc; k++) {
+                int id;
+                memcpy(&id, e->blob + n + k * sizeof(int), sizeof id);
+                rc = rc_ivec_push(out, id);
+            }
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc ? -1 : found;
+}
+
+void tk_cache_put(tk_cache *c, const char *w, size_t n, const int *ids, int k) {
+    char *blob = malloc(n + (size_t)k * sizeof(int) + 1);
+    if (!blob) return; // a cache: failing to remember is harmless
+    memcpy(blob, w, n);
+    memcpy(blob + n, ids, (size_t)k * sizeof(int));
+    uint64_t h = hash_bytes(w, n);
+    pthread_mutex_lock(&c->mu);
+    if (c->n >= (c->mask + 1) / 2) cache_clear(c);
+    uint32_t i = (uint32_t)h & c->mask;
+    for (; c->e[i].blob; i = (i + 1) & c->mask)
+        if (c->e[i].h == h && c->e[i].klen == n && !memcmp(c->e[i].blob, w, n)) break;
+    if (c->e[i].blob) free(blob); // another thread stored it meanwhile
+    else {
+        c->e[i] = (tk_centry){h, blob, (uint32_t)n, (uint32_t)k};
+        c->n++;
+    }
+    pthread_mutex_unlock(&c->mu);
 }
