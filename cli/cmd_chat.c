@@ -1,0 +1,254 @@
+// `recontrol chat`: an interactive conversation with the model's chat template (recognised from
+// the tokenizer's chat_template, or chosen with --chat-format), streaming the reply as it is
+// generated. Each turn re-renders the whole conversation and generates until the template's
+// end-of-turn token (<|im_end|>, <|eot_id|>, </s>), the model's EOS, or --max-new-tokens.
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "engine/common.h"
+#include "engine/default_model.h"
+#include "engine/generate.h"
+#include "engine/model.h"
+#include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
+
+static void chat_usage(FILE *f) {
+    fprintf(f,
+            "usage: recontrol chat [--model PATH] [options]\n\n"
+            "Chats with a model in its chat template, streaming the replies. Type a message and\n"
+            "press Enter; /reset starts over, /exit (or end of input) quits.\n\n"
+            "  -m, --model PATH        HF model directory or .gguf (default: the default model)\n"
+            "  --chat-format NAME      vicuna, chatml, llama3, hh or raw (default: recognised\n"
+            "                          from the model's chat_template)\n"
+            "  --system TEXT           system message (default: the template's own, if any)\n"
+            "  -p, --prompt TEXT       a user turn to send without reading standard input\n"
+            "                          (repeatable: one turn each, then exit)\n"
+            "  --max-new-tokens N      per reply (default 256)\n"
+            "  --max-len N             context length in tokens (default 2048)\n"
+            "  --temperature T         0 = greedy (default 0.7)\n"
+            "  --top-p P               nucleus sampling (default 0.9)\n"
+            "  --top-k K               0 = off (default 0)\n"
+            "  --seed N                sampling seed (default 0)\n"
+            "  --threads N             CPU threads (default: all)\n"
+            "  -h, --help              this text\n");
+}
+
+typedef struct {
+    const rc_tokenizer *tok;
+    rc_detok *detok;
+    int eot; // end-of-turn id, -1 when none
+    int ended;
+} stream_state;
+
+static int on_token(void *ud, int seq, int token) {
+    stream_state *s = ud;
+    if (token == s->eot) {
+        s->ended = 1;
+        return -1; // stop this turn (rc_generate returns -1; handled by the caller)
+    }
+    size_t len;
+    const char *p = rc_detok_feed(s->detok, token, &len);
+    if (!p) return -1;
+    fwrite(p, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+typedef struct {
+    rc_chat_msg *m;
+    int n, cap;
+} conv;
+
+static int conv_add(conv *c, const char *role, const char *content) {
+    if (c->n == c->cap) {
+        int nc = c->cap ? c->cap * 2 : 16;
+        rc_chat_msg *nm = realloc(c->m, sizeof *nm * (size_t)nc);
+        if (!nm) return rc_fail("out of memory");
+        c->m = nm;
+        c->cap = nc;
+    }
+    char *copy = strdup(content);
+    if (!copy) return rc_fail("out of memory");
+    c->m[c->n++] = (rc_chat_msg){role, copy};
+    return 0;
+}
+
+static void conv_reset(conv *c, int keep) {
+    for (int i = keep; i < c->n; i++) free((char *)c->m[i].content);
+    c->n = keep;
+}
+
+// One assistant turn for the conversation so far: render, encode, generate (streaming), and
+// append the reply. 0 / -1.
+static int chat_turn(rc_engine *e, const rc_tokenizer *tok, const rc_chat_spec *spec,
+                     const rc_gen_params *gp, conv *cv, int eot) {
+    char *prompt = rc_chat_render(spec, cv->m, cv->n, 1);
+    if (!prompt) return -1;
+    // The BOS is added by the tokenizer unless the template already wrote it.
+    int bos = rc_tokenizer_bos(tok);
+    const char *bos_s = bos >= 0 ? rc_tokenizer_piece(tok, bos) : NULL;
+    int add_special = !(bos_s && *bos_s && !strncmp(prompt, bos_s, strlen(bos_s)));
+    int *ids = NULL, n = 0, rc = -1;
+    rc_gen_output out = {0};
+    stream_state st = {tok, rc_detok_new(tok, 1), eot, 0};
+    if (!st.detok || rc_tokenizer_encode(tok, prompt, strlen(prompt), add_special, &ids, &n))
+        goto done;
+    if (n + gp->max_new_tokens > e->kv.max_len) {
+        rc_fail("the conversation is %d tokens; with --max-new-tokens %d it exceeds --max-len %d "
+                "(type /reset to start over)",
+                n, gp->max_new_tokens, e->kv.max_len);
+        goto done;
+    }
+    rc_gen_hooks hooks = {0};
+    hooks.on_token = on_token;
+    hooks.token_ud = &st;
+    const int *pp = ids;
+    int grc = rc_generate(e, 1, &pp, &n, gp, &hooks, &out);
+    if (grc && !st.ended) goto done;
+    size_t len;
+    const char *tail = rc_detok_flush(st.detok, &len);
+    if (tail) fwrite(tail, 1, len, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    int keep = out.n_tokens;
+    if (keep && out.tokens[keep - 1] == eot) keep--;
+    char *reply = rc_tokenizer_decode(tok, out.tokens, keep, 1);
+    if (!reply) goto done;
+    rc = conv_add(cv, "assistant", reply);
+    free(reply);
+done:
+    rc_gen_output_free(&out, 1);
+    rc_detok_free(st.detok);
+    free(ids);
+    free(prompt);
+    return rc;
+}
+
+int cmd_chat(int argc, char **argv) {
+    enum { O_FMT = 256, O_SYS, O_MAXNEW, O_MAXLEN, O_TEMP, O_TOPP, O_TOPK, O_SEED, O_THREADS };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},      {"chat-format", required_argument, 0, O_FMT},
+        {"system", required_argument, 0, O_SYS},   {"prompt", required_argument, 0, 'p'},
+        {"max-new-tokens", required_argument, 0, O_MAXNEW},
+        {"max-len", required_argument, 0, O_MAXLEN}, {"temperature", required_argument, 0, O_TEMP},
+        {"top-p", required_argument, 0, O_TOPP},   {"top-k", required_argument, 0, O_TOPK},
+        {"seed", required_argument, 0, O_SEED},    {"threads", required_argument, 0, O_THREADS},
+        {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
+    const char *model_path = NULL, *fmt = NULL, *system = NULL;
+    const char *prompts[64];
+    int n_prompts = 0, max_len = 2048, threads = 0, c, rc = 1;
+    rc_gen_params gp = {.max_new_tokens = 256, .stop_at_eos = 1,
+                        .sample = {.temperature = 0.7f, .top_k = 0, .top_p = 0.9f, .seed = 0}};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hm:p:", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case 'p':
+            if (n_prompts == 64) {
+                fprintf(stderr, "recontrol chat: at most 64 --prompt turns\n");
+                return 2;
+            }
+            prompts[n_prompts++] = optarg;
+            break;
+        case O_FMT: fmt = optarg; break;
+        case O_SYS: system = optarg; break;
+        case O_MAXNEW: gp.max_new_tokens = (int)strtol(optarg, &end, 10); break;
+        case O_MAXLEN: max_len = (int)strtol(optarg, &end, 10); break;
+        case O_TEMP: gp.sample.temperature = strtof(optarg, &end); break;
+        case O_TOPP: gp.sample.top_p = strtof(optarg, &end); break;
+        case O_TOPK: gp.sample.top_k = (int)strtol(optarg, &end, 10); break;
+        case O_SEED: gp.sample.seed = strtoull(optarg, &end, 10); break;
+        case O_THREADS: threads = (int)strtol(optarg, &end, 10); break;
+        case 'h': chat_usage(stdout); return 0;
+        default: chat_usage(stderr); return 2;
+        }
+        if (end && *end) {
+            fprintf(stderr, "recontrol chat: bad number \"%s\"\n", optarg);
+            return 2;
+        }
+    }
+    if (optind != argc || gp.max_new_tokens < 1 || max_len < 2 || gp.sample.temperature < 0 ||
+        gp.sample.top_k < 0 || !(gp.sample.top_p > 0 && gp.sample.top_p <= 1)) {
+        fprintf(stderr, "recontrol chat: bad arguments (need --max-new-tokens >= 1, --max-len >= 2, "
+                        "--temperature >= 0, --top-k >= 0, 0 < --top-p <= 1)\n\n");
+        chat_usage(stderr);
+        return 2;
+    }
+    char defpath[4096];
+    if (!model_path) {
+        if (rc_default_model_require(defpath, sizeof defpath)) {
+            fprintf(stderr, "recontrol chat: %s\n", rc_last_error());
+            return 1;
+        }
+        model_path = defpath;
+    }
+    rc_tokenizer *tok = NULL;
+    rc_model m;
+    memset(&m, 0, sizeof m);
+    rc_engine e;
+    memset(&e, 0, sizeof e);
+    conv cv = {0};
+    rc_chat_spec spec;
+    char *line = NULL;
+    size_t cap = 0;
+    if (!(tok = rc_tokenizer_load(model_path))) goto fail;
+    if (fmt ? rc_chat_spec_from_name(fmt, &spec)
+            : rc_chat_spec_from_template(rc_tokenizer_chat_template(tok), &spec)) {
+        if (!fmt) rc_fail_ctx("%s: choosing the chat format (--chat-format NAME overrides)", model_path);
+        goto fail;
+    }
+    const char *eot_s = rc_chat_end_of_turn(&spec);
+    int eot = eot_s ? rc_tokenizer_token_id(tok, eot_s) : -1;
+    if (rc_model_load(model_path, &m)) goto fail;
+    if (rc_engine_init(&e, &m, 1, max_len, 256)) goto fail;
+    e.n_threads = threads;
+    if (system && conv_add(&cv, "system", system)) goto fail;
+    int keep = cv.n, interactive = n_prompts == 0;
+    if (interactive && isatty(0))
+        fprintf(stderr, "recontrol chat: %s, format %s; /reset to start over, /exit to quit\n",
+                model_path, rc_chat_format_name(spec.format));
+    for (int turn = 0;; turn++) {
+        const char *msg;
+        if (!interactive) {
+            if (turn >= n_prompts) break;
+            msg = prompts[turn];
+            printf("> %s\n", msg);
+        } else {
+            if (isatty(0)) fputs("> ", stderr);
+            ssize_t k = getline(&line, &cap, stdin);
+            if (k < 0) break;
+            while (k > 0 && (line[k - 1] == '\n' || line[k - 1] == '\r')) line[--k] = 0;
+            if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
+            if (!strcmp(line, "/reset")) {
+                conv_reset(&cv, keep);
+                continue;
+            }
+            if (!k) continue;
+            msg = line;
+        }
+        if (conv_add(&cv, "user", msg)) goto fail;
+        if (chat_turn(&e, tok, &spec, &gp, &cv, eot)) {
+            fprintf(stderr, "\nrecontrol chat: %s\n", rc_last_error());
+            cv.n--; // drop the unanswered turn
+            free((char *)cv.m[cv.n].content);
+            if (!interactive) goto out;
+        }
+    }
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "recontrol chat: %s\n", rc_last_error());
+out:
+    free(line);
+    conv_reset(&cv, 0);
+    free(cv.m);
+    rc_engine_free(&e);
+    rc_model_free(&m);
+    rc_tokenizer_free(tok);
+    return rc;
+}
