@@ -157,6 +157,8 @@ void rc_value_ws_free(rc_value_ws *ws) {
     free(ws->gbuf[1]);
     free(ws->xr);
     free(ws->pr);
+    free(ws->tbuf[0]);
+    free(ws->tbuf[1]);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -169,86 +171,125 @@ static void round_bf16(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = bf16_round(x[i]);
 }
 
-// y (n, out) = x (n, in) . w (out, in)^T + b (out); optional ReLU; optional bf16 rounding.
-static void linear_fwd(int n, int in, int out, const float *x, const float *w, const float *b,
-                       float *y, int relu, int bf16) {
-    int nb = (n + 3) / 4;
-#pragma omp parallel for collapse(2) schedule(static) if ((long)n * out * in > 200000)
-    for (int ib = 0; ib < nb; ib++) {
-        for (int o = 0; o < out; o++) {
-            int i0 = ib * 4, cnt = n - i0 < 4 ? n - i0 : 4;
-            const float *wr = w + (size_t)o * in;
-            const float *x0 = x + (size_t)i0 * in;
-            const float *x1 = cnt > 1 ? x0 + in : x0, *x2 = cnt > 2 ? x0 + 2 * (size_t)in : x0,
-                        *x3 = cnt > 3 ? x0 + 3 * (size_t)in : x0;
+enum { ST_STORE = 0, ST_ADD = 1, ST_ADD_BF16 = 2 };
+
+// c (M, N) {=, +=, += bf16(.)} a (M, K) . b (N, K)^T: dot products of rows, 4 rows of a at a time
+// so every row of b is read once per block. Each element is one dot in a fixed order.
+static void gemm_nt(int M, int N, int K, const float *a, const float *b, float *c, int store) {
+    int mb = (M + 3) / 4;
+#pragma omp parallel for collapse(2) schedule(static) if ((long)M * N * K > 200000)
+    for (int ib = 0; ib < mb; ib++) {
+        for (int o = 0; o < N; o++) {
+            int i0 = ib * 4, cnt = M - i0 < 4 ? M - i0 : 4;
+            const float *br = b + (size_t)o * K;
+            const float *a0 = a + (size_t)i0 * K;
+            const float *a1 = cnt > 1 ? a0 + K : a0, *a2 = cnt > 2 ? a0 + 2 * (size_t)K : a0,
+                        *a3 = cnt > 3 ? a0 + 3 * (size_t)K : a0;
             float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
-            for (int k = 0; k < in; k++) {
-                float wk = wr[k];
-                s0 += x0[k] * wk;
-                s1 += x1[k] * wk;
-                s2 += x2[k] * wk;
-                s3 += x3[k] * wk;
+            for (int k = 0; k < K; k++) {
+                float bk = br[k];
+                s0 += a0[k] * bk;
+                s1 += a1[k] * bk;
+                s2 += a2[k] * bk;
+                s3 += a3[k] * bk;
             }
             float s[4] = {s0, s1, s2, s3};
             for (int j = 0; j < cnt; j++) {
-                float v = s[j] + b[o];
-                if (bf16) v = bf16_round(v);
-                if (relu && v < 0) v = 0;
-                y[(size_t)(i0 + j) * out + o] = v;
+                float *cp = c + (size_t)(i0 + j) * N + o;
+                if (store == ST_STORE) *cp = s[j];
+                else if (store == ST_ADD) *cp += s[j];
+                else *cp += bf16_round(s[j]);
             }
         }
     }
 }
 
-// dx (n, in) = dy (n, out) . w (out, in); optional bf16 rounding of the result.
+// y (n, out) = x (n, in) . w (out, in)^T + b (out); optional ReLU; optional bf16 rounding.
+static void linear_fwd(int n, int in, int out, const float *x, const float *w, const float *b,
+                       float *y, int relu, int bf16) {
+    gemm_nt(n, out, in, x, w, y, ST_STORE);
+    size_t cnt = (size_t)n * out;
+#pragma omp parallel for schedule(static) if (cnt > 65536)
+    for (size_t i = 0; i < cnt; i++) {
+        float v = y[i] + b[i % (size_t)out];
+        if (bf16) v = bf16_round(v);
+        if (relu && v < 0) v = 0;
+        y[i] = v;
+    }
+}
+
+// t (cols, rows) = s (rows, cols)^T, in 32x32 tiles.
+static void transpose(int rows, int cols, const float *s, float *t) {
+    int rb = (rows + 31) / 32, cb = (cols + 31) / 32;
+#pragma omp parallel for collapse(2) schedule(static) if ((long)rows * cols > 65536)
+    for (int bi = 0; bi < rb; bi++)
+        for (int bj = 0; bj < cb; bj++) {
+            int i1 = bi * 32 + 32 < rows ? bi * 32 + 32 : rows, j1 = bj * 32 + 32 < cols ? bj * 32 + 32 : cols;
+            for (int i = bi * 32; i < i1; i++)
+                for (int j = bj * 32; j < j1; j++) t[(size_t)j * rows + i] = s[(size_t)i * cols + j];
+        }
+}
+
+// dx (n, in) = dy (n, out) . w (out, in); optional bf16 rounding of the result. Rows go in blocks
+// of 4 and columns in chunks of 256 so each weight band is read once per row block.
 static void linear_bwd_input(int n, int in, int out, const float *dy, const float *w, float *dx,
                              int bf16) {
     const int kc = 256;
-    int nk = (in + kc - 1) / kc;
+    int nk = (in + kc - 1) / kc, nb = (n + 3) / 4;
 #pragma omp parallel for collapse(2) schedule(static) if ((long)n * out * in > 200000)
-    for (int i = 0; i < n; i++) {
+    for (int ib = 0; ib < nb; ib++) {
         for (int c = 0; c < nk; c++) {
+            int i0 = ib * 4, cnt = n - i0 < 4 ? n - i0 : 4;
             int k0 = c * kc, k1 = k0 + kc < in ? k0 + kc : in;
-            float *dxr = dx + (size_t)i * in;
-            for (int k = k0; k < k1; k++) dxr[k] = 0;
-            const float *dyr = dy + (size_t)i * out;
+            float *x0 = dx + (size_t)i0 * in, *x1 = cnt > 1 ? x0 + in : NULL,
+                  *x2 = cnt > 2 ? x0 + 2 * (size_t)in : NULL, *x3 = cnt > 3 ? x0 + 3 * (size_t)in : NULL;
+            for (int j = 0; j < cnt; j++)
+                for (int k = k0; k < k1; k++) x0[(size_t)j * in + k] = 0;
+            const float *d0 = dy + (size_t)i0 * out;
             for (int o = 0; o < out; o++) {
-                float a = dyr[o];
-                if (a == 0) continue; // ReLU zeros: most of the rows of a trained MLP
                 const float *wr = w + (size_t)o * in;
+                float a0 = d0[o], a1 = cnt > 1 ? d0[out + o] : 0, a2 = cnt > 2 ? d0[2 * out + o] : 0,
+                      a3 = cnt > 3 ? d0[3 * out + o] : 0;
+                if (a0 == 0 && a1 == 0 && a2 == 0 && a3 == 0) continue; // ReLU zeros
+                if (cnt == 4) {
 #pragma omp simd
-                for (int k = k0; k < k1; k++) dxr[k] += a * wr[k];
+                    for (int k = k0; k < k1; k++) {
+                        float wk = wr[k];
+                        x0[k] += a0 * wk;
+                        x1[k] += a1 * wk;
+                        x2[k] += a2 * wk;
+                        x3[k] += a3 * wk;
+                    }
+                } else {
+                    float as[4] = {a0, a1, a2, a3};
+                    for (int j = 0; j < cnt; j++) {
+                        float *xr = x0 + (size_t)j * in, aj = as[j];
+#pragma omp simd
+                        for (int k = k0; k < k1; k++) xr[k] += aj * wr[k];
+                    }
+                }
             }
             if (bf16)
-                for (int k = k0; k < k1; k++) dxr[k] = bf16_round(dxr[k]);
+                for (int j = 0; j < cnt; j++)
+                    for (int k = k0; k < k1; k++) x0[(size_t)j * in + k] = bf16_round(x0[(size_t)j * in + k]);
         }
     }
 }
 
-// gw (out, in) += dy^T (out, n) . x (n, in); gb (out) += sum_i dy (i, :). In bf16 mode each
-// gradient row is formed in fp32, rounded to bf16, then added (tmp: (threads, in) scratch).
+// gw (out, in) += dy^T (out, n) . x (n, in); gb (out) += sum_i dy (i, :), as dot products over
+// the rows of the transposes dyT (out, n) and xT (in, n). In bf16 mode every fresh gradient
+// element is rounded to bf16 before it is added.
 static void linear_bwd_params(int n, int in, int out, const float *dy, const float *x, float *gw,
-                              float *gb, int bf16, float *tmp) {
-#pragma omp parallel for schedule(static) if ((long)n * out * in > 200000)
+                              float *gb, int bf16, float *dyt, float *xt) {
+    transpose(n, out, dy, dyt);
+    transpose(n, in, x, xt);
+    gemm_nt(out, in, n, dyt, xt, gw, bf16 ? ST_ADD_BF16 : ST_ADD);
     for (int o = 0; o < out; o++) {
-        float *row = bf16 ? tmp + (size_t)omp_get_thread_num() * in : gw + (size_t)o * in;
-        if (bf16) memset(row, 0, (size_t)in * sizeof(float));
+        const float *r = dyt + (size_t)o * n;
         float sb = 0;
-        for (int i = 0; i < n; i++) {
-            float a = dy[(size_t)i * out + o];
-            if (a == 0) continue;
-            sb += a;
-            const float *xr = x + (size_t)i * in;
-#pragma omp simd
-            for (int k = 0; k < in; k++) row[k] += a * xr[k];
-        }
-        if (bf16) {
-            float *g = gw + (size_t)o * in;
-            for (int k = 0; k < in; k++) g[k] += bf16_round(row[k]);
-            sb = bf16_round(sb);
-        }
-        gb[o] += sb;
+        for (int i = 0; i < n; i++) sb += r[i];
+        gb[o] += bf16 ? bf16_round(sb) : sb;
     }
 }
 
@@ -284,11 +325,12 @@ int rc_value_forward(const rc_value_mlp *m, rc_value_ws *ws, int n, const float 
 int rc_value_backward(const rc_value_mlp *m, rc_value_ws *ws, const float *dv, float *grad,
                       float *dx) {
     int n = ws->n, L = m->n_layers, bf16 = m->dtype == RC_VALUE_BF16;
-    float *tmp = NULL;
-    if (bf16 && grad) {
-        tmp = rc_malloc((size_t)omp_get_max_threads() * (size_t)max_dim(m) * sizeof(float),
-                        "value backward scratch");
-        if (!tmp) return -1;
+    if (grad && !ws->tbuf[0]) { // transposes for the weight gradient, allocated on first use
+        for (int i = 0; i < 2; i++) {
+            ws->tbuf[i] = rc_malloc((size_t)ws->cap_n * (size_t)max_dim(m) * sizeof(float),
+                                    "value MLP transposes");
+            if (!ws->tbuf[i]) return -1;
+        }
     }
     const float *params = bf16 ? ws->pr : m->params;
     float *dy = ws->gbuf[0];
@@ -298,7 +340,7 @@ int rc_value_backward(const rc_value_mlp *m, rc_value_ws *ws, const float *dv, f
         const float *xin = l > 0 ? ws->act[l] : (bf16 ? ws->xr : ws->x);
         if (grad)
             linear_bwd_params(n, in, out, dy, xin, grad + rc_value_w_offset(m, l),
-                              grad + rc_value_b_offset(m, l), bf16, tmp);
+                              grad + rc_value_b_offset(m, l), bf16, ws->tbuf[0], ws->tbuf[1]);
         if (l == 0 && !dx) break;
         float *dxl = l > 0 ? (dy == ws->gbuf[0] ? ws->gbuf[1] : ws->gbuf[0]) : dx;
         linear_bwd_input(n, in, out, dy, params + rc_value_w_offset(m, l), dxl, bf16);
@@ -310,7 +352,6 @@ int rc_value_backward(const rc_value_mlp *m, rc_value_ws *ws, const float *dv, f
         }
         dy = dxl;
     }
-    free(tmp);
     return 0;
 }
 

@@ -58,6 +58,7 @@ typedef struct {
     float *gbuf[2];                      // (cap_n, max dim) ping-pong gradients w.r.t. activations
     float *xr;                           // (cap_n, dims[0]) bf16-rounded input (bf16 mode)
     float *pr;                           // (n_params) bf16-rounded parameters (bf16 mode)
+    float *tbuf[2];                      // (max dim, cap_n) transposes (weight gradients only)
     const float *x;                      // input of the last forward (not owned)
     int n;                               // rows of the last forward
 } rc_value_ws;
