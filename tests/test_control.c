@@ -144,3 +144,16 @@ Test(control, raises_value_on_held_out_states) {
     free(va);
     rc_acts_close(&a);
 }
+
+Test(control, open_checks_width) {
+    rc_control c;
+    cr_assert(rc_control_open(&c, VFIX "/mlp3.safetensors", 24, 0.5f, 2, 8) == 0, "%s", rc_last_error());
+    cr_assert_eq(c.value->dims[0], 24);
+    float h[2 * 24];
+    for (int i = 0; i < 48; i++) h[i] = 0.1f * (i % 7) - 0.3f;
+    cr_assert(rc_control_apply(&c, 2, h) == 0);
+    rc_control_free(&c);
+    cr_assert_eq(rc_control_open(&c, VFIX "/mlp3.safetensors", 576, 0.5f, 2, 8), -1);
+    cr_assert(strstr(rc_last_error(), "576") && strstr(rc_last_error(), "24"), "%s", rc_last_error());
+    cr_assert_eq(rc_control_open(&c, VFIX "/missing.safetensors", 24, 0.5f, 2, 8), -1);
+}

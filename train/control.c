@@ -24,9 +24,30 @@ int rc_control_init(rc_control *c, const rc_value_mlp *value, float alpha, int n
     return 0;
 }
 
+int rc_control_open(rc_control *c, const char *value_path, int hidden_size, float alpha, int n_steps,
+                    int cap_n) {
+    rc_value_mlp m;
+    memset(c, 0, sizeof *c);
+    if (rc_value_load(&m, value_path) != 0) return -1;
+    if (m.dims[0] != hidden_size) {
+        int d = m.dims[0];
+        rc_value_free(&m);
+        return rc_fail("value model %s takes %d-dim states but the model's hidden size is %d (was it "
+                       "trained on another model's activations?)", value_path, d, hidden_size);
+    }
+    if (rc_control_init(c, &m, alpha, n_steps, cap_n) != 0) {
+        rc_value_free(&m);
+        return -1;
+    }
+    c->owned = m;
+    c->value = &c->owned;
+    return 0;
+}
+
 void rc_control_free(rc_control *c) {
     rc_value_ws_free(&c->ws);
     free(c->grad);
+    if (c->owned.params) rc_value_free(&c->owned);
     memset(c, 0, sizeof *c);
 }
 

@@ -17,7 +17,14 @@ typedef struct {
     // Optional diagnostics, updated by every call: mean V before and after the edit over the
     // rows of the last call.
     double last_v0, last_vn;
+    rc_value_mlp owned;        // the model when opened with rc_control_open (do not copy the struct)
 } rc_control;
+
+// Loads a value model (safetensors fc1.weight, ...) and checks that its input width equals the
+// LLM's hidden size (clear error naming both otherwise); c owns the model. Free with
+// rc_control_free. 0 / -1.
+int rc_control_open(rc_control *c, const char *value_path, int hidden_size, float alpha, int n_steps,
+                    int cap_n);
 
 // Scratch for batches of up to cap_n rows. 0 / -1.
 int rc_control_init(rc_control *c, const rc_value_mlp *value, float alpha, int n_steps, int cap_n);
