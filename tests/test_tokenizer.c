@@ -172,3 +172,6 @@ Test(tokenizer, spm_golden) { check_golden(TOK "/spm", TOK "/spm_golden.jsonl.gz
 Test(tokenizer, spm_legacy_golden) { check_golden(TOK "/spm_legacy", TOK "/spm_legacy_golden.jsonl.gz"); }
 Test(tokenizer, smol_json_golden) { check_golden(TOK "/smol", TOK "/smol_golden.jsonl.gz"); }
 Test(tokenizer, llama3_style_golden) { check_golden(TOK "/l3", TOK "/l3_golden.jsonl.gz"); }
+// Tokenizer-only GGUFs made from the fixtures above; goldens from transformers' GGUF conversion.
+Test(tokenizer, gguf_spm_golden) { check_golden(TOK "/gguf/spm.gguf", TOK "/gguf_spm_golden.jsonl.gz"); }
+Test(tokenizer, gguf_llama_bpe_golden) { check_golden(TOK "/gguf/l3.gguf", TOK "/gguf_l3_golden.jsonl.gz"); }

@@ -351,10 +351,11 @@ static int load_gguf(struct rc_tokenizer *t, const char *path) {
     if (!rc) rc = tk_alloc_vocab(t, n);
     for (int i = 0; !rc && i < n; i++)
         rc = tk_set_piece(t, i, toks->arr_strs[i].ptr, toks->arr_strs[i].len);
-    // control (3) and user-defined (4) tokens are matched in text; control ones are special
+    // unknown (2), control (3) and user-defined (4) tokens are matched in text, as in the HF
+    // tokenizer transformers builds from a GGUF; unknown and control ones are special
     for (int i = 0; !rc && i < n; i++)
-        if (ty[i] == 3 || ty[i] == 4)
-            rc = tk_add_added(t, i, t->piece[i], t->piece_len[i], ty[i] == 3, 0, 0);
+        if (ty[i] >= 2 && ty[i] <= 4)
+            rc = tk_add_added(t, i, t->piece[i], t->piece_len[i], ty[i] != 4, 0, 0);
     uint64_t v;
     t->bos = !rc && !rc_gguf_get_u64(&g, "tokenizer.ggml.bos_token_id", &v) && v < (uint64_t)n ? (int)v : -1;
     t->eos = !rc && !rc_gguf_get_u64(&g, "tokenizer.ggml.eos_token_id", &v) && v < (uint64_t)n ? (int)v : -1;

@@ -269,6 +269,64 @@ def make_spm(items, rng):
     return goldens
 
 
+def write_gguf(path, model, tokens, types, scores=None, merges=None, pre=None, bos=None, eos=None,
+               unk=None, add_bos=False, template=None):
+    """A GGUF holding only tokenizer metadata (general.architecture llama, no tensors)."""
+    import gguf
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model(model)
+    if pre:
+        w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    if scores is not None:
+        w.add_token_scores(scores)
+    if merges is not None:
+        w.add_token_merges(merges)
+    for fn, v in ((w.add_bos_token_id, bos), (w.add_eos_token_id, eos), (w.add_unk_token_id, unk)):
+        if v is not None:
+            fn(v)
+    w.add_add_bos_token(add_bos)
+    if template:
+        w.add_chat_template(template)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def make_ggufs(items):
+    """Tokenizer-only GGUFs built from the spm and l3 fixtures; goldens from transformers'
+    AutoTokenizer(gguf_file=...) (its GGUF conversion is the oracle for GGUF input)."""
+    from sentencepiece import SentencePieceProcessor
+    from transformers import AutoTokenizer
+    d = os.path.join(OUT, "gguf")
+    os.makedirs(d, exist_ok=True)
+    sp = SentencePieceProcessor(model_file=os.path.join(OUT, "spm", "tokenizer.model"))
+    n = sp.get_piece_size()
+    types = []
+    for i in range(n):
+        types.append(2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i) else 1)
+    write_gguf(os.path.join(d, "spm.gguf"), "llama", [sp.id_to_piece(i) for i in range(n)], types,
+               scores=[sp.get_score(i) for i in range(n)], bos=1, eos=2, unk=0, add_bos=True,
+               template=VICUNA_TEMPLATE)
+    j = json.load(open(os.path.join(OUT, "l3", "tokenizer.json"), encoding="utf-8"))
+    vocab = dict(j["model"]["vocab"])
+    for a in j["added_tokens"]:
+        vocab[a["content"]] = a["id"]
+    inv = sorted(vocab.items(), key=lambda kv: kv[1])
+    assert [i for _, i in inv] == list(range(len(inv)))
+    special = {a["id"] for a in j["added_tokens"]}
+    merges = [m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]]
+    write_gguf(os.path.join(d, "l3.gguf"), "gpt2", [t for t, _ in inv],
+               [3 if i in special else 1 for _, i in inv], merges=merges, pre="llama-bpe",
+               bos=vocab["<|begin_of_text|>"], eos=vocab["<|eot_id|>"], add_bos=True,
+               template=LLAMA3_TEMPLATE)
+    for name in ("spm", "l3"):
+        tok = AutoTokenizer.from_pretrained(d, gguf_file=f"{name}.gguf")
+        write_golden(os.path.join(OUT, f"gguf_{name}_golden.jsonl.gz"), tok, items)
+
+
 def make_smol(items, gguf_path):
     from transformers import AutoTokenizer
     d = os.path.join(OUT, "smol")
@@ -302,7 +360,10 @@ def make_l3(items, rng):
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tk.decoder = decoders.ByteLevel()
     specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
-                "<|end_header_id|>", "<|eot_id|>"]
+                "<|end_header_id|>", "<|eot_id|>",
+                # transformers' GGUF conversion (GPT2Tokenizer) adds <|endoftext|> as a new token
+                # when the vocabulary lacks it; having it keeps the GGUF fixture's ids in range
+                "<|endoftext|>"]
     tr = trainers.BpeTrainer(vocab_size=3000, special_tokens=specials,
                              initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tk.train_from_iterator(spm_training_text(rng).split("\n"), trainer=tr)
@@ -400,6 +461,7 @@ def main():
     print(f"corpus: {len(items)} strings")
     spm = make_spm(items, random.Random(7))
     l3 = make_l3(items, random.Random(8))
+    make_ggufs(items)
     if not os.path.exists(args.gguf):
         sys.exit(f"SmolLM2 GGUF not found at {args.gguf} (pass --gguf)")
     smol = make_smol(items, args.gguf)
