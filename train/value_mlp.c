@@ -409,11 +409,11 @@ int rc_value_load(rc_value_mlp *m, const char *path) {
         int in_expect = L == 0 ? (int)(w->ndim == 2 ? w->shape[1] : -1) : hidden[L - 1];
         if (w->ndim != 2 || w->shape[1] != in_expect || w->shape[0] <= 0 || b->ndim != 1 ||
             b->shape[0] != w->shape[0]) {
-            rc_st_close(&st);
-            return rc_fail("%s: %s has shape [%lld, %lld] and %s [%lld]; expected [out, %d] and [out]",
-                           path, wn, w->ndim > 0 ? (long long)w->shape[0] : -1LL,
-                           w->ndim > 1 ? (long long)w->shape[1] : -1LL, bn,
-                           b->ndim > 0 ? (long long)b->shape[0] : -1LL, in_expect);
+            rc_fail("%s: %s has shape [%lld, %lld] and %s [%lld]; expected [out, %d] and [out]", path,
+                    wn, w->ndim > 0 ? (long long)w->shape[0] : -1LL, w->ndim > 1 ? (long long)w->shape[1] : -1LL,
+                    bn, b->ndim > 0 ? (long long)b->shape[0] : -1LL, in_expect);
+            rc_st_close(&st); // after formatting: the tensors live in the mapping
+            return -1;
         }
         if (L == 0) d = (int)w->shape[1];
         hidden[L] = (int)w->shape[0];
