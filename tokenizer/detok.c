@@ -102,7 +102,7 @@ static int bpe_drain(rc_detok *d, int at_end) {
         if (tk_buf_add(&d->out, complete ? (const char *)p + i : REPL, complete ? l : 3)) return -1;
         i += l;
     }
-    memmove(d->pend.p, d->pend.p + i, n - i);
+    if (i && n > i) memmove(d->pend.p, d->pend.p + i, n - i);
     d->pend.n = n - i;
     return 0;
 }
