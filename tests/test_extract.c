@@ -291,3 +291,27 @@ Test(extract, rewards_equal_hf_regression_head_layout_and_resume) {
                      RC_FIXTURES, g_dir), 0);
     cr_assert_eq(sh("grep -q 'not a reward model' %s/l2.log", g_dir), 0);
 }
+
+// --value-model runs RE-Control decoding through the edit hook: 0 ascent steps leave every token
+// as in plain decoding; a large step changes the rollouts. The value net is trained here on a
+// labelled tiny run (also checks that `train` reads the shards and rewards extract/label wrote).
+Test(extract, control_hook_wiring) {
+    char data[300];
+    snprintf(data, sizeof data, "%s/p.jsonl", g_dir);
+    write_many_prompts(data, 12);
+    const char *m = "--model " RC_FIXTURES "/tiny/mha_hd32_tied --format ids --max-new-tokens 8 --batch 4";
+    cr_assert_eq(sh("%s extract %s --data %s --out %s/base 2>/dev/null && %s label --run %s/base --reward-model "
+                    "%s/tiny/rm_score 2>/dev/null && %s train --data %s/base --out %s/v.safetensors --hidden 16 "
+                    "--epochs 2 --batch-size 4 >/dev/null 2>&1",
+                    RC_BINARY, m, data, g_dir, RC_BINARY, g_dir, RC_FIXTURES, RC_BINARY, g_dir, g_dir), 0);
+    cr_assert_eq(sh("%s extract %s --data %s --out %s/c0 --no-acts --value-model %s/v.safetensors --steps 0 2>/dev/null",
+                    RC_BINARY, m, data, g_dir, g_dir), 0);
+    cr_assert_eq(sh("cmp -s %s/base/responses.jsonl %s/c0/responses.jsonl", g_dir, g_dir), 0,
+                 "0 control steps must leave the rollouts unchanged");
+    cr_assert_eq(sh("test ! -e %s/c0/acts-00000.safetensors", g_dir), 0, "--no-acts wrote states");
+    cr_assert_eq(sh("%s extract %s --data %s --out %s/c1 --no-acts --value-model %s/v.safetensors --steps 20 "
+                    "--step-size 50 2>/dev/null",
+                    RC_BINARY, m, data, g_dir, g_dir), 0);
+    cr_assert_neq(sh("cmp -s %s/base/responses.jsonl %s/c1/responses.jsonl", g_dir, g_dir), 0,
+                  "a large control step changed no token");
+}
