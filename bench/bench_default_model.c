@@ -3,6 +3,8 @@
 // decode step reads (fp32 weights + KV prefix) as GB/s next to the machine's measured streaming
 // read bandwidth. Prints a Markdown table; --json FILE writes the figures.
 // usage: bench_default_model [--model PATH] [--json FILE] [--threads N] [--decode N] [--commit H]
+// On a shared machine run it with OMP_WAIT_POLICY=passive: spinning OpenMP threads that wait at
+// barriers while other processes hold the cores slow everything down (recorded in the output).
 // Exits 0 with "skipped: ..." when the model is not in the cache.
 #include <omp.h>
 #include <stdio.h>
@@ -157,7 +159,9 @@ int main(int argc, char **argv) {
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
 
-    printf("%s, %d threads, load average %.2f -> %.2f\n", cpu, nt, load0, load1);
+    const char *wait = getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default (active)";
+    printf("%s, %d threads, OMP_WAIT_POLICY %s, load average %.2f -> %.2f\n", cpu, nt, wait, load0,
+           load1);
     printf("model %s (%.1fM params, %.1f MB file, fp32 in memory %.1f MB), load+dequant %.2f s\n",
            path, m.arena_floats / 1e6, file_bytes / 1e6, m.arena_floats * 4.0 / 1e6, load_s);
     printf("| prefill 32 tok/s | prefill 128 tok/s | prefill 512 tok/s | decode tok/s | decode ms "
@@ -172,14 +176,15 @@ int main(int argc, char **argv) {
         }
         fprintf(f,
                 "{\n  \"model\": \"SmolLM2-135M-Instruct.Q4_1.gguf\",\n  \"cpu\": \"%s\",\n"
-                "  \"commit\": \"%s\",\n  \"threads\": %d,\n  \"loadavg_before\": %.2f,\n"
+                "  \"commit\": \"%s\",\n  \"threads\": %d,\n  \"omp_wait_policy\": \"%s\",\n"
+                "  \"loadavg_before\": %.2f,\n"
                 "  \"loadavg_after\": %.2f,\n  \"params_m\": %.2f,\n  \"file_mb\": %.1f,\n"
                 "  \"load_dequant_s\": %.3f,\n  \"prefill_tok_s\": {\"32\": %.2f, \"128\": %.2f, "
                 "\"512\": %.2f},\n  \"decode_prompt\": %d,\n  \"decode_steps\": %d,\n"
                 "  \"decode_tok_s\": %.3f,\n  \"decode_ms\": %.3f,\n"
                 "  \"decode_bytes_per_step\": %.0f,\n  \"decode_gb_s\": %.3f,\n"
                 "  \"read_bw_gb_s\": %.3f,\n  \"decode_pct_of_bw\": %.1f\n}\n",
-                cpu, commit, nt, load0, load1, m.arena_floats / 1e6, file_bytes / 1e6, load_s,
+                cpu, commit, nt, wait, load0, load1, m.arena_floats / 1e6, file_bytes / 1e6, load_s,
                 prefill[0], prefill[1], prefill[2], P0, n_decode, 1.0 / dec, dec * 1e3, bytes, gbs,
                 bw, 100.0 * gbs / bw);
         fclose(f);

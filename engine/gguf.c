@@ -286,12 +286,15 @@ static int parse(rc_gguf *g, cursor *c) {
                            "block size %d",
                            c->path, t->name, rc_ggml_type_name(t->ggml_type),
                            (unsigned long long)t->ne[0], be);
-        uint64_t nbytes = nel / (uint64_t)be * (uint64_t)bb;
+        // compare block counts first: nel / be * bb can overflow for absurd shapes
+        uint64_t nblocks = nel / (uint64_t)be;
+        uint64_t nbytes = nblocks <= (uint64_t)c->len / (uint64_t)bb ? nblocks * (uint64_t)bb
+                                                                    : UINT64_MAX;
         if (nbytes > c->len)
             return rc_fail("%s: truncated or corrupt GGUF file: tensor '%s' (%s, %llu elements) "
-                           "needs %llu bytes, more than the file size %zu",
+                           "needs %.0f bytes, more than the file size %zu",
                            c->path, t->name, rc_ggml_type_name(t->ggml_type),
-                           (unsigned long long)nel, (unsigned long long)nbytes, c->len);
+                           (unsigned long long)nel, (double)nblocks * (double)bb, c->len);
         t->nbytes = (size_t)nbytes;
         if (t->offset % g->alignment != 0)
             return rc_fail("%s: tensor '%s' offset %llu is not a multiple of the alignment %u",

@@ -260,6 +260,9 @@ Test(gguf_reader, hand_made_bad_files) {
     uint64_t nebig[4] = {1ull << 40, 1ull << 40, 1ull << 40, 1ull << 40};
     header(&b, 3, 1, 0); tinfo(&b, "t", 4, nebig, 0, 0);
     expect_fail(&b, "invalid dimension");
+    uint64_t ne_wrap[2] = {1ull << 40, 1ull << 22}; // 2^62 F32 elements: 2^64 bytes wraps to 0
+    header(&b, 3, 1, 0); tinfo(&b, "t", 2, ne_wrap, RC_GGML_F32, 0); pad_to(&b, 32);
+    expect_fail(&b, "more than the file size");
     header(&b, 3, 1, 0); tinfo(&b, "t", 2, ne, 0, 4);
     { uint8_t z[512] = {0}; put(&b, z, 512); }
     expect_fail(&b, "not a multiple of the alignment 32");
