@@ -223,7 +223,9 @@ int rc_acts_gather(const rc_acts *a, int n, const int64_t *ids, float *rows, int
         if (rc_st_to_f32(&view, rows + (size_t)off[i] * (size_t)a->d, (size_t)a->seq_len[id] * (size_t)a->d) != 0)
             rc |= 1;
     }
-    return rc ? -1 : 0;
+    if (rc) // the worker threads' own messages are thread-local: report here
+        return rc_fail("cannot convert the states of a batch to fp32 (%s)", a->shards[0].path);
+    return 0;
 }
 
 void rc_shuffle_i64(int64_t *x, int64_t n, uint64_t *state) {
