@@ -5,7 +5,7 @@ corpus (tests/fixtures/tok/corpus.jsonl) on the same machine, in the same run.
 HF side: the Rust `tokenizers` Tokenizer behind transformers' AutoTokenizer (for the SentencePiece
 fixture that is the LlamaTokenizer transformers builds from tokenizer.model), encode() per string
 and on the whole corpus as one text, single-threaded (RAYON_NUM_THREADS=1); encode_batch with
-all cores is reported too. Writes bench/results/tokenizer-<date>.json and prints a Markdown table.
+RAYON_NUM_THREADS=1 is reported too. Writes bench/results/tokenizer-<date>.json and prints a Markdown table.
 
 usage: python3 bench/bench_tokenizer_hf.py --bench BUILD/bench_tokenizer [--seconds S]
 """
@@ -77,8 +77,19 @@ def bench_hf(name, texts, seconds):
     r, el = timed(lambda: tk.decode(ids, skip_special_tokens=False), seconds)
     return {"impl": "hf-tokenizers", "model": name, "load_s": round(load, 4),
             "per_string_MBps": round(per_string, 2), "one_text_MBps": round(one_text, 2),
-            "encode_batch_MBps_all_threads": round(batch, 2),
+            "encode_batch_MBps_1_thread": round(batch, 2),
             "decode_Mtok_per_s": round(len(ids) * r / el / 1e6, 2)}
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main():
@@ -90,14 +101,19 @@ def main():
     rows = []
     out = subprocess.run([args.bench, "--fixtures", FIX, "--seconds", str(args.seconds)],
                          check=True, capture_output=True, text=True).stdout
-    ours = {os.path.basename(json.loads(l)["model"]): json.loads(l) for l in out.splitlines()}
+    ours = {}
+    for line in out.splitlines():
+        r = json.loads(line)
+        r["model"] = os.path.basename(r["model"])  # no machine paths in the results
+        ours[r["model"]] = r
     os.environ["RAYON_NUM_THREADS"] = "1"
     import tokenizers
     for name in ("smol", "l3", "spm"):
         hf = bench_hf(name, texts, args.seconds)
         rows.append({"model": name, "recontrol": ours[name], "hf": hf})
     res = {"date": datetime.date.today().isoformat(), "machine": platform.machine(),
-           "cpu": platform.processor() or platform.machine(), "nproc": os.cpu_count(),
+           "cpu": cpu_name(),
+           "load_avg_1min": round(os.getloadavg()[0], 2), "nproc": os.cpu_count(),
            "tokenizers_version": tokenizers.__version__,
            "corpus": {"strings": len(texts), "bytes": sum(len(s.encode()) for s in texts)},
            "rows": rows}
@@ -107,14 +123,15 @@ def main():
         json.dump(res, f, indent=1)
     names = {"smol": "SmolLM2 byte-level BPE", "l3": "Llama-3-style BPE (3k vocab)",
              "spm": "SentencePiece BPE (2k vocab)"}
-    print(f"| tokenizer | recontrol per string | HF per string | recontrol one text | "
-          f"HF one text | HF encode_batch ({os.cpu_count()} threads) |")
-    print("|---|---|---|---|---|---|")
+    print("| tokenizer | recontrol per string | HF per string | recontrol one text | "
+          "HF one text | HF encode_batch | recontrol decode | HF decode |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         o, h = r["recontrol"], r["hf"]
         print(f"| {names[r['model']]} | {o['per_string_MBps']:.1f} MB/s | "
               f"{h['per_string_MBps']:.1f} MB/s | {o['one_text_MBps']:.1f} MB/s | "
-              f"{h['one_text_MBps']:.1f} MB/s | {h['encode_batch_MBps_all_threads']:.1f} MB/s |")
+              f"{h['one_text_MBps']:.1f} MB/s | {h['encode_batch_MBps_1_thread']:.1f} MB/s | "
+              f"{o['decode_Mtok_per_s']:.1f} Mtok/s | {h['decode_Mtok_per_s']:.1f} Mtok/s |")
     print(f"\nwritten {os.path.relpath(path, ROOT)}")
 
 
