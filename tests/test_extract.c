@@ -7,6 +7,7 @@
 //  - rewards of both reward-model layouts equal transformers' (tests/fixtures/tiny/rm_*);
 //  - label resumes after an abort; bad inputs are reported with file:line.
 #include "engine/common.h"
+#include "engine/default_model.h"
 #include "engine/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -314,4 +315,44 @@ Test(extract, control_hook_wiring) {
                     RC_BINARY, m, data, g_dir, g_dir), 0);
     cr_assert_neq(sh("cmp -s %s/base/responses.jsonl %s/c1/responses.jsonl", g_dir, g_dir), 0,
                   "a large control step changed no token");
+}
+
+// Text prompts through the default model's tokenizer (SmolLM2-135M-Instruct Q4_1 GGUF): states,
+// tokens and decoded responses equal transformers' on the same GGUF. Skips without the model.
+Test(extract, default_model_text_prompts_equal_hf) {
+    size_t len;
+    char *t = rc_read_file(RC_FIXTURES "/extract/default_model/golden.json", &len);
+    cr_assert_not_null(t);
+    cJSON *g = cJSON_Parse(t);
+    free(t);
+    char model[4096], sha[65];
+    if (rc_default_model_path(model, sizeof model) || !rc_file_exists(model)) {
+        cJSON_Delete(g);
+        cr_skip_test("skipped: the default model is not in the cache (run `recontrol setup`)");
+    }
+    if (rc_sha256_file(model, sha) || strcmp(sha, cJSON_GetObjectItem(g, "model_sha256")->valuestring)) {
+        cJSON_Delete(g);
+        cr_skip_test("skipped: %s is not the file the fixture was made from", model);
+    }
+    cr_assert_eq(sh("%s extract --data %s/extract/default_model/prompts.jsonl --format plain --out %s/dm "
+                    "--max-new-tokens 10 --batch 3 --dtype fp32 2>%s/dm.log",
+                    RC_BINARY, RC_FIXTURES, g_dir, g_dir), 0);
+    char run[300];
+    snprintf(run, sizeof run, "%s/dm", g_dir);
+    // fp32 forward of the same dequantized weights over 30 layers; summation order differs.
+    compare_states(run, "default_model", 5e-4, 5e-4);
+    char path[400];
+    snprintf(path, sizeof path, "%s/dm/responses.jsonl", g_dir);
+    t = rc_read_file(path, &len);
+    cr_assert_not_null(t);
+    const cJSON *resp = cJSON_GetObjectItem(g, "responses");
+    int i = 0;
+    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"), i++) {
+        cJSON *j = cJSON_Parse(line);
+        cr_assert_str_eq(cJSON_GetObjectItem(j, "response")->valuestring, cJSON_GetArrayItem(resp, i)->valuestring);
+        cJSON_Delete(j);
+    }
+    cr_assert_eq(i, cJSON_GetArraySize(resp));
+    free(t);
+    cJSON_Delete(g);
 }

@@ -12,6 +12,7 @@ For each model in MODELS writes tests/fixtures/extract/<name>/:
 An extra EOS id (a token that greedy decoding of prompt 1 emits at step 3) makes one sequence
 stop early, so the test covers "valid up to and including the step that emits EOS".
 Everything is fp32 eager attention, one prompt at a time (no padding).
+With --default-model: the same for text prompts on the default model (GGUF, needs the file).
 """
 import json
 import os
@@ -77,5 +78,56 @@ def main():
               file=sys.stderr)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and len(sys.argv) == 1:
     main()
+
+
+# ---- the default model (SmolLM2-135M-Instruct Q4_1 GGUF), text prompts through its tokenizer ----
+DEFAULT_PROMPTS = [
+    "Human: How do I keep basil fresh for longer?\nAssistant:",
+    "\n\nHuman:  Write one sentence about the sea.\n\nAssistant:",
+    "Human: Why is the sky blue?\nAssistant:",
+]
+
+
+def default_model(max_new=10):
+    """tests/fixtures/extract/default_model/: prompts.jsonl ({"prompt"}), expected.safetensors,
+    golden.json (model sha256). Loaded by transformers from the GGUF (dequantized to fp32)."""
+    import hashlib
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.environ.get("RECONTROL_MODEL") or os.path.expanduser(
+        "~/.cache/recontrol/SmolLM2-135M-Instruct.Q4_1.gguf")
+    d, f = os.path.split(path)
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32,
+                                                 attn_implementation="eager").eval()
+    eos = model.config.eos_token_id
+    eos = [eos] if isinstance(eos, int) else list(eos)
+    toks, hid, offs = [], [], [0]
+    with torch.no_grad():
+        for p in DEFAULT_PROMPTS:
+            ids = tok(p)["input_ids"]
+            new, st = greedy_states(model, ids, eos, max_new)
+            toks.append(new)
+            hid.append(st)
+            offs.append(offs[-1] + len(new))
+    out = os.path.join(root, "fixtures", "extract", "default_model")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "prompts.jsonl"), "w") as fh:
+        for p in DEFAULT_PROMPTS:
+            fh.write(json.dumps({"prompt": p}) + "\n")
+    save_file({"hidden": torch.cat(hid).contiguous(),
+               "offsets": torch.tensor(offs, dtype=torch.int64),
+               "tokens": torch.tensor([t for s in toks for t in s], dtype=torch.int64)},
+              os.path.join(out, "expected.safetensors"))
+    sha = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    json.dump({"model": f, "model_sha256": sha, "max_new_tokens": max_new, "tokens": toks,
+               "responses": [tok.decode(t, skip_special_tokens=True) for t in toks],
+               "versions": {"torch": torch.__version__, "transformers": transformers.__version__}},
+              open(os.path.join(out, "golden.json"), "w"), indent=1)
+    print(f"default model: {[len(t) for t in toks]} tokens", file=sys.stderr)
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--default-model":
+    default_model()
