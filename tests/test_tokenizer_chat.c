@@ -1,6 +1,6 @@
-// Chat formats against transformers' apply_chat_template (fixtures: the SmolLM2 GGUF template,
-// a Llama-3 template and FastChat's Vicuna v1.1 as a template), template recognition from the
-// fixture tokenizers, names, errors, and the HH-RLHF / SHP prompt preparation.
+// Chat formats against transformers' apply_chat_template, text and ids (fixtures: the SmolLM2
+// GGUF template, a Llama-3 template and FastChat's Vicuna v1.1 as a template), template
+// recognition from the fixture tokenizers, names, errors, HH-RLHF / SHP prompt preparation.
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -24,6 +24,9 @@ static cJSON *load_json(const char *path) {
 
 Test(chat, renders_as_transformers) {
     cJSON *tmpls = load_json(TOK "/templates.json");
+    rc_tokenizer *toks[3] = {rc_tokenizer_load(TOK "/smol"), rc_tokenizer_load(TOK "/l3"),
+                             rc_tokenizer_load(TOK "/spm")};
+    cr_assert(toks[0] && toks[1] && toks[2], "%s", rc_last_error());
     size_t n;
     char *all = rc_read_file(TOK "/chat_golden.jsonl", &n);
     cr_assert(all);
@@ -47,6 +50,19 @@ Test(chat, renders_as_transformers) {
         char *got = rc_chat_render(&spec, msgs, k, cJSON_IsTrue(cJSON_GetObjectItem(r, "gen")));
         cr_assert(got, "%s", rc_last_error());
         cr_expect_str_eq(got, cJSON_GetObjectItem(r, "text")->valuestring, "format %s row %d", fmt, rows);
+        // apply_chat_template(tokenize=True) == encode(rendered text) without added specials
+        rc_tokenizer *t = !strcmp(fmt, "chatml") ? toks[0] : !strcmp(fmt, "llama3") ? toks[1] : toks[2];
+        int *ids, nid;
+        cr_assert_eq(rc_tokenizer_encode(t, got, strlen(got), 0, &ids, &nid), 0);
+        const cJSON *want = cJSON_GetObjectItem(r, "ids"), *it;
+        cr_expect_eq(nid, cJSON_GetArraySize(want), "format %s row %d: %d ids, HF %d", fmt, rows,
+                     nid, cJSON_GetArraySize(want));
+        int k2 = 0;
+        cJSON_ArrayForEach(it, want) {
+            if (k2 < nid) cr_expect_eq(ids[k2], it->valueint, "format %s row %d id %d", fmt, rows, k2);
+            k2++;
+        }
+        free(ids);
         free(got);
         cJSON_Delete(r);
         rows++;
@@ -54,6 +70,7 @@ Test(chat, renders_as_transformers) {
     cr_expect_eq(rows, 24);
     free(all);
     cJSON_Delete(tmpls);
+    for (int i = 0; i < 3; i++) rc_tokenizer_free(toks[i]);
 }
 
 Test(chat, recognised_from_model_templates) {

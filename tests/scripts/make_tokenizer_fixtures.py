@@ -419,7 +419,11 @@ def make_chat(toks):
         for conv in CONVERSATIONS:
             for gen in (True, False):
                 text = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=gen)
-                rows.append({"format": name, "messages": conv, "gen": gen, "text": text})
+                ids = tok.apply_chat_template(conv, tokenize=True, add_generation_prompt=gen)
+                if hasattr(ids, "keys"):
+                    ids = ids["input_ids"]
+                rows.append({"format": name, "messages": conv, "gen": gen, "text": text,
+                             "ids": list(ids)})
     with open(os.path.join(OUT, "chat_golden.jsonl"), "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
