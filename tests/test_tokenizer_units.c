@@ -3,6 +3,7 @@
 // the SmolLM2 GGUF tokenizer against the HF goldens (when the default model is downloaded), and
 // clear errors for bad inputs.
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,4 +320,54 @@ Test(tokenizer_units, random_text_round_trips) {
         }
         rc_tokenizer_free(t);
     }
+}
+
+// Encoding from several threads at once (the word cache is shared) gives the same ids.
+typedef struct {
+    rc_tokenizer *t;
+    const char *text;
+    size_t n;
+    int *ids, n_ids, rc;
+} enc_job;
+
+static void *enc_thread(void *p) {
+    enc_job *j = p;
+    for (int rep = 0; rep < 3 && !j->rc; rep++) {
+        free(j->ids);
+        j->rc = rc_tokenizer_encode(j->t, j->text, j->n, 1, &j->ids, &j->n_ids);
+    }
+    return NULL;
+}
+
+Test(tokenizer_units, concurrent_encode) {
+    size_t n;
+    char *corpus = rc_read_file(TOK "/corpus.jsonl", &n);
+    cr_assert(corpus);
+    const char *models[] = {TOK "/smol", TOK "/spm"};
+    for (int m = 0; m < 2; m++) {
+        rc_tokenizer *ref = rc_tokenizer_load(models[m]), *t = rc_tokenizer_load(models[m]);
+        cr_assert(ref && t);
+        int *want, nw;
+        cr_assert_eq(rc_tokenizer_encode(ref, corpus, n, 1, &want, &nw), 0);
+        enc_job jobs[4];
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++) {
+            jobs[i] = (enc_job){t, corpus + (size_t)i * 7, n - (size_t)i * 7, NULL, 0, 0};
+            pthread_create(&th[i], NULL, enc_thread, &jobs[i]);
+        }
+        for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+        for (int i = 0; i < 4; i++) {
+            cr_assert_eq(jobs[i].rc, 0);
+            int *solo, ns;
+            rc_tokenizer_encode(ref, jobs[i].text, jobs[i].n, 1, &solo, &ns);
+            cr_expect(ns == jobs[i].n_ids && !memcmp(solo, jobs[i].ids, sizeof(int) * (size_t)ns),
+                      "%s: thread %d differs", models[m], i);
+            free(solo);
+            free(jobs[i].ids);
+        }
+        free(want);
+        rc_tokenizer_free(ref);
+        rc_tokenizer_free(t);
+    }
+    free(corpus);
 }

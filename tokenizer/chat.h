@@ -39,8 +39,10 @@ int rc_chat_spec_from_name(const char *name, rc_chat_spec *out);
 const char *rc_chat_format_name(rc_chat_format f);
 
 // The prompt text for msgs (malloc'd, NUL-terminated). add_generation_prompt appends the opening
-// of the assistant's turn. Encode the result with add_special = 0: the BOS, where the format has
-// one, is already in the text. NULL + error on a bad role.
+// of the assistant's turn. HF's apply_chat_template(tokenize=True) equals encoding this with
+// add_special = 0 (Llama-3's BOS is in the text). `recontrol chat` adds the tokenizer's BOS when
+// the text does not start with it (Vicuna was trained with a BOS, as FastChat adds it).
+// NULL + error on a bad role.
 char *rc_chat_render(const rc_chat_spec *spec, const rc_chat_msg *msgs, int n,
                      int add_generation_prompt);
 // The string that ends an assistant turn in this format ("<|im_end|>", "<|eot_id|>", "</s>"), or
