@@ -312,7 +312,7 @@ void tk_cache_put(tk_cache *c, const char *w, size_t n, const int *ids, int k) {
     char *blob = malloc(n + (size_t)k * sizeof(int) + 1);
     if (!blob) return; // a cache: failing to remember is harmless
     memcpy(blob, w, n);
-    memcpy(blob + n, ids, (size_t)k * sizeof(int));
+    if (k) memcpy(blob + n, ids, (size_t)k * sizeof(int));
     uint64_t h = hash_bytes(w, n);
     pthread_mutex_lock(&c->mu);
     if (c->n >= (c->mask + 1) / 2) cache_clear(c);
