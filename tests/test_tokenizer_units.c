@@ -371,3 +371,27 @@ Test(tokenizer_units, concurrent_encode) {
     }
     free(corpus);
 }
+
+// A directory whose tokenizer.model is not SentencePiece (Llama-3 ships a tiktoken file under
+// that name) falls back to its tokenizer.json.
+Test(tokenizer_units, non_spm_tokenizer_model_falls_back_to_json) {
+    char dir[] = "/tmp/rc_tok_fb_XXXXXX", p[512];
+    cr_assert(mkdtemp(dir));
+    size_t n;
+    char *json = rc_read_file(TOK "/l3/tokenizer.json", &n);
+    cr_assert(json);
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    cr_assert_eq(rc_write_file_atomic(p, json, n), 0);
+    snprintf(p, sizeof p, "%s/tokenizer.model", dir);
+    cr_assert_eq(rc_write_file_atomic(p, "IQ== 0\nIg== 1\n", 14), 0);
+    rc_tokenizer *t = rc_tokenizer_load(dir);
+    cr_assert(t, "%s", rc_last_error());
+    cr_expect_str_eq(rc_tokenizer_kind(t), "bpe");
+    cr_expect_eq(rc_tokenizer_token_id(t, "<|eot_id|>"), 4);
+    rc_tokenizer_free(t);
+    remove(p);
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    remove(p);
+    rmdir(dir);
+    free(json);
+}

@@ -285,6 +285,8 @@ static int load_bpe_json(struct rc_tokenizer *t, const char *dir, const char *js
     return rc;
 }
 
+static void tk_reset(struct rc_tokenizer *t);
+
 static int load_dir(struct rc_tokenizer *t, const char *dir) {
     char cfg_path[4096], model_path[4096], json_path[4096];
     if (rc_path_join(cfg_path, sizeof cfg_path, dir, "tokenizer_config.json") ||
@@ -293,10 +295,17 @@ static int load_dir(struct rc_tokenizer *t, const char *dir) {
         return rc_fail("path too long: %s", dir);
     cJSON *cfg = NULL;
     if (rc_file_exists(cfg_path) && !(cfg = read_json(cfg_path))) return -1;
-    int rc;
-    if (rc_file_exists(model_path)) rc = load_spm_dir(t, dir, model_path, cfg);
-    else {
-        if (!rc_file_exists(json_path)) strcat(json_path, ".gz");
+    int rc = -1;
+    if (!rc_file_exists(json_path) && strlen(json_path) + 4 < sizeof json_path)
+        strcat(json_path, ".gz");
+    if (rc_file_exists(model_path)) {
+        rc = load_spm_dir(t, dir, model_path, cfg);
+        if (rc && rc_file_exists(json_path)) { // e.g. a tiktoken tokenizer.model: use the json
+            tk_reset(t);
+            rc = 1;
+        }
+    }
+    if (rc > 0 || !rc_file_exists(model_path)) {
         if (rc_file_exists(json_path)) rc = load_bpe_json(t, dir, json_path, cfg);
         else
             rc = rc_fail("%s: no tokenizer.model or tokenizer.json in this directory", dir);
@@ -442,8 +451,8 @@ rc_tokenizer *rc_tokenizer_load(const char *model_path) {
     return t;
 }
 
-void rc_tokenizer_free(rc_tokenizer *t) {
-    if (!t) return;
+// Frees everything t holds and clears it for another load.
+static void tk_reset(struct rc_tokenizer *t) {
     if (t->spm) rc_spm_free(t->spm);
     tk_cache_free(t->cache);
     tk_bpe_free(t);
@@ -456,6 +465,13 @@ void rc_tokenizer_free(rc_tokenizer *t) {
     free(t->attr);
     free(t->added);
     tk_arena_free(&t->arena);
+    memset(t, 0, sizeof *t);
+    t->bos = t->eos = t->unk = -1;
+}
+
+void rc_tokenizer_free(rc_tokenizer *t) {
+    if (!t) return;
+    tk_reset(t);
     free(t);
 }
 
