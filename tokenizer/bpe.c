@@ -31,12 +31,55 @@ static void byte_unicode_tables(uint32_t b2u[256], int16_t u2b[512]) {
     }
 }
 
+// HF tokenizers run these regexes with Oniguruma, whose Unicode \s is [\t\n\v\f\r\x85\p{Z}];
+// PCRE2's \s with UCP also takes \h, which adds U+180E (MONGOLIAN VOWEL SEPARATOR, no longer a
+// space since Unicode 6.3). Rewrites \s and \S into explicit classes. out has cap bytes.
+#define ONIG_SPACE "\\x09-\\x0d\\x{85}\\p{Z}"
+static int rewrite_spaces(const char *pat, char *out, size_t cap, const char *what) {
+    size_t o = 0;
+    int in_class = 0, class_start = 0;
+    for (const char *p = pat; *p; p++) {
+        const char *add = NULL;
+        char tmp[3] = {0};
+        if (p[0] == '\\' && p[1]) {
+            if (p[1] == 's') add = in_class ? ONIG_SPACE : "[" ONIG_SPACE "]";
+            else if (p[1] == 'S') {
+                if (in_class)
+                    return rc_fail("%s: \\S inside a character class is not supported in a "
+                                   "pre-tokenizer regex",
+                                   what);
+                add = "[^" ONIG_SPACE "]";
+            } else
+                tmp[0] = p[0], tmp[1] = p[1], add = tmp;
+            p++;
+            class_start = 0;
+        } else {
+            // a ']' right after '[' or '[^' is a literal, not the end of the class
+            if (!in_class && p[0] == '[') in_class = class_start = 1;
+            else if (in_class && !(class_start && p[0] == '^')) {
+                if (p[0] == ']' && !class_start) in_class = 0;
+                class_start = 0;
+            }
+            tmp[0] = p[0];
+            add = tmp;
+        }
+        size_t L = strlen(add);
+        if (o + L + 1 > cap) return rc_fail("%s: pre-tokenizer regex too long", what);
+        memcpy(out + o, add, L);
+        o += L;
+    }
+    out[o] = 0;
+    return 0;
+}
+
 int tk_bpe_set_pretok(struct rc_tokenizer *t, const char *const *patterns, int n, const char *what) {
     if (n > 4) return rc_fail("%s: more than 4 pre-tokenizer splits are not supported", what);
     for (int i = 0; i < n; i++) {
         int err;
         PCRE2_SIZE off;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)patterns[i], PCRE2_ZERO_TERMINATED,
+        char pat[4096];
+        if (rewrite_spaces(patterns[i], pat, sizeof pat, what)) return -1;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
                                        PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
         if (!re) {
             PCRE2_UCHAR msg[256];

@@ -179,6 +179,16 @@ def build_corpus():
     for _ in range(250):
         lo, hi = rng.choice(blocks)
         out.append("".join(chr(rng.randint(lo, hi)) for _ in range(rng.randint(1, 30))))
+    # whitespace and separators whose class differs between regex engines / Unicode versions
+    odd = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u1680", "\u180e",
+           "\u2028", "\u2029", "\u200b", "\u2060", "\ufeff", "\u00ad", "\u061c", "\u3000"]
+    for ch in odd:
+        out += [ch, "a" + ch + "b", "a " + ch + " b", ch * 3 + "x", "x" + ch + "\n" + ch,
+                "1" + ch + "2", "'s" + ch + "'ll"]
+    # numerals of many kinds (\p{N}: Nd, Nl, No), and letter-like marks
+    out += ["٣٤٥ ۴۵۶ १२३ ๑๒๓ ①②③ ⅠⅡⅢ ½¾ ²³ 𝟘𝟙 ߁߂ ១២", "x²+y³", "Ⅻth", "10½", "٣a٤",
+            "e\u0301\u0301", "\u0e33\u0e33", "ǅungla", "ᾈ", "ß ẞ ﬀ", "İstanbul ı",
+            "don\u2019t", "DON'T 'S 'T 'Re 'VE", "it's 'S", "x'sy", "''s", "'"]
     assert len(out) >= 2000, len(out)
     # NUL cannot travel in a JSON string through cJSON: such strings are stored as hex
     items = [{"hex": s.encode().hex()} if "\x00" in s else {"text": s} for s in out]
