@@ -85,7 +85,10 @@ typedef struct {
     unsigned char **buf; // (n) each (cap[i], d) in dt
     int *len, *cap;    // (n)
     rc_progress *prog;
-    int64_t *tok_count;
+    int *ntok;               // (n) tokens emitted so far per sequence (progress only)
+    int max_new;             //
+    const rc_config *cfg;    // EOS ids
+    int chunk_done;          // sequences of this chunk finished
 } capture_ctx;
 
 static int capture_fn(void *ud, int n, const float *hidden, const int *seq, const int *step) {
@@ -118,10 +121,16 @@ static int capture_fn(void *ud, int n, const float *hidden, const int *seq, cons
 }
 
 static int token_fn(void *ud, int seq, int token) {
-    (void)seq;
-    (void)token;
     capture_ctx *c = ud;
     c->prog->tokens++;
+    if (seq >= 0 && seq < c->n) {
+        int fin = ++c->ntok[seq] >= c->max_new;
+        for (int i = 0; i < c->cfg->n_eos && !fin; i++) fin = c->cfg->eos_token_ids[i] == token;
+        if (fin) {
+            c->prog->done++; // a finished sequence counts for the ETA as soon as it ends
+            c->chunk_done++;
+        }
+    }
     rc_progress_tick(c->prog, 0);
     return 0;
 }
@@ -429,7 +438,10 @@ static int run_extract(ex_opts *o) {
     cap.buf = rc_calloc((size_t)S, sizeof *cap.buf, "state buffers");
     cap.len = rc_calloc((size_t)S, sizeof *cap.len, "state lengths");
     cap.cap = rc_calloc((size_t)S, sizeof *cap.cap, "state capacities");
-    if (!pids || !plen || !pitem || !gout || !cap.buf || !cap.len || !cap.cap) goto done;
+    cap.ntok = rc_calloc((size_t)S, sizeof *cap.ntok, "token counts");
+    if (!pids || !plen || !pitem || !gout || !cap.buf || !cap.len || !cap.cap || !cap.ntok) goto done;
+    cap.max_new = (int)o->max_new;
+    cap.cfg = &m.cfg;
     cap.d = d;
     cap.dt = dt;
     cap.esz = rc_dtype_size(dt);
@@ -499,7 +511,8 @@ static int run_extract(ex_opts *o) {
         }
         if (n == 0) break;
         cap.n = n;
-        for (int i = 0; i < n; i++) cap.len[i] = 0;
+        cap.chunk_done = 0;
+        for (int i = 0; i < n; i++) cap.len[i] = cap.ntok[i] = 0;
         if (rc_generate(&e, n, (const int *const *)pids, plen, &gp, &hooks, gout)) {
             rc_fail_ctx("generating shard %d", k);
             rc_gen_output_free(gout, n);
@@ -589,7 +602,7 @@ static int run_extract(ex_opts *o) {
             pids[i] = NULL;
         }
         next_seq += n;
-        prog.done += n;
+        prog.done += n - cap.chunk_done; // (normally 0: every sequence was counted as it ended)
         k++;
         shards_this_run++;
         rc_progress_tick(&prog, 1);
@@ -631,6 +644,7 @@ done:
     free(cap.buf);
     free(cap.len);
     free(cap.cap);
+    free(cap.ntok);
     if (control_ok) rc_control_free(&ctl);
     if (value_ok) rc_value_free(&vm);
     if (engine_ok) rc_engine_free(&e);
