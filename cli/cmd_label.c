@@ -277,13 +277,33 @@ static int run_label(const lb_opts *o) {
         rc_fail("%s is a reward model; use --reward-model for it", model_path);
         goto done;
     }
+    // A run made from token ids (extract --format ids) has no real text: score its ids.
+    int ids_run = 0;
+    {
+        char ep[4096];
+        size_t l;
+        rc_path_join(ep, sizeof ep, o->run, "extract.json");
+        char *t = rc_file_exists(ep) ? rc_read_file(ep, &l) : NULL;
+        cJSON *j = t ? cJSON_Parse(t) : NULL;
+        const cJSON *st = j ? cJSON_GetObjectItemCaseSensitive(j, "settings") : NULL;
+        const cJSON *df = st ? cJSON_GetObjectItemCaseSensitive(st, "data_format") : NULL;
+        ids_run = cJSON_IsString(df) && !strcmp(df->valuestring, "ids");
+        cJSON_Delete(j);
+        free(t);
+    }
     tok = rc_tokenizer_load(model_path);
-    int text_mode = tok != NULL;
+    int text_mode = tok != NULL && !ids_run;
+    if (ids_run && o->judge) {
+        rc_fail("%s was extracted from token ids (no text): a judge needs text prompts and responses", o->run);
+        goto done;
+    }
     if (!tok && o->judge) {
         rc_fail_ctx("the judge %s needs its tokenizer", model_path);
         goto done;
     }
-    if (!tok) fprintf(stderr, "[label] %s has no tokenizer: scoring prompt_ids + tokens of each response\n", model_path);
+    if (!text_mode)
+        fprintf(stderr, "[label] %s: scoring prompt_ids + tokens of each response (no text)\n",
+                ids_run ? "token-id run" : "the reward model has no tokenizer");
     sc.judge = o->judge != NULL;
     if (sc.judge) {
         sc.yes = answer_token(tok, "Yes", " Yes");
