@@ -2,6 +2,7 @@
 // streaming decode of split characters, the two BPE merge algorithms agree, vocabulary queries,
 // the SmolLM2 GGUF tokenizer against the HF goldens (when the default model is downloaded), and
 // clear errors for bad inputs.
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -394,4 +395,70 @@ Test(tokenizer_units, non_spm_tokenizer_model_falls_back_to_json) {
     remove(p);
     rmdir(dir);
     free(json);
+}
+
+// Added tokens with lstrip / rstrip (and a non-special added token) against HF tokenizers: the l3
+// tokenizer.json edited as strip_variant() in make_tokenizer_fixtures.py edits it.
+Test(tokenizer_units, added_token_lstrip_rstrip) {
+    size_t n;
+    char *raw = rc_read_file(TOK "/l3/tokenizer.json", &n);
+    cr_assert(raw);
+    cJSON *j = cJSON_Parse(raw), *a;
+    free(raw);
+    cr_assert(j);
+    cJSON *added = cJSON_GetObjectItem(j, "added_tokens");
+    cJSON_ArrayForEach(a, added) {
+        const char *c = cJSON_GetObjectItem(a, "content")->valuestring;
+        if (!strcmp(c, "<|eot_id|>")) {
+            cJSON_ReplaceItemInObject(a, "lstrip", cJSON_CreateTrue());
+            cJSON_ReplaceItemInObject(a, "rstrip", cJSON_CreateTrue());
+        }
+        if (!strcmp(c, "<|start_header_id|>")) cJSON_ReplaceItemInObject(a, "rstrip", cJSON_CreateTrue());
+    }
+    int mx = 0;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItem(cJSON_GetObjectItem(j, "model"), "vocab")) if (
+        a->valueint > mx) mx = a->valueint;
+    cJSON *tool = cJSON_CreateObject();
+    cJSON_AddNumberToObject(tool, "id", mx + 1);
+    cJSON_AddStringToObject(tool, "content", "[TOOL]");
+    cJSON_AddTrueToObject(tool, "lstrip");
+    cJSON_AddFalseToObject(tool, "rstrip");
+    cJSON_AddFalseToObject(tool, "special");
+    cJSON_AddItemToArray(added, tool);
+    char dir[] = "/tmp/rc_tok_strip_XXXXXX", p[512];
+    cr_assert(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    char *out = cJSON_PrintUnformatted(j);
+    cr_assert_eq(rc_write_file_atomic(p, out, strlen(out)), 0);
+    free(out);
+    cJSON_Delete(j);
+    rc_tokenizer *t = rc_tokenizer_load(dir);
+    cr_assert(t, "%s", rc_last_error());
+    remove(p);
+    rmdir(dir);
+    char *all = rc_read_file(TOK "/strip_golden.jsonl", &n);
+    cr_assert(all);
+    int rows = 0, bad = 0;
+    for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *r = cJSON_Parse(line);
+        const char *text = cJSON_GetObjectItem(r, "text")->valuestring;
+        int *ids, k;
+        cr_assert_eq(rc_tokenizer_encode(t, text, strlen(text), 1, &ids, &k), 0);
+        const cJSON *want = cJSON_GetObjectItem(r, "ids"), *it;
+        int ok = k == cJSON_GetArraySize(want), i = 0;
+        cJSON_ArrayForEach(it, want) ok = ok && ids[i++] == it->valueint;
+        if (!ok && bad++ < 5) cr_log_error("'%s' encodes differently from HF", text);
+        for (int skip = 0; skip < 2; skip++) {
+            char *d = rc_tokenizer_decode(t, ids, k, skip);
+            cr_expect_str_eq(d, cJSON_GetObjectItem(r, skip ? "dec_skip" : "dec")->valuestring);
+            free(d);
+        }
+        free(ids);
+        cJSON_Delete(r);
+        rows++;
+    }
+    cr_expect_eq(bad, 0, "%d of %d strings differ", bad, rows);
+    cr_expect_gt(rows, 700);
+    free(all);
+    rc_tokenizer_free(t);
 }

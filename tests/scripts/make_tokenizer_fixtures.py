@@ -337,6 +337,41 @@ def make_ggufs(items):
         write_golden(os.path.join(OUT, f"gguf_{name}_golden.jsonl.gz"), tok, items)
 
 
+def strip_variant(j):
+    """The l3 tokenizer.json with lstrip/rstrip added tokens (the C test applies the same edit):
+    <|eot_id|> lstrip+rstrip, <|start_header_id|> rstrip, and a new non-special added token
+    "[TOOL]" with lstrip."""
+    for a in j["added_tokens"]:
+        if a["content"] == "<|eot_id|>":
+            a["lstrip"] = a["rstrip"] = True
+        if a["content"] == "<|start_header_id|>":
+            a["rstrip"] = True
+    n = max(j["model"]["vocab"].values()) + 1
+    j["added_tokens"].append({"id": n, "content": "[TOOL]", "single_word": False, "lstrip": True,
+                              "rstrip": False, "normalized": False, "special": False})
+    return j
+
+
+def make_strip_golden():
+    from tokenizers import Tokenizer
+    j = strip_variant(json.load(open(os.path.join(OUT, "l3", "tokenizer.json"), encoding="utf-8")))
+    tk = Tokenizer.from_str(json.dumps(j))
+    ws = ["", " ", "  ", "\n", " \n ", "\t", "\u3000", "\u00a0 "]
+    rows = []
+    for a in ws:
+        for b in ws:
+            for tok in ["<|eot_id|>", "<|start_header_id|>", "[TOOL]", "<|end_header_id|>"]:
+                for text in [f"x{a}{tok}{b}y", f"{a}{tok}{b}", f"{tok}{b}{tok}{a}{tok}"]:
+                    enc = tk.encode(text)
+                    rows.append({"text": text, "ids": enc.ids,
+                                 "dec": tk.decode(enc.ids, skip_special_tokens=False),
+                                 "dec_skip": tk.decode(enc.ids, skip_special_tokens=True)})
+    with open(os.path.join(OUT, "strip_golden.jsonl"), "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(f"strip_golden.jsonl: {len(rows)} strings")
+
+
 def make_smol(items, gguf_path):
     from transformers import AutoTokenizer
     d = os.path.join(OUT, "smol")
@@ -476,6 +511,7 @@ def main():
     spm = make_spm(items, random.Random(7))
     l3 = make_l3(items, random.Random(8))
     make_ggufs(items)
+    make_strip_golden()
     if not os.path.exists(args.gguf):
         sys.exit(f"SmolLM2 GGUF not found at {args.gguf} (pass --gguf)")
     smol = make_smol(items, args.gguf)
