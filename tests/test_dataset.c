@@ -183,3 +183,21 @@ Test(dataset, errors) {
     cr_assert_eq(rc_ds_format_parse("shp", &f), 0);
     cr_assert_eq(f, RC_DS_SHP);
 }
+
+Test(dataset, long_lines_and_crlf) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/long.jsonl", g_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"prompt\": \"");
+    for (int i = 0; i < 300000; i++) fputc('a' + i % 26, f);
+    fprintf(f, "\"}\r\n{\"prompt\": \"short\"}\r\n");
+    fclose(f);
+    rc_dataset ds;
+    cr_assert_eq(rc_dataset_load(path, RC_DS_PLAIN, 0, &ds, NULL), 0, "%s", rc_last_error());
+    cr_assert_eq(ds.n, 2);
+    cr_assert_eq(strlen(ds.items[0].prompt), 300000);
+    cr_assert_str_eq(ds.items[1].prompt, "short");
+    cr_assert_eq(ds.items[1].line, 2);
+    rc_dataset_free(&ds);
+}
