@@ -1,7 +1,7 @@
 // Tokenizer unit tests: UTF-8 replacement (cases checked with Python's errors="replace"),
 // streaming decode of split characters, the two BPE merge algorithms agree, vocabulary queries,
-// the SmolLM2 GGUF tokenizer against the HF goldens (when the default model is downloaded), and
-// clear errors for bad inputs.
+// the SmolLM2 GGUF tokenizer against the HF json (when the default model is downloaded), random
+// text and bytes, concurrent encoding, lstrip/rstrip added tokens vs HF, fallbacks and errors.
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <pthread.h>

@@ -259,7 +259,7 @@ struct tk_cache {
     uint32_t mask, n;
 };
 
-#define TK_CACHE_SLOTS (1u << 16)
+#define TK_CACHE_SLOTS (1u << 14)
 
 tk_cache *tk_cache_new(void) {
     tk_cache *c = rc_calloc(1, sizeof *c, "word cache");
