@@ -175,3 +175,35 @@ Test(tokenizer, llama3_style_golden) { check_golden(TOK "/l3", TOK "/l3_golden.j
 // Tokenizer-only GGUFs made from the fixtures above; goldens from transformers' GGUF conversion.
 Test(tokenizer, gguf_spm_golden) { check_golden(TOK "/gguf/spm.gguf", TOK "/gguf_spm_golden.jsonl.gz"); }
 Test(tokenizer, gguf_llama_bpe_golden) { check_golden(TOK "/gguf/l3.gguf", TOK "/gguf_l3_golden.jsonl.gz"); }
+
+// Second oracle for the SentencePiece model: the sentencepiece package's own encode/decode, on
+// the 2,235 strings where LlamaTokenizer's rule and SentencePiece's dummy prefix coincide.
+Test(tokenizer, spm_matches_sentencepiece_package) {
+    rc_tokenizer *t = rc_tokenizer_load(TOK "/spm");
+    cr_assert(t, "%s", rc_last_error());
+    int nc, ng, bad = 0, bad_dec = 0;
+    cJSON **corpus = read_jsonl(TOK "/corpus.jsonl", &nc);
+    cJSON **gold = read_jsonl(TOK "/spm_py_golden.jsonl.gz", &ng);
+    cr_assert_geq(ng, 2000);
+    for (int r = 0; r < ng; r++) {
+        int i = cJSON_GetObjectItem(gold[r], "i")->valueint;
+        str_t x = corpus_item(corpus[i]);
+        int *ids, n, k = 0;
+        cr_assert_eq(rc_tokenizer_encode(t, x.s, x.n, 0, &ids, &n), 0);
+        const cJSON *g = cJSON_GetObjectItem(gold[r], "ids"), *it;
+        int ok = n == cJSON_GetArraySize(g);
+        cJSON_ArrayForEach(it, g) ok = ok && ids[k++] == it->valueint;
+        if (!ok && bad++ < 5) cr_log_error("string %d '%.60s' differs from sentencepiece", i, x.s);
+        char *d = rc_tokenizer_decode(t, ids, n, 1);
+        if (strcmp(d, cJSON_GetObjectItem(gold[r], "dec")->valuestring) && bad_dec++ < 5)
+            cr_log_error("string %d: decode '%s' differs from sentencepiece's", i, d);
+        free(d);
+        free(ids);
+        free(x.s);
+    }
+    cr_expect_eq(bad, 0, "%d of %d strings encode differently from sentencepiece", bad, ng);
+    cr_expect_eq(bad_dec, 0, "%d decodes differ from sentencepiece's", bad_dec);
+    free_rows(corpus, nc);
+    free_rows(gold, ng);
+    rc_tokenizer_free(t);
+}

@@ -8,8 +8,10 @@ Writes into tests/fixtures/tok/:
   spm/tokenizer.model   a LLaMA-style SentencePiece model trained with the Debian `spm_train`
                         (BPE, byte_fallback, split_digits, identity normalisation), plus
                         tokenizer_config.json files for legacy=False (default) and legacy=True.
-  spm_golden.jsonl      ids from transformers' LlamaTokenizer (v5: tokenizers-backed, built
-                        from tokenizer.model by the Llama converter) = the oracle for (a).
+  spm_golden.jsonl.gz   ids from transformers' LlamaTokenizer (v5: tokenizers-backed, built
+                        from tokenizer.model by the Llama converter) = the oracle for (a);
+                        spm_legacy_golden.jsonl.gz with legacy=True; spm_py_golden.jsonl.gz
+                        from the sentencepiece package itself where its rule coincides.
   smol/tokenizer.json.gz the SmolLM2 byte-level BPE tokenizer that transformers builds from
                         the SmolLM2-135M-Instruct GGUF (AutoTokenizer(gguf_file=...)), gzipped.
   smol_golden.jsonl     ids from that HF tokenizer = the oracle for (b).
@@ -252,14 +254,15 @@ def make_spm(items, rng):
         with open(corpus, "w", encoding="utf-8") as f:
             f.write(spm_training_text(rng))
         # LLaMA's trainer settings, scaled down (vocab 2000).
-        cmd = ["spm_train", f"--input={corpus}", f"--model_prefix={tmp}/m", "--model_type=bpe",
+        # relative paths (run in tmp) keep the model file identical from run to run
+        cmd = ["spm_train", "--input=train.txt", "--model_prefix=m", "--model_type=bpe",
                "--vocab_size=2000", "--character_coverage=0.9995", "--byte_fallback=true",
                "--split_digits=true", "--normalization_rule_name=identity",
                "--remove_extra_whitespaces=false", "--add_dummy_prefix=true",
                "--allow_whitespace_only_pieces=true", "--max_sentencepiece_length=16",
                "--unk_id=0", "--bos_id=1", "--eos_id=2", "--pad_id=-1",
                "--num_threads=1", "--minloglevel=2"]
-        subprocess.run(cmd, check=True)
+        subprocess.run(cmd, check=True, cwd=tmp)
         shutil.copy(f"{tmp}/m.model", os.path.join(d, "tokenizer.model"))
     goldens = {}
     for legacy in (False, True):
@@ -370,6 +373,25 @@ def make_strip_golden():
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     print(f"strip_golden.jsonl: {len(rows)} strings")
+
+
+def make_spm_py_golden(items):
+    """A second oracle for (a): the sentencepiece package's own encode (dummy prefix on), for the
+    strings where LlamaTokenizer's rule coincides with it (no special-token text, not starting
+    with a space or "▁"): ids must equal ours without BOS; also sp.decode of them."""
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(OUT, "spm", "tokenizer.model"))
+    n = 0
+    with gzip.GzipFile(os.path.join(OUT, "spm_py_golden.jsonl.gz"), "wb", 9, mtime=0) as g:
+        for i, it in enumerate(items):
+            t = item_text(it)
+            if not t or t[0] in " \u2581" or any(x in t for x in ("<s>", "</s>", "<unk>")):
+                continue
+            ids = sp.encode(t)
+            g.write((json.dumps({"i": i, "ids": ids, "dec": sp.decode(ids)}, ensure_ascii=False)
+                     + "\n").encode())
+            n += 1
+    print(f"spm_py_golden.jsonl.gz: {n} strings")
 
 
 def make_smol(items, gguf_path):
@@ -509,6 +531,7 @@ def main():
             f.write(json.dumps(it, ensure_ascii=False) + "\n")
     print(f"corpus: {len(items)} strings")
     spm = make_spm(items, random.Random(7))
+    make_spm_py_golden(items)
     l3 = make_l3(items, random.Random(8))
     make_ggufs(items)
     make_strip_golden()
