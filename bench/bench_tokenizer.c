@@ -1,5 +1,5 @@
 // Tokenizer encode throughput (MB/s of UTF-8 input, one thread) on the golden corpus
-// (tests/fixtures/tok/corpus.jsonl, 2,359 strings): each string encoded on its own ("per
+// (tests/fixtures/tok/corpus.jsonl, 2,495 strings): each string encoded on its own ("per
 // string") and the whole corpus joined by newlines as one text ("one text"). Prints one JSON
 // object per tokenizer. bench/bench_tokenizer_hf.py times HF tokenizers on the same corpus.
 //

@@ -1,4 +1,4 @@
-// Golden tokenizer tests: ids, decodes and round-trips of 2,359 strings against HF transformers /
+// Golden tokenizer tests: ids, decodes and round-trips of 2,495 strings against HF transformers /
 // tokenizers (fixtures from tests/scripts/make_tokenizer_fixtures.py) for a LLaMA-style
 // SentencePiece model (legacy and non-legacy), the SmolLM2 byte-level BPE (tokenizer.json and,
 // when downloaded, the GGUF) and a Llama-3-style byte-level BPE; streaming decode; errors.
