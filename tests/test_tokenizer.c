@@ -1,7 +1,8 @@
 // Golden tokenizer tests: ids, decodes and round-trips of 2,495 strings against HF transformers /
 // tokenizers (fixtures from tests/scripts/make_tokenizer_fixtures.py) for a LLaMA-style
-// SentencePiece model (legacy and non-legacy), the SmolLM2 byte-level BPE (tokenizer.json and,
-// when downloaded, the GGUF) and a Llama-3-style byte-level BPE; streaming decode; errors.
+// SentencePiece model (legacy and non-legacy; also against the sentencepiece package), the
+// SmolLM2 byte-level BPE, a Llama-3-style byte-level BPE, and tokenizer-only GGUFs of the
+// SentencePiece and Llama-3-style models; streaming decode equals whole decode.
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <stdlib.h>
