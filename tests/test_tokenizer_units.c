@@ -462,3 +462,77 @@ Test(tokenizer_units, added_token_lstrip_rstrip) {
     free(all);
     rc_tokenizer_free(t);
 }
+
+// Corrupted tokenizer.json files (the l3 fixture edited one way each) fail with a message that
+// names the problem, and never crash.
+static cJSON *l3_json(void) {
+    size_t n;
+    char *raw = rc_read_file(TOK "/l3/tokenizer.json", &n);
+    cr_assert(raw);
+    cJSON *j = cJSON_Parse(raw);
+    free(raw);
+    cr_assert(j);
+    return j;
+}
+
+static void expect_json_error(cJSON *j, const char *needle) {
+    char dir[] = "/tmp/rc_tok_bad_XXXXXX", p[512];
+    cr_assert(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    char *out = cJSON_PrintUnformatted(j);
+    cr_assert_eq(rc_write_file_atomic(p, out, strlen(out)), 0);
+    free(out);
+    cJSON_Delete(j);
+    rc_tokenizer *t = rc_tokenizer_load(dir);
+    cr_expect_null(t, "a tokenizer.json that should fail ('%s') loaded", needle);
+    cr_expect(strstr(rc_last_error(), needle), "error '%s' lacks '%s'", rc_last_error(), needle);
+    rc_tokenizer_free(t);
+    remove(p);
+    rmdir(dir);
+}
+
+Test(tokenizer_units, corrupt_tokenizer_json) {
+    cJSON *j = l3_json(), *m = cJSON_GetObjectItem(j, "model");
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "vocab"), "a", cJSON_CreateString("x"));
+    expect_json_error(j, "bad id");
+    j = l3_json(), m = cJSON_GetObjectItem(j, "model");
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "vocab"), "a", cJSON_CreateNumber(1e12));
+    expect_json_error(j, "implausibly large");
+    j = l3_json(), m = cJSON_GetObjectItem(j, "model");
+    cJSON_AddItemToArray(cJSON_GetObjectItem(m, "merges"), cJSON_CreateNumber(3));
+    expect_json_error(j, "neither");
+    j = l3_json(), m = cJSON_GetObjectItem(j, "model");
+    cJSON_AddItemToArray(cJSON_GetObjectItem(m, "merges"), cJSON_CreateString("nospace"));
+    expect_json_error(j, "has no space");
+    j = l3_json();
+    cJSON_ReplaceItemInObject(j, "pre_tokenizer", cJSON_Parse("{\"type\": \"Whitespace\"}"));
+    expect_json_error(j, "Whitespace");
+    j = l3_json();
+    cJSON_ReplaceItemInObject(j, "pre_tokenizer",
+                              cJSON_Parse("{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, "
+                                          "\"behavior\": \"Isolated\", \"invert\": false}"));
+    expect_json_error(j, "does not compile");
+    j = l3_json();
+    cJSON_ReplaceItemInObject(j, "pre_tokenizer",
+                              cJSON_Parse("{\"type\": \"Split\", \"pattern\": {\"Regex\": \"a\"}, "
+                                          "\"behavior\": \"Removed\", \"invert\": false}"));
+    expect_json_error(j, "Removed");
+    j = l3_json();
+    cJSON_ReplaceItemInObject(j, "normalizer", cJSON_Parse("{\"type\": \"NFKC\"}"));
+    expect_json_error(j, "normalizers are not supported");
+    j = l3_json();
+    cJSON_ReplaceItemInObject(j, "decoder", cJSON_Parse("{\"type\": \"WordPiece\"}"));
+    expect_json_error(j, "not a ByteLevel decoder");
+    j = l3_json();
+    cJSON_AddItemToArray(cJSON_GetObjectItem(j, "added_tokens"), cJSON_Parse("{\"id\": 5}"));
+    expect_json_error(j, "without content");
+    j = l3_json();
+    cJSON_ReplaceItemInObject(
+        j, "post_processor",
+        cJSON_Parse("{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": "
+                    "\"<nope>\"}}, {\"Sequence\": {\"id\": \"A\"}}]}"));
+    expect_json_error(j, "<nope>");
+    j = l3_json(), m = cJSON_GetObjectItem(j, "model");
+    cJSON_ReplaceItemInObject(m, "type", cJSON_CreateString("Unigram"));
+    expect_json_error(j, "Unigram");
+}

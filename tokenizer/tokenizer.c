@@ -14,6 +14,9 @@
 #include "tokenizer/spm.h"
 #include "tokenizer/tok_internal.h"
 
+// Ids at or above this are refused as corrupt (the largest real vocabularies are ~260K).
+#define RC_TOK_MAX_VOCAB (1 << 24)
+
 int tk_alloc_vocab(struct rc_tokenizer *t, int n) {
     t->n_vocab = n;
     t->piece = rc_calloc((size_t)n, sizeof *t->piece, "vocabulary");
@@ -178,6 +181,8 @@ static int load_spm_dir(struct rc_tokenizer *t, const char *dir, const char *mod
     int n = rc_spm_size(t->spm);
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder");
     int mx = max_added_id(dec, 1);
+    if (mx >= RC_TOK_MAX_VOCAB)
+        return rc_fail("%s: added token id %d is implausibly large", model_path, mx);
     if (tk_alloc_vocab(t, mx + 1 > n ? mx + 1 : n)) return -1;
     for (int i = 0; i < n; i++) {
         size_t len;
@@ -270,6 +275,7 @@ static int load_bpe_json(struct rc_tokenizer *t, const char *dir, const char *js
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(model, "vocab")) if (
         cJSON_IsNumber(it) && it->valueint > mx) mx = it->valueint;
     if (mx < 0) rc = rc_fail("%s: empty vocabulary", json_path);
+    if (mx >= RC_TOK_MAX_VOCAB) rc = rc_fail("%s: token id %d is implausibly large", json_path, mx);
     if (!rc) rc = tk_alloc_vocab(t, mx + 1);
     if (!rc) rc = tk_bpe_load_json(t, root, json_path);
     if (!rc) rc = add_json_tokens(t, added, 0);
@@ -330,6 +336,8 @@ static int load_gguf(struct rc_tokenizer *t, const char *path) {
                        types->arr_n != toks->arr_n))
         rc = rc_fail("%s: tokenizer.ggml.token_type must be int32[%llu]", path,
                      (unsigned long long)toks->arr_n);
+    else if (toks->arr_n >= RC_TOK_MAX_VOCAB)
+        rc = rc_fail("%s: %llu tokens is implausibly many", path, (unsigned long long)toks->arr_n);
     else if (strcmp(model, "gpt2") && strcmp(model, "llama"))
         rc = rc_fail("%s: tokenizer.ggml.model '%s' is not supported (gpt2, llama are)", path, model);
     int n = toks && !rc ? (int)toks->arr_n : 0;
