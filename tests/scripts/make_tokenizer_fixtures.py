@@ -29,6 +29,10 @@ Invalid UTF-8: HF tokenizers take str, so for byte strings we define the input a
 bytes.decode("utf-8", errors="replace") (one U+FFFD per maximal invalid subpart, the same rule as
 Rust's from_utf8_lossy), and the C tokenizer does the same replacement before encoding.
 
+Needs: transformers, tokenizers, sentencepiece, protobuf (transformers reads tokenizer.model
+through it), gguf, jinja2, and the Debian `spm_train` (package sentencepiece). The SmolLM2 GGUF is
+the default model (`recontrol setup` puts it in ~/.cache/recontrol).
+
 Usage: python3 tests/scripts/make_tokenizer_fixtures.py [--gguf PATH_TO_SmolLM2.gguf]
 """
 import argparse
