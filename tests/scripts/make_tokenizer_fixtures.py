@@ -13,17 +13,22 @@ Writes into tests/fixtures/tok/:
                         spm_legacy_golden.jsonl.gz with legacy=True; spm_py_golden.jsonl.gz
                         from the sentencepiece package itself where its rule coincides.
   smol/tokenizer.json.gz the SmolLM2 byte-level BPE tokenizer that transformers builds from
-                        the SmolLM2-135M-Instruct GGUF (AutoTokenizer(gguf_file=...)), gzipped.
-  smol_golden.jsonl     ids from that HF tokenizer = the oracle for (b).
+                        the SmolLM2-135M-Instruct GGUF (AutoTokenizer(gguf_file=...)), gzipped,
+                        with its chat template; smol_golden.jsonl.gz = the oracle for (b).
   l3/tokenizer.json     a small byte-level BPE trained here with HF tokenizers using Llama-3's
                         pre-tokenizer (Split regex + ByteLevel(use_regex=False)) and
-                        ignore_merges=True, with Llama-3 style special tokens; l3_golden.jsonl.
-  chat_golden.jsonl     transformers apply_chat_template renderings (SmolLM2 template and
-                        Llama-3 / Vicuna templates written out here).
+                        ignore_merges=True, with Llama-3 style special tokens; l3_golden.jsonl.gz.
+  gguf/spm.gguf, gguf/l3.gguf  tokenizer-only GGUFs of the two models above ("llama" and
+                        "gpt2"/"llama-bpe"); gguf_*_golden.jsonl.gz from transformers' GGUF
+                        conversion.
+  strip_golden.jsonl    l3 with lstrip/rstrip added tokens (strip_variant), HF tokenizers ids.
+  chat_golden.jsonl     transformers apply_chat_template renderings and ids (SmolLM2's template
+                        and Llama-3 / Vicuna templates written out here); templates.json.
   hhshp_golden.jsonl    HH-RLHF / SHP prompt preparation examples.
 
-Each golden line: {"i": index into corpus, "ids": [...], "dec": decode(ids, skip_special=False),
-"rt": whether decode(encode(x)) == x holds for HF}.
+Each line of a *_golden.jsonl.gz: {"i": index into corpus, "ids": [...], "dec": decode(ids),
+"dec_skip": decode(ids, skip_special_tokens=True), "rt": whether HF's decode of the ids without
+the BOS gives the text back}.
 
 Invalid UTF-8: HF tokenizers take str, so for byte strings we define the input as
 bytes.decode("utf-8", errors="replace") (one U+FFFD per maximal invalid subpart, the same rule as
