@@ -3,6 +3,7 @@
 // every bad line is reported with file:line and skipped.
 #include "engine/dataset.h"
 #include "engine/common.h"
+#include "tokenizer/chat.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -39,66 +40,27 @@ static char *dup_str(const char *s, size_t n) {
     return r;
 }
 
-// Replaces every occurrence of `from` in s by `to` (malloc'd result).
-static char *replace_all(const char *s, const char *from, const char *to) {
-    size_t nf = strlen(from), nt = strlen(to), count = 0;
-    for (const char *p = strstr(s, from); p; p = strstr(p + nf, from)) count++;
-    size_t n = nt < nf ? strlen(s) - count * (nf - nt) : strlen(s) + count * (nt - nf);
-    char *out = rc_malloc(n + 1, "prompt text"), *o = out;
-    if (!out) return NULL;
-    const char *p = s;
-    for (const char *q = strstr(p, from); q; q = strstr(p, from)) {
-        memcpy(o, p, (size_t)(q - p));
-        o += q - p;
-        memcpy(o, to, nt);
-        o += nt;
-        p = q + nf;
-    }
-    size_t rest = strlen(p);
-    memcpy(o, p, rest);
-    o[rest] = 0;
-    return out;
-}
-
+// The prompt texts come from tokenizer/chat.h (one definition of the reference's preparation);
+// here only the dataset's own answer is extracted as the reference reply.
 char *rc_prep_hh(const char *chosen, char **reply) {
     if (reply) *reply = NULL;
-    const char *tag = "Assistant:";
-    const char *last = NULL;
+    char *prompt = rc_hh_prompt(chosen);
+    if (!prompt || !reply) return prompt;
+    const char *tag = "Assistant:", *last = NULL;
     for (const char *p = strstr(chosen, tag); p; p = strstr(p + 1, tag)) last = p;
-    if (!last) {
-        rc_fail("no \"Assistant:\" turn in the dialogue");
+    const char *r = last ? last + strlen(tag) : "";
+    while (*r && isspace((unsigned char)*r)) r++;
+    size_t n = strlen(r);
+    while (n && isspace((unsigned char)r[n - 1])) n--;
+    *reply = dup_str(r, n);
+    if (!*reply) {
+        free(prompt);
         return NULL;
-    }
-    size_t keep = (size_t)(last - chosen) + strlen(tag);
-    char *head = dup_str(chosen, keep);
-    if (!head) return NULL;
-    char *prompt = replace_all(head, "Human:", "Human: ");
-    free(head);
-    if (!prompt) return NULL;
-    if (reply) {
-        const char *r = chosen + keep;
-        while (*r && isspace((unsigned char)*r)) r++;
-        size_t n = strlen(r);
-        while (n && isspace((unsigned char)r[n - 1])) n--;
-        *reply = dup_str(r, n);
-        if (!*reply) {
-            free(prompt);
-            return NULL;
-        }
     }
     return prompt;
 }
 
-char *rc_prep_shp(const char *history) {
-    const char *a = "Human: ", *b = "\nAssistant:";
-    size_t na = strlen(a), nh = strlen(history), nb = strlen(b);
-    char *out = rc_malloc(na + nh + nb + 1, "prompt text");
-    if (!out) return NULL;
-    memcpy(out, a, na);
-    memcpy(out + na, history, nh);
-    memcpy(out + na + nh, b, nb + 1);
-    return out;
-}
+char *rc_prep_shp(const char *history) { return rc_shp_prompt(history); }
 
 size_t rc_response_cut_len(const char *response) {
     const char *h = strstr(response, "Human:"), *u = strstr(response, "User:");

@@ -41,7 +41,8 @@ const char *rc_ds_format_name(rc_ds_format fmt);
 int rc_dataset_load(const char *path, rc_ds_format fmt, long limit, rc_dataset *ds, FILE *report);
 void rc_dataset_free(rc_dataset *ds);
 
-// Prompt preparation as in the reference (malloc'd results, NULL + error on failure):
+// Prompt preparation as in the reference (malloc'd results, NULL + error on failure), through
+// tokenizer/chat.h's rc_hh_prompt / rc_shp_prompt:
 // HH-RLHF: take `chosen`, replace every "Human:" by "Human: ", cut after the last "Assistant:"
 // (NULL with an error when there is no "Assistant:"). If reply is not NULL it receives the text
 // after the last "Assistant:" with surrounding whitespace trimmed (malloc'd).
