@@ -536,3 +536,52 @@ Test(tokenizer_units, corrupt_tokenizer_json) {
     cJSON_ReplaceItemInObject(m, "type", cJSON_CreateString("Unigram"));
     expect_json_error(j, "Unigram");
 }
+
+// BOS/EOS insertion for a tokenizer.json model follows its post_processor, whatever
+// tokenizer_config.json's add_bos_token / add_eos_token say (transformers 5 with
+// PreTrainedTokenizerFast, as Llama-3 ships); no post_processor: nothing added.
+Test(tokenizer_units, bos_eos_from_post_processor) {
+    size_t n;
+    char *all = rc_read_file(TOK "/bos_golden.jsonl", &n);
+    cr_assert(all);
+    int rows = 0;
+    for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *r = cJSON_Parse(line);
+        cr_assert(r);
+        cJSON *j = l3_json();
+        if (cJSON_IsTrue(cJSON_GetObjectItem(r, "drop_post_processor")))
+            cJSON_ReplaceItemInObject(j, "post_processor", cJSON_CreateNull());
+        cJSON *cfg = cJSON_Duplicate(cJSON_GetObjectItem(r, "config"), 1);
+        cJSON_AddStringToObject(cfg, "bos_token", "<|begin_of_text|>");
+        cJSON_AddStringToObject(cfg, "eos_token", "<|eot_id|>");
+        char dir[] = "/tmp/rc_tok_bos_XXXXXX", p1[512], p2[512];
+        cr_assert(mkdtemp(dir));
+        snprintf(p1, sizeof p1, "%s/tokenizer.json", dir);
+        snprintf(p2, sizeof p2, "%s/tokenizer_config.json", dir);
+        char *a = cJSON_PrintUnformatted(j), *b = cJSON_PrintUnformatted(cfg);
+        cr_assert_eq(rc_write_file_atomic(p1, a, strlen(a)), 0);
+        cr_assert_eq(rc_write_file_atomic(p2, b, strlen(b)), 0);
+        free(a);
+        free(b);
+        cJSON_Delete(j);
+        cJSON_Delete(cfg);
+        rc_tokenizer *t = rc_tokenizer_load(dir);
+        cr_assert(t, "%s", rc_last_error());
+        const char *text = cJSON_GetObjectItem(r, "text")->valuestring;
+        int *ids, k, i = 0;
+        cr_assert_eq(rc_tokenizer_encode(t, text, strlen(text), 1, &ids, &k), 0);
+        const cJSON *want = cJSON_GetObjectItem(r, "ids"), *it;
+        cr_expect_eq(k, cJSON_GetArraySize(want), "row %d: %d ids, HF %d", rows, k,
+                     cJSON_GetArraySize(want));
+        cJSON_ArrayForEach(it, want) if (i < k) cr_expect_eq(ids[i++], it->valueint, "row %d", rows);
+        free(ids);
+        rc_tokenizer_free(t);
+        remove(p1);
+        remove(p2);
+        rmdir(dir);
+        cJSON_Delete(r);
+        rows++;
+    }
+    cr_expect_eq(rows, 15);
+    free(all);
+}

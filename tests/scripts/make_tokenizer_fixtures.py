@@ -22,6 +22,7 @@ Writes into tests/fixtures/tok/:
                         "gpt2"/"llama-bpe"); gguf_*_golden.jsonl.gz from transformers' GGUF
                         conversion.
   strip_golden.jsonl    l3 with lstrip/rstrip added tokens (strip_variant), HF tokenizers ids.
+  bos_golden.jsonl      l3 with add_bos_token / add_eos_token configs (BOS_VARIANTS).
   chat_golden.jsonl     transformers apply_chat_template renderings and ids (SmolLM2's template
                         and Llama-3 / Vicuna templates written out here); templates.json.
   hhshp_golden.jsonl    HH-RLHF / SHP prompt preparation examples.
@@ -403,6 +404,41 @@ def make_spm_py_golden(items):
     print(f"spm_py_golden.jsonl.gz: {n} strings")
 
 
+BOS_VARIANTS = [  # (tokenizer_config.json additions, drop tokenizer.json's post_processor)
+    ({"add_bos_token": False}, False),
+    ({"add_eos_token": True}, False),
+    ({"add_bos_token": True, "add_eos_token": True}, False),
+    ({}, True),
+    ({"add_bos_token": True}, True),
+]
+
+
+def make_bos_golden():
+    """transformers 5 replaces tokenizer.json's post_processor by BOS/EOS from add_bos_token /
+    add_eos_token when the config names either (or when there is no post_processor)."""
+    from transformers import AutoTokenizer
+    rows = []
+    for k, (cfg_add, drop_pp) in enumerate(BOS_VARIANTS):
+        with tempfile.TemporaryDirectory() as tmp:
+            j = json.load(open(os.path.join(OUT, "l3", "tokenizer.json"), encoding="utf-8"))
+            if drop_pp:
+                j["post_processor"] = None
+            with open(os.path.join(tmp, "tokenizer.json"), "w", encoding="utf-8") as f:
+                json.dump(j, f, ensure_ascii=False)
+            cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|begin_of_text|>",
+                   "eos_token": "<|eot_id|>", **cfg_add}
+            with open(os.path.join(tmp, "tokenizer_config.json"), "w") as f:
+                json.dump(cfg, f)
+            tok = AutoTokenizer.from_pretrained(tmp)
+            for text in ["Hello world", "", "<|eot_id|> x"]:
+                rows.append({"variant": k, "config": cfg_add, "drop_post_processor": drop_pp,
+                             "text": text, "ids": tok(text).input_ids})
+    with open(os.path.join(OUT, "bos_golden.jsonl"), "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(f"bos_golden.jsonl: {len(rows)} rows")
+
+
 def make_smol(items, gguf_path):
     from transformers import AutoTokenizer
     d = os.path.join(OUT, "smol")
@@ -544,6 +580,7 @@ def main():
     l3 = make_l3(items, random.Random(8))
     make_ggufs(items)
     make_strip_golden()
+    make_bos_golden()
     if not os.path.exists(args.gguf):
         sys.exit(f"SmolLM2 GGUF not found at {args.gguf} (pass --gguf)")
     smol = make_smol(items, args.gguf)
