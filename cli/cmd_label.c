@@ -243,12 +243,6 @@ static int run_label(const lb_opts *o) {
             rc_fail("%s was labelled with other settings (%s); use --overwrite to relabel", o->run, man_path);
             goto done;
         }
-        if (rc_file_exists(out_path)) {
-            fprintf(stderr, "[label] %s already holds rewards.jsonl from this model; nothing to do "
-                            "(--overwrite relabels)\n", o->run);
-            rc = 0;
-            goto done;
-        }
     }
     {
         char *t = cJSON_Print(man);
@@ -262,7 +256,33 @@ static int run_label(const lb_opts *o) {
     done = rc_calloc((size_t)(n ? n : 1), 1, "done flags");
     if (!rew || !done) goto done;
     int64_t n_done = 0;
-    if (read_partial(part_path, n, rew, done, &n_done)) goto done;
+    // Rewards of an earlier complete labelling (the run may have grown since, e.g. labelled while
+    // extraction was still going), then the partial log of an interrupted one.
+    if (!o->overwrite && rc_file_exists(out_path)) {
+        double *old = rc_malloc(sizeof(double) * (size_t)(n ? n : 1), "rewards");
+        int64_t found = 0;
+        if (!old || rc_run_read_rewards(out_path, n, old, &found)) {
+            free(old);
+            rc_fail_ctx("reading the existing rewards (--overwrite relabels everything)");
+            goto done;
+        }
+        for (int64_t i = 0; i < n; i++)
+            if (!isnan(old[i])) {
+                rew[i] = old[i];
+                done[i] = 1;
+            }
+        free(old);
+        n_done = found;
+        if (found == n) {
+            fprintf(stderr, "[label] %s: all %lld responses already have rewards from this model; nothing "
+                            "to do (--overwrite relabels)\n", o->run, (long long)n);
+            rc = 0;
+            goto done;
+        }
+    }
+    int64_t n_part = 0;
+    if (read_partial(part_path, n, rew, done, &n_part)) goto done;
+    n_done += n_part;
     if (n_done) fprintf(stderr, "[label] resuming: %lld of %lld already scored\n", (long long)n_done, (long long)n);
 
     if (rc_model_load(model_path, &m)) goto done;

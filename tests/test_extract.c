@@ -287,6 +287,12 @@ Test(extract, rewards_equal_hf_regression_head_layout_and_resume) {
                     run, RC_FIXTURES, g_dir), 0);
     cr_assert_eq(sh("grep -q 'resuming: 2 of 4' %s/l.log", g_dir), 0);
     check_rewards(run, want, n);
+    // A run that grew after labelling (fewer rewards than responses): only the missing are scored.
+    cr_assert_eq(sh("head -n 1 %s/rewards.jsonl > %s/r1 && mv %s/r1 %s/rewards.jsonl", run, run, run, run), 0);
+    cr_assert_eq(sh("%s label --run %s --reward-model %s/tiny/rm_regression_head_bf16 2>%s/l3.log", RC_BINARY, run,
+                    RC_FIXTURES, g_dir), 0);
+    cr_assert_eq(sh("grep -q 'resuming: 1 of 4' %s/l3.log", g_dir), 0);
+    check_rewards(run, want, n);
     // a causal LM is refused as a reward model
     cr_assert_neq(sh("%s label --run %s --reward-model %s/tiny/mha_hd32_tied --overwrite 2>%s/l2.log", RC_BINARY, run,
                      RC_FIXTURES, g_dir), 0);
