@@ -66,7 +66,8 @@ static void usage(FILE *f) {
             "  --steps N               ... number of ascent steps (default 30)\n"
             "  --eos-id ID             an extra end-of-sequence token id (repeatable)\n"
             "  --threads N             CPU threads (default: all)\n"
-            "  --overwrite             discard what DIR holds instead of resuming\n"
+            "  --overwrite             discard what DIR holds (shards, responses, rewards, label and\n"
+            "                          eval files) instead of resuming\n"
             "  -h, --help              this text\n\n"
             "Writes DIR/extract.json (settings, totals), DIR/acts-NNNNN.safetensors (hidden\n"
             "[n_steps, d], offsets [n_seq+1] I64; metadata first_seq, n_seq), DIR/responses-NNNNN.jsonl\n"
@@ -360,8 +361,13 @@ static int run_extract(ex_opts *o) {
     rc_path_join(manifest_path, sizeof manifest_path, o->out, "extract.json");
     if (o->overwrite) {
         remove_shards_from(o->out, 0);
-        rc_path_join(path, sizeof path, o->out, "responses.jsonl");
-        unlink(path);
+        // outputs of later stages describe the old responses: drop them too
+        const char *later[] = {"responses.jsonl", "rewards.jsonl", "rewards.partial.jsonl", "label.json",
+                               "eval.json", "eval.md"};
+        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+            rc_path_join(path, sizeof path, o->out, later[i]);
+            unlink(path);
+        }
         unlink(manifest_path);
     }
     int k0 = rc_run_count_shards(o->out);
