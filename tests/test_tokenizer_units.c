@@ -537,33 +537,45 @@ Test(tokenizer_units, corrupt_tokenizer_json) {
     expect_json_error(j, "Unigram");
 }
 
-// BOS/EOS insertion for a tokenizer.json model follows its post_processor, whatever
-// tokenizer_config.json's add_bos_token / add_eos_token say (transformers 5 with
-// PreTrainedTokenizerFast, as Llama-3 ships); no post_processor: nothing added.
-Test(tokenizer_units, bos_eos_from_post_processor) {
+// BOS/EOS insertion as transformers 5 does it. tokenizer.json models: the post_processor decides,
+// whatever tokenizer_config.json's add_bos_token / add_eos_token say (PreTrainedTokenizerFast, as
+// Llama-3 ships); no post_processor: nothing added. SentencePiece directories: add_bos_token /
+// add_eos_token (absent = false); without a tokenizer_class, the generic conversion's dummy
+// prefix on every segment. Decodes too.
+Test(tokenizer_units, bos_eos_and_config_variants) {
     size_t n;
     char *all = rc_read_file(TOK "/bos_golden.jsonl", &n);
     cr_assert(all);
+    size_t mlen;
+    char *model = rc_read_file(TOK "/spm/tokenizer.model", &mlen);
+    cr_assert(model);
     int rows = 0;
     for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
         cJSON *r = cJSON_Parse(line);
         cr_assert(r);
-        cJSON *j = l3_json();
-        if (cJSON_IsTrue(cJSON_GetObjectItem(r, "drop_post_processor")))
-            cJSON_ReplaceItemInObject(j, "post_processor", cJSON_CreateNull());
+        int spm = !strcmp(cJSON_GetObjectItem(r, "model")->valuestring, "spm");
         cJSON *cfg = cJSON_Duplicate(cJSON_GetObjectItem(r, "config"), 1);
-        cJSON_AddStringToObject(cfg, "bos_token", "<|begin_of_text|>");
-        cJSON_AddStringToObject(cfg, "eos_token", "<|eot_id|>");
         char dir[] = "/tmp/rc_tok_bos_XXXXXX", p1[512], p2[512];
         cr_assert(mkdtemp(dir));
-        snprintf(p1, sizeof p1, "%s/tokenizer.json", dir);
         snprintf(p2, sizeof p2, "%s/tokenizer_config.json", dir);
-        char *a = cJSON_PrintUnformatted(j), *b = cJSON_PrintUnformatted(cfg);
-        cr_assert_eq(rc_write_file_atomic(p1, a, strlen(a)), 0);
+        if (spm) {
+            snprintf(p1, sizeof p1, "%s/tokenizer.model", dir);
+            cr_assert_eq(rc_write_file_atomic(p1, model, mlen), 0);
+        } else {
+            cJSON *j = l3_json();
+            if (cJSON_IsTrue(cJSON_GetObjectItem(r, "drop_post_processor")))
+                cJSON_ReplaceItemInObject(j, "post_processor", cJSON_CreateNull());
+            cJSON_AddStringToObject(cfg, "bos_token", "<|begin_of_text|>");
+            cJSON_AddStringToObject(cfg, "eos_token", "<|eot_id|>");
+            snprintf(p1, sizeof p1, "%s/tokenizer.json", dir);
+            char *a = cJSON_PrintUnformatted(j);
+            cr_assert_eq(rc_write_file_atomic(p1, a, strlen(a)), 0);
+            free(a);
+            cJSON_Delete(j);
+        }
+        char *b = cJSON_PrintUnformatted(cfg);
         cr_assert_eq(rc_write_file_atomic(p2, b, strlen(b)), 0);
-        free(a);
         free(b);
-        cJSON_Delete(j);
         cJSON_Delete(cfg);
         rc_tokenizer *t = rc_tokenizer_load(dir);
         cr_assert(t, "%s", rc_last_error());
@@ -571,9 +583,15 @@ Test(tokenizer_units, bos_eos_from_post_processor) {
         int *ids, k, i = 0;
         cr_assert_eq(rc_tokenizer_encode(t, text, strlen(text), 1, &ids, &k), 0);
         const cJSON *want = cJSON_GetObjectItem(r, "ids"), *it;
-        cr_expect_eq(k, cJSON_GetArraySize(want), "row %d: %d ids, HF %d", rows, k,
+        cr_expect_eq(k, cJSON_GetArraySize(want), "row %d ('%s'): %d ids, HF %d", rows, text, k,
                      cJSON_GetArraySize(want));
         cJSON_ArrayForEach(it, want) if (i < k) cr_expect_eq(ids[i++], it->valueint, "row %d", rows);
+        const char *dec = cJSON_GetStringValue(cJSON_GetObjectItem(r, "dec"));
+        if (dec) {
+            char *d = rc_tokenizer_decode(t, ids, k, 0);
+            cr_expect_str_eq(d, dec, "row %d", rows);
+            free(d);
+        }
         free(ids);
         rc_tokenizer_free(t);
         remove(p1);
@@ -582,6 +600,7 @@ Test(tokenizer_units, bos_eos_from_post_processor) {
         cJSON_Delete(r);
         rows++;
     }
-    cr_expect_eq(rows, 15);
+    cr_expect_eq(rows, 50);
     free(all);
+    free(model);
 }

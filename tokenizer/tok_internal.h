@@ -77,7 +77,10 @@ int tk_is_space(uint32_t cp);            // Unicode White_Space (as Rust char::i
 
 enum { TK_SPM = 1, TK_BPE = 2 };
 enum { TK_ATTR_SPECIAL = 1, TK_ATTR_ADDED = 2, TK_ATTR_UTF8 = 4 /* tb is complete UTF-8 */ };
-enum { TK_PREPEND_NEVER = 0, TK_PREPEND_FIRST = 1, TK_PREPEND_ALWAYS = 2 };
+// How "▁" is put before a text segment (SentencePiece): NEVER; FIRST (the segment at offset 0,
+// unless it starts with a space); ALWAYS (every segment, unless it starts with a space); DUMMY
+// (every segment, unconditionally: SentencePiece's own add_dummy_prefix).
+enum { TK_PREPEND_NEVER = 0, TK_PREPEND_FIRST = 1, TK_PREPEND_ALWAYS = 2, TK_PREPEND_DUMMY = 3 };
 
 typedef struct {
     int id;

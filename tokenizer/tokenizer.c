@@ -227,8 +227,13 @@ static int load_spm_dir(struct rc_tokenizer *t, const char *dir, const char *mod
     int add_prefix = cfg_bool(cfg, "add_prefix_space", 1);
     int legacy = cfg_bool(cfg, "legacy", 0); // transformers 5's LlamaTokenizer default
     t->prepend_scheme = !add_prefix ? TK_PREPEND_NEVER : legacy ? TK_PREPEND_ALWAYS : TK_PREPEND_FIRST;
+    // Without a tokenizer_class, transformers converts the model generically: SentencePiece's
+    // own dummy prefix on every segment.
+    if (!cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cfg, "tokenizer_class")))
+        t->prepend_scheme = TK_PREPEND_DUMMY;
     t->strip_lead = add_prefix;
-    if (cfg_bool(cfg, "add_bos_token", 1) && t->bos >= 0) t->prefix[t->n_prefix++] = t->bos;
+    // transformers 5 adds a BOS only when the config says add_bos_token (4.x defaulted to one)
+    if (cfg_bool(cfg, "add_bos_token", 0) && t->bos >= 0) t->prefix[t->n_prefix++] = t->bos;
     if (cfg_bool(cfg, "add_eos_token", 0) && t->eos >= 0) t->suffix[t->n_suffix++] = t->eos;
     return load_chat_template(t, dir, cfg);
 }
@@ -488,8 +493,9 @@ static int spm_segment(const rc_tokenizer *t, const char *s, size_t n, size_t of
     tk_buf b = {0};
     int rc = 0;
     int starts_meta = (n && s[0] == ' ') || (n >= 3 && !memcmp(s, "\xe2\x96\x81", 3));
-    if (!starts_meta && (t->prepend_scheme == TK_PREPEND_ALWAYS ||
-                         (t->prepend_scheme == TK_PREPEND_FIRST && offset == 0)))
+    if (t->prepend_scheme == TK_PREPEND_DUMMY ||
+        (!starts_meta && (t->prepend_scheme == TK_PREPEND_ALWAYS ||
+                          (t->prepend_scheme == TK_PREPEND_FIRST && offset == 0))))
         rc = tk_buf_add(&b, "\xe2\x96\x81", 3);
     size_t i = 0;
     while (!rc && i < n) {

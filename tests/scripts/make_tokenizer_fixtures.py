@@ -412,6 +412,16 @@ BOS_VARIANTS = [  # (tokenizer_config.json additions, drop tokenizer.json's post
     ({"add_bos_token": True}, True),
 ]
 
+SPM_BOS_VARIANTS = [
+    {"tokenizer_class": "LlamaTokenizer"},
+    {"tokenizer_class": "LlamaTokenizer", "add_eos_token": True},
+    {},
+    {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": True},
+    {"tokenizer_class": "LlamaTokenizer", "add_bos_token": False},
+    {"add_bos_token": True},  # no class: transformers' generic SentencePiece conversion
+    {"tokenizer_class": "LlamaTokenizer", "legacy": True, "add_bos_token": True},
+]
+
 
 def make_bos_golden():
     """transformers 5 replaces tokenizer.json's post_processor by BOS/EOS from add_bos_token /
@@ -431,8 +441,21 @@ def make_bos_golden():
                 json.dump(cfg, f)
             tok = AutoTokenizer.from_pretrained(tmp)
             for text in ["Hello world", "", "<|eot_id|> x"]:
-                rows.append({"variant": k, "config": cfg_add, "drop_post_processor": drop_pp,
+                rows.append({"model": "l3", "variant": k, "config": cfg_add,
+                             "drop_post_processor": drop_pp,
                              "text": text, "ids": tok(text).input_ids})
+    # SentencePiece directories: transformers 5's LlamaTokenizer adds a BOS only when the config
+    # says add_bos_token (transformers 4 defaulted to adding one).
+    for k, cfg in enumerate(SPM_BOS_VARIANTS):
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copy(os.path.join(OUT, "spm", "tokenizer.model"), tmp)
+            with open(os.path.join(tmp, "tokenizer_config.json"), "w") as f:
+                json.dump(cfg, f)
+            tok = AutoTokenizer.from_pretrained(tmp)
+            for text in ["Hello world", "", "<s> x", " lead", "a </s>b  c"]:
+                ids = tok(text).input_ids
+                rows.append({"model": "spm", "variant": k, "config": cfg, "text": text,
+                             "ids": ids, "dec": tok.decode(ids)})
     with open(os.path.join(OUT, "bos_golden.jsonl"), "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
