@@ -7,7 +7,7 @@ BIN="$1/recontrol"
 FIX="$2/tests/fixtures"
 T=$(mktemp -d /tmp/rc_extract_kill.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-count() { find "$1" -maxdepth 1 -name "$2" 2>/dev/null | wc -l; }
+count() { { find "$1" -maxdepth 1 -name "$2" 2>/dev/null || true; } | wc -l; }
 
 # 600 prompts of 1..12 token ids; small shards so that many commits happen.
 awk 'BEGIN { srand(7); for (i = 0; i < 600; i++) { n = 1 + i % 12; s = "{\"ids\": [";
