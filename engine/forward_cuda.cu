@@ -447,6 +447,21 @@ extern "C" int rc_cuda_forward(rc_cuda_engine *e, int n, const int *tokens, cons
     return 0;
 }
 
+// The RE-Control edit of hidden rows [0, n), then their dt copy for the LM head.
+static int control_rows(rc_cuda_engine *e, int n) {
+    if (!e->control || e->control_steps <= 0 || n <= 0) return 0;
+    const int d = e->cfg.hidden_size;
+    if (e->control->dims[0] != d)
+        return rc_fail("RE-Control: the value model takes %d inputs, the model's hidden size is %d",
+                       e->control->dims[0], d);
+    for (int r = 0; r < n; r += e->control->cap_n) {
+        int k = n - r < e->control->cap_n ? n - r : e->control->cap_n;
+        TRY(rc_cuda_control_apply(e->control, e->hidden + (size_t)r * d, k, e->control_alpha,
+                                  e->control_steps, e->stream));
+    }
+    return rc_cuda_convert(e->hidden_t, e->dt, e->hidden, RC_CUDA_F32, (size_t)n * d, e->stream);
+}
+
 // logits rows [0, n) from hidden_t rows [0, n) (device).
 static int lm_head_rows(rc_cuda_engine *e, int n) {
     if (!e->lm_head) return rc_fail("the model has no LM head (a reward model)");
@@ -475,7 +490,8 @@ extern "C" int rc_cuda_lm_head_last(rc_cuda_engine *e, float *logits) {
         return rc_fail("rc_cuda_lm_head_last: the last forward had more output rows than "
                        "max_tokens (%d); use rc_cuda_lm_head on the host copy", e->max_tokens);
     if (e->n_out == 0) return 0;
-    if (lm_head_rows(e, e->n_out)) return rc_fail_ctx("rc_cuda_lm_head_last");
+    if (control_rows(e, e->n_out) || lm_head_rows(e, e->n_out))
+        return rc_fail_ctx("rc_cuda_lm_head_last");
     CUDA_CHECK(cudaMemcpyAsync(logits, e->logits, (size_t)e->n_out * e->cfg.vocab_size * 4,
                                cudaMemcpyDeviceToHost, e->stream));
     CUDA_CHECK(cudaStreamSynchronize(e->stream));
@@ -487,7 +503,8 @@ extern "C" int rc_cuda_greedy_last(rc_cuda_engine *e, int *tokens_out) {
         return rc_fail("rc_cuda_greedy_last: the last forward had more output rows than "
                        "max_tokens (%d)", e->max_tokens);
     if (e->n_out == 0) return 0;
-    if (lm_head_rows(e, e->n_out)) return rc_fail_ctx("rc_cuda_greedy_last");
+    if (control_rows(e, e->n_out) || lm_head_rows(e, e->n_out))
+        return rc_fail_ctx("rc_cuda_greedy_last");
     TRY(rc_cuda_argmax(e->logits, e->d_argmax, e->n_out, e->cfg.vocab_size, e->stream));
     CUDA_CHECK(cudaMemcpyAsync(tokens_out, e->d_argmax, (size_t)e->n_out * sizeof(int),
                                cudaMemcpyDeviceToHost, e->stream));
@@ -513,6 +530,7 @@ static int decode_step(rc_cuda_engine *e, int n) {
     int splits = rc_cuda_attention_decode_splits(n, e->cfg.num_attention_heads, e->max_len, e->n_sms);
     TRY(run_layers(e, n, e->dec_tokens, e->dec_slots, e->dec_pos, NULL, 0, splits));
     TRY(final_norm(e, n, NULL, 0));
+    TRY(control_rows(e, n));
     TRY(lm_head_rows(e, n));
     TRY(rc_cuda_argmax(e->logits, e->dec_tokens, n, e->cfg.vocab_size, e->stream));
     decode_advance_kernel<<<1, 256, 0, e->stream>>>(e->dec_tokens, e->dec_pos, e->dec_step,
@@ -542,6 +560,9 @@ static int capture(rc_cuda_engine *e, int n) {
     CUDA_CHECK(err);
     e->graph_exec = exec;
     e->graph_n = n;
+    e->graph_control = e->control;
+    e->graph_alpha = e->control_alpha;
+    e->graph_steps = e->control_steps;
     return 0;
 }
 
@@ -569,7 +590,9 @@ extern "C" int rc_cuda_decode_begin(rc_cuda_engine *e, int n, const int *slots, 
     CUDA_CHECK(cudaMemcpy(e->dec_tokens, tokens, (size_t)n * sizeof(int), cudaMemcpyHostToDevice));
     memcpy(e->h_dec_pos, pos, (size_t)n * sizeof(int));
     e->dec_n = n;
-    if (e->graph_n != n && capture(e, n)) return rc_fail_ctx("rc_cuda_decode_begin");
+    int stale = e->graph_n != n || e->graph_control != e->control ||
+                e->graph_alpha != e->control_alpha || e->graph_steps != e->control_steps;
+    if (stale && capture(e, n)) return rc_fail_ctx("rc_cuda_decode_begin");
     return 0;
 }
 

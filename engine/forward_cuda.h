@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "engine/model.h"
+#include "kernels/cuda/control.h"
 #include "kernels/cuda/cuda_common.h"
 #include "kernels/cuda/matmul.h"
 
@@ -75,6 +76,17 @@ typedef struct {
     int graph_n;                // n it was captured for (0: none)
     int dec_n;                  // sequences set by rc_cuda_decode_begin
     int *h_dec_pos;             // (n_slots) host copy of the next positions
+
+    // RE-Control: when control is set (not owned) and control_steps > 0, every post-norm state
+    // that rc_cuda_lm_head_last, rc_cuda_greedy_last and the decode step send to the LM head is
+    // first moved by control_steps steps of x += control_alpha * grad V(x), in place on the
+    // device (so the decode graph holds the whole RE-Control step). Set before decode_begin.
+    rc_cuda_value *control;
+    float control_alpha;
+    int control_steps;
+    rc_cuda_value *graph_control; // the control settings the decode graph was captured with
+    float graph_alpha;
+    int graph_steps;
 } rc_cuda_engine;
 
 // 1 when a CUDA device is usable.

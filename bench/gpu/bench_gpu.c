@@ -1,9 +1,10 @@
 // GPU benchmarks: the device-to-device copy bandwidth (the ceiling every memory-bound kernel is
 // compared with), each CUDA kernel at Vicuna-7B shapes (time, bytes moved, GB/s, % of the copy
 // bandwidth; TFLOP/s for the GEMMs), and end-to-end prefill / decode tok/s at batch 1, 16, 64,
-// 256 on a Vicuna-7B-shaped model with random weights generated on the device. JSON to --out.
+// 256 on a Vicuna-7B-shaped model with random weights generated on the device, and the 30-step
+// RE-Control loop (2- and 3-layer value MLP) at batch 1 and 16. JSON to --out.
 // Usage: bench_gpu [--out FILE] [--batches 1,16,64,256] [--prompt 256] [--new 128]
-//                  [--dtype f16|bf16] [--no-kernels] [--no-e2e]
+//                  [--dtype f16|bf16] [--no-kernels] [--no-control] [--no-e2e]
 #include <cjson/cJSON.h>
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -17,6 +18,7 @@
 #include "engine/forward_cuda.h"
 #include "kernels/cuda/argmax.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/control.h"
 #include "kernels/cuda/convert.h"
 #include "kernels/cuda/embedding.h"
 #include "kernels/cuda/matmul.h"
@@ -24,6 +26,7 @@
 #include "kernels/cuda/rope.h"
 #include "kernels/cuda/sample.h"
 #include "kernels/cuda/swiglu.h"
+#include "train/value_mlp.h"
 
 #define CK(call)                                                                                 \
     do {                                                                                         \
@@ -303,6 +306,73 @@ static void bench_kernels(rc_cuda_dtype dt) {
     cudaFree(ws);
 }
 
+// ---- the RE-Control step -------------------------------------------------------------------------
+
+typedef struct { cudaGraphExec_t g; cudaStream_t s; } graph_ctx;
+
+// 30 steps of the control loop (value MLP d 4096 -> 4096 [-> 4096] -> 1 as in the paper), captured
+// as one graph, at batch 1 and 16; bytes = every weight read twice per step (forward, backward).
+static void bench_control(rc_cuda_dtype dt) {
+    printf("RE-Control step (%s, 30 steps, one graph):\n", rc_cuda_dtype_name(dt));
+    cJSON *arr = cJSON_AddArrayToObject(g_root, "control");
+    for (int L = 2; L <= 3; L++) {
+        rc_value_mlp m;
+        int hidden[2] = {4096, 4096};
+        OK(rc_value_alloc(&m, 4096, L - 1, hidden));
+        rc_value_init(&m, 3);
+        rc_cuda_value v;
+        const float *w[3] = {m.w[0], m.w[1], L == 3 ? m.w[2] : NULL};
+        const float *b[3] = {m.b[0], m.b[1], L == 3 ? m.b[2] : NULL};
+        OK(rc_cuda_value_init(&v, L, m.dims, w, b, dt, 16));
+        double wbytes = 0;
+        for (int l = 0; l < L; l++) wbytes += (double)m.dims[l + 1] * m.dims[l] * rc_cuda_dtype_size(dt);
+        for (int B = 1; B <= 16; B *= 16) {
+            float *x = drand((size_t)B * 4096, RC_CUDA_F32, 1.f, 30 + B);
+            graph_ctx gc;
+            CK(cudaStreamCreateWithFlags(&gc.s, cudaStreamNonBlocking));
+            OK(rc_cuda_control_apply(&v, x, B, 0.5f, 30, gc.s)); // warm-up (cuBLAS heuristics)
+            CK(cudaStreamSynchronize(gc.s));
+            cudaGraph_t g;
+            CK(cudaStreamBeginCapture(gc.s, cudaStreamCaptureModeThreadLocal));
+            OK(rc_cuda_control_apply(&v, x, B, 0.5f, 30, gc.s));
+            CK(cudaStreamEndCapture(gc.s, &g));
+            CK(cudaGraphInstantiate(&gc.g, g, 0));
+            cudaGraphDestroy(g);
+            cudaEvent_t a, e2;
+            CK(cudaEventCreate(&a));
+            CK(cudaEventCreate(&e2));
+            for (int i = 0; i < 3; i++) CK(cudaGraphLaunch(gc.g, gc.s));
+            float t[20];
+            for (int r = 0; r < 20; r++) {
+                CK(cudaEventRecord(a, gc.s));
+                CK(cudaGraphLaunch(gc.g, gc.s));
+                CK(cudaEventRecord(e2, gc.s));
+                CK(cudaEventSynchronize(e2));
+                CK(cudaEventElapsedTime(&t[r], a, e2));
+            }
+            qsort(t, 20, sizeof(float), cmp_f);
+            double ms = t[10], bytes = 2 * 30 * wbytes, gbps = bytes / (ms * 1e-3) / 1e9;
+            printf("  %d layers, batch %2d: %.3f ms per 30 steps (%.0f GB/s effective, %.1f%% of copy; weights %.0f MB)\n",
+                   L, B, ms, gbps, 100 * gbps / g_copy_gbps, wbytes / 1e6);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "layers", L);
+            cJSON_AddNumberToObject(o, "batch", B);
+            cJSON_AddNumberToObject(o, "steps", 30);
+            cJSON_AddNumberToObject(o, "ms", ms);
+            cJSON_AddNumberToObject(o, "effective_GBps", gbps);
+            cJSON_AddItemToArray(arr, o);
+            save();
+            cudaGraphExecDestroy(gc.g);
+            cudaEventDestroy(a);
+            cudaEventDestroy(e2);
+            cudaStreamDestroy(gc.s);
+            cudaFree(x);
+        }
+        rc_cuda_value_free(&v);
+        rc_value_free(&m);
+    }
+}
+
 // ---- end to end --------------------------------------------------------------------------------
 
 static rc_config vicuna7b(void) {
@@ -422,7 +492,7 @@ static void bench_e2e(rc_cuda_dtype dt, const int *batches, int nb, int PL, int 
 }
 
 int main(int argc, char **argv) {
-    int batches[8] = {1, 16, 64, 256}, nb = 4, PL = 256, NEW = 128, kernels = 1, e2e = 1;
+    int batches[8] = {1, 16, 64, 256}, nb = 4, PL = 256, NEW = 128, kernels = 1, e2e = 1, control = 1;
     rc_cuda_dtype dt = RC_CUDA_F16;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) g_out = argv[++i];
@@ -431,12 +501,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dt = !strcmp(argv[++i], "bf16") ? RC_CUDA_BF16 : RC_CUDA_F16;
         else if (!strcmp(argv[i], "--no-kernels")) kernels = 0;
         else if (!strcmp(argv[i], "--no-e2e")) e2e = 0;
+        else if (!strcmp(argv[i], "--no-control")) control = 0;
         else if (!strcmp(argv[i], "--batches") && i + 1 < argc) {
             nb = 0;
             for (char *s = strtok(argv[++i], ","); s && nb < 8; s = strtok(NULL, ",")) batches[nb++] = atoi(s);
         } else {
             printf("usage: bench_gpu [--out FILE] [--batches 1,16,64,256] [--prompt 256] [--new 128]\n"
-                   "                 [--dtype f16|bf16] [--no-kernels] [--no-e2e]\n");
+                   "                 [--dtype f16|bf16] [--no-kernels] [--no-control] [--no-e2e]\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
     }
@@ -468,6 +539,7 @@ int main(int argc, char **argv) {
     g_kernels = cJSON_AddArrayToObject(g_root, "kernels");
     save();
     if (kernels) bench_kernels(dt);
+    if (control) bench_control(dt);
     if (e2e) bench_e2e(dt, batches, nb, PL, NEW);
     save();
     cJSON_Delete(g_root);

@@ -135,3 +135,16 @@ extern "C" int rc_cuda_matmul(rc_cuda_blas *b, const void *w, const void *x, rc_
                               &beta, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
 }
+
+extern "C" int rc_cuda_matmul_wt(rc_cuda_blas *b, const void *w, const void *x, rc_cuda_dtype dt,
+                                 float *y, int n, int in, int out, float alpha, float beta,
+                                 cudaStream_t s) {
+    if (n <= 0 || out <= 0) return 0;
+    cublasHandle_t h = (cublasHandle_t)b->handle;
+    cudaDataType_t t = dt == RC_CUDA_F16 ? CUDA_R_16F : dt == RC_CUDA_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    CUBLAS_CHECK(cublasSetStream(h, s));
+    // column-major: Y^T (out, n) = W' (out, in) X^T (in, n), W' = the (in, out) row-major W as is
+    CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, out, n, in, &alpha, w, t, out, x, t, in,
+                              &beta, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return 0;
+}

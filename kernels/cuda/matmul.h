@@ -23,6 +23,11 @@ void rc_cuda_blas_free(rc_cuda_blas *b);
 int rc_cuda_matmul(rc_cuda_blas *b, const void *w, const void *x, rc_cuda_dtype dt, float *y,
                    int n, int in, int out, float beta, cudaStream_t s);
 
+// Y (n, out) fp32 = alpha * X (n, in) W (in, out) + beta * Y: the transposed use of a weight stored
+// (in, out) row-major, i.e. an nn.Linear weight of in outputs applied backwards (input gradients).
+int rc_cuda_matmul_wt(rc_cuda_blas *b, const void *w, const void *x, rc_cuda_dtype dt, float *y,
+                      int n, int in, int out, float alpha, float beta, cudaStream_t s);
+
 // y (out) fp32 = W (out, in) x (in) + beta * y; 16-byte loads of W streamed once. y is not read
 // when beta == 0.
 int rc_cuda_gemv(const void *w, const void *x, rc_cuda_dtype dt, float *y, int in, int out,

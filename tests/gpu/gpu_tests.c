@@ -35,6 +35,8 @@
 #include "engine/model.h"
 #include "engine/npy.h"
 #include "engine/sampler.h"
+#include "train/control.h"
+#include "train/value_mlp.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/matmul.h"
@@ -44,6 +46,7 @@
 #include "kernels/cuda/argmax.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/convert.h"
+#include "kernels/cuda/control.h"
 #include "kernels/cuda/cuda_common.h"
 #include "kernels/cuda/embedding.h"
 #include "kernels/cuda/matmul.h"
@@ -51,7 +54,6 @@
 #include "kernels/cuda/rope.h"
 #include "kernels/cuda/sample.h"
 #include "kernels/cuda/swiglu.h"
-#include "gpu_control_test.h"
 
 #ifndef RC_FIXTURES
 #define RC_FIXTURES "tests/fixtures"
@@ -838,6 +840,66 @@ static double rel_l2(const float *a, const float *ref, size_t n) {
     return sqrt(num / (den > 0 ? den : 1));
 }
 
+// The control step against the CPU twin (train/control.h, fp32): the displacement x_n - x_0 after
+// n steps, relative L2. f32 weights: 1e-4 (summation order only). f16 / bf16: 2e-2 / 8e-2 (weights
+// and every product input rounded, and a ReLU unit whose pre-activation sits within the rounding
+// error of 0 may flip its mask).
+static void test_control_kernel(void) {
+    static const int cfgs[][4] = {{2, 256, 512, 0}, {3, 256, 384, 192}};
+    static const int ns[3] = {1, 5, 16};
+    for (int c = 0; c < 2; c++)
+        for (int k = 0; k < 3; k++)
+            for (int t = 0; t < 3; t++) {
+                int L = cfgs[c][0], d = cfgs[c][1], n = ns[t], steps = 30;
+                float alpha = 0.5f;
+                rc_cuda_dtype dt = DTS[k];
+                char nm[200];
+                snprintf(nm, sizeof nm, "control %d layers [%s d %d hidden %d%s%.0d, n %d, %d steps, alpha %.1f]",
+                         L, dtn(dt), d, cfgs[c][2], L == 3 ? "," : "", L == 3 ? cfgs[c][3] : 0, n, steps, (double)alpha);
+                rc_value_mlp m;
+                rc_control ctl;
+                rc_cuda_value v;
+                memset(&m, 0, sizeof m);
+                memset(&ctl, 0, sizeof ctl);
+                memset(&v, 0, sizeof v);
+                int hidden[2] = {cfgs[c][2], cfgs[c][3]};
+                float *x0 = malloc((size_t)n * d * 4), *xc = malloc((size_t)n * d * 4),
+                      *xg = malloc((size_t)n * d * 4), *dc = malloc((size_t)n * d * 4),
+                      *dg = malloc((size_t)n * d * 4);
+                float *dx = NULL;
+                REQ(nm, rc_value_alloc(&m, d, L - 1, hidden) == 0);
+                rc_value_init(&m, 42 + c);
+                fill(x0, (size_t)n * d, -2, 2);
+                memcpy(xc, x0, (size_t)n * d * 4);
+                REQ(nm, rc_control_init(&ctl, &m, alpha, steps, n) == 0);
+                REQ(nm, rc_control_apply(&ctl, n, xc) == 0);
+                {
+                    const float *w[3] = {m.w[0], m.w[1], m.w[2]}, *b[3] = {m.b[0], m.b[1], m.b[2]};
+                    REQ(nm, rc_cuda_value_init(&v, L, m.dims, w, b, dt, 16) == 0);
+                }
+                REQ(nm, (dx = dev_from(RC_CUDA_F32, x0, (size_t)n * d)));
+                REQ(nm, rc_cuda_control_apply(&v, dx, n, alpha, steps, 0) == 0);
+                REQ(nm, dev_to(xg, RC_CUDA_F32, dx, (size_t)n * d) == 0);
+                for (size_t i = 0; i < (size_t)n * d; i++) {
+                    dc[i] = xc[i] - x0[i];
+                    dg[i] = xg[i] - x0[i];
+                }
+                {
+                    double e = rel_l2(dg, dc, (size_t)n * d), nd = 0;
+                    for (size_t i = 0; i < (size_t)n * d; i++) nd += (double)dc[i] * dc[i];
+                    double tol = dt == RC_CUDA_F32 ? 1e-4 : dt == RC_CUDA_F16 ? 2e-2 : 8e-2;
+                    result(e <= tol && nd > 0, nm, "displacement rel L2 %.3g (tol %.0e), |displacement| %.3g",
+                           e, tol, sqrt(nd));
+                }
+            done:
+                cudaFree(dx);
+                rc_cuda_value_free(&v);
+                rc_control_free(&ctl);
+                rc_value_free(&m);
+                free(x0); free(xc); free(xg); free(dc); free(dg);
+            }
+}
+
 typedef struct {
     const char *name;
     rc_model m;
@@ -845,6 +907,7 @@ typedef struct {
     int seq_len[3], prompt_len[3], greedy_len[3];
     int n, tok[96], sl[96], ps[96], orow[96]; // the 3 sequences as one ragged batch
     float *h_cpu, *l_cpu, *l_hf;              // CPU engine states / logits, transformers logits
+    rc_engine *cpu;
 } fixture;
 
 // One weight dtype of one fixture model.
@@ -891,9 +954,10 @@ static void fixture_dtype(fixture *fx, rc_cuda_dtype dt) {
     }
     // (3) greedy: batched prefill of the 3 prompts, graph decode of the remaining tokens
     {
-        int pt[64], psl[64], pp[64], po[64], np = 0, first[3], zs[64];
+        int pt[64], psl[64], pp[64], po[64], np = 0, first[3], zs[64], ar[64];
         static int outk[64 * 3], step_tok[3][64];
         memset(zs, 0, sizeof zs);
+        for (int p = 0; p < 64; p++) ar[p] = p;
         for (int s = 0; s < 3; s++)
             for (int p = 0; p < fx->prompt_len[s]; p++, np++) {
                 pt[np] = fx->prompts[s][p];
@@ -940,7 +1004,7 @@ static void fixture_dtype(fixture *fx, rc_cuda_dtype dt) {
         for (int s = 0; s < 3; s++) {
             int o1[64], one = 0, z = 0, pz = fx->prompt_len[s];
             for (int p = 0; p < fx->prompt_len[s]; p++) o1[p] = p == fx->prompt_len[s] - 1 ? 0 : -1;
-            REQ(nm, rc_cuda_forward(&e, fx->prompt_len[s], fx->prompts[s], zs, pp, o1, NULL) == 0);
+            REQ(nm, rc_cuda_forward(&e, fx->prompt_len[s], fx->prompts[s], zs, ar, o1, NULL) == 0);
             REQ(nm, rc_cuda_greedy_last(&e, &one) == 0);
             REQ(nm, rc_cuda_decode_begin(&e, 1, &z, &pz, &one) == 0);
             REQ(nm, rc_cuda_decode_run(&e, G - 1, outk) == 0);
@@ -951,6 +1015,76 @@ static void fixture_dtype(fixture *fx, rc_cuda_dtype dt) {
         else
             printf("INFO %s: %d of %d tokens differ (GEMV and cuBLAS sum in different orders)\n",
                    nm, diff, 3 * G);
+    }
+    // (4) RE-Control: greedy with the value-gradient edit inside the decode graph vs the CPU
+    // engine with rc_control_apply on the same states (value MLP d -> 32 -> 1, 10 steps, alpha 2)
+    {
+        snprintf(nm, sizeof nm, "model %s [%s]: RE-Control greedy (graph) == CPU", name, dtn(dt));
+        rc_value_mlp vm;
+        rc_control ctl;
+        rc_cuda_value cv;
+        memset(&vm, 0, sizeof vm);
+        memset(&ctl, 0, sizeof ctl);
+        memset(&cv, 0, sizeof cv);
+        int hid = 32, G = fx->greedy_len[0], cpu_tok[3][64], first[3], pt[64], psl[64], pp[64], po[64], np = 0;
+        static int outk[64 * 3];
+        float *h = malloc((size_t)d * 4), *lg1 = malloc((size_t)V * 4);
+        int ok = rc_value_alloc(&vm, d, 1, &hid) == 0;
+        if (ok) rc_value_init(&vm, 5);
+        ok = ok && rc_control_init(&ctl, &vm, 2.0f, 10, 4) == 0;
+        for (int s = 0; ok && s < 3; s++) { // CPU: slot 3, one prompt at a time
+            int sl3[64], ps3[64], o3[64], L = fx->prompt_len[s];
+            for (int p = 0; p < L; p++) { sl3[p] = 3; ps3[p] = p; o3[p] = p == L - 1 ? 0 : -1; }
+            ok = rc_forward(fx->cpu, L, fx->prompts[s], sl3, ps3, o3, h) == 0;
+            for (int t = 0; ok && t < G; t++) {
+                ok = rc_control_apply(&ctl, 1, h) == 0;
+                rc_lm_head(fx->cpu, 1, h, lg1);
+                cpu_tok[s][t] = rc_argmax(lg1, V);
+                int pos1 = L + t, zero = 0;
+                if (ok && t + 1 < G) ok = rc_forward(fx->cpu, 1, &cpu_tok[s][t], &sl3[0], &pos1, &zero, h) == 0;
+            }
+        }
+        if (ok) {
+            const float *w[3] = {vm.w[0], vm.w[1], NULL}, *b[3] = {vm.b[0], vm.b[1], NULL};
+            ok = rc_cuda_value_init(&cv, 2, vm.dims, w, b, dt, 4) == 0;
+        }
+        for (int s = 0; s < 3; s++)
+            for (int p = 0; p < fx->prompt_len[s]; p++, np++) {
+                pt[np] = fx->prompts[s][p];
+                psl[np] = s;
+                pp[np] = p;
+                po[np] = p == fx->prompt_len[s] - 1 ? s : -1;
+            }
+        int dsl[3] = {0, 1, 2}, dps[3] = {fx->prompt_len[0], fx->prompt_len[1], fx->prompt_len[2]};
+        if (ok) {
+            e.control = &cv;
+            e.control_alpha = 2.0f;
+            e.control_steps = 10;
+            ok = rc_cuda_forward(&e, np, pt, psl, pp, po, NULL) == 0 && rc_cuda_greedy_last(&e, first) == 0 &&
+                 rc_cuda_decode_begin(&e, 3, dsl, dps, first) == 0 && rc_cuda_decode_run(&e, G - 1, outk) == 0;
+            e.control = NULL;
+        }
+        if (!ok) result(0, nm, "%s", rc_last_error());
+        else {
+            int same = 0, moved = 0;
+            for (int s = 0; s < 3; s++)
+                for (int t = 0; t < G; t++) {
+                    int g = t == 0 ? first[s] : outk[(t - 1) * 3 + s];
+                    same += g == cpu_tok[s][t];
+                    moved += cpu_tok[s][t] != fx->greedy[s][t];
+                }
+            if (dt == RC_CUDA_F32)
+                result(same == 3 * G && moved > 0, nm, "%d of %d tokens equal the CPU's; the edit changed %d of the CPU's tokens vs plain greedy",
+                       same, 3 * G, moved);
+            else
+                printf("INFO %s: %d of %d tokens equal the CPU's (fp32); the edit changed %d tokens vs plain greedy\n",
+                       nm, same, 3 * G, moved);
+        }
+        rc_cuda_value_free(&cv);
+        rc_control_free(&ctl);
+        rc_value_free(&vm);
+        free(h);
+        free(lg1);
     }
 done:
     rc_cuda_engine_free(&e);
@@ -977,6 +1111,7 @@ static void test_fixture_model(const char *name) {
                 json_int_rows(cJSON_GetObjectItem(root, "greedy"), fx.greedy, fx.greedy_len, 3) == 3);
     REQ(nm, rc_model_load(dir, &fx.m) == 0);
     REQ(nm, rc_engine_init(&cpu, &fx.m, 4, 64, 64) == 0);
+    fx.cpu = &cpu;
     const int V = fx.m.cfg.vocab_size, d = fx.m.cfg.hidden_size;
     fx.n = 0;
     for (int s = 0; s < 3; s++)
