@@ -432,6 +432,24 @@ static int load_gguf(struct rc_tokenizer *t, const char *path) {
     return rc;
 }
 
+// A tokenizer.json / tokenizer.model given as a file: tokenizer_config.json and
+// chat_template.jinja are looked for next to it.
+static int load_file_with_config(struct rc_tokenizer *t, const char *path, int spm) {
+    char dir[4096], cfg_path[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    cJSON *cfg = NULL;
+    if (!rc_path_join(cfg_path, sizeof cfg_path, dir, "tokenizer_config.json") &&
+        rc_file_exists(cfg_path) && !(cfg = read_json(cfg_path)))
+        return -1;
+    int rc = spm ? load_spm_dir(t, dir, path, cfg) : load_bpe_json(t, dir, path, cfg);
+    cJSON_Delete(cfg);
+    return rc;
+}
+
 rc_tokenizer *rc_tokenizer_load(const char *model_path) {
     if (!model_path) {
         rc_fail("no tokenizer path given");
@@ -449,9 +467,9 @@ rc_tokenizer *rc_tokenizer_load(const char *model_path) {
         rc = load_gguf(t, model_path);
     else if ((L >= 5 && !strcmp(model_path + L - 5, ".json")) ||
              (L >= 8 && !strcmp(model_path + L - 8, ".json.gz")))
-        rc = load_bpe_json(t, ".", model_path, NULL);
+        rc = load_file_with_config(t, model_path, 0);
     else if (L >= 6 && !strcmp(model_path + L - 6, ".model"))
-        rc = load_spm_dir(t, ".", model_path, NULL);
+        rc = load_file_with_config(t, model_path, 1);
     else
         rc = rc_fail("%s: not a model directory, .gguf, tokenizer.json or tokenizer.model",
                      model_path);

@@ -23,6 +23,13 @@ out=$("$B" tokenize --model "$T/spm" --decode "1 897 916" --skip-special)
 [ "$out" = "The quick" ] || fail "spm decode --skip-special: $out"
 out=$(printf 'The quick' | "$B" tokenize --model "$T/spm" --file -)
 [ "$out" = "1 897 916" ] || fail "stdin: $out"
+# a tokenizer file given directly picks up the tokenizer_config.json next to it
+out=$("$B" tokenize --model "$T/spm/tokenizer.model" --text "The quick")
+[ "$out" = "1 897 916" ] || fail "spm file: $out"
+out=$("$B" tokenize --model "$T/smol/tokenizer.json.gz" --text "Hello <|im_start|>world 123")
+[ "$out" = "19556 216 1 6693 216 33 34 35" ] || fail "json.gz file: $out"
+out=$("$B" tokenize --model "$T/gguf/l3.gguf" --text "Hello world")
+[ "$out" = "0 45 300 81 84 1552" ] || fail "gguf file: $out"
 "$B" tokenize --help | grep -q -- "--decode" || fail "--help"
 # errors: clear message, non-zero status
 if err=$("$B" tokenize --model /nonexistent --text x 2>&1); then fail "missing model accepted"; fi
