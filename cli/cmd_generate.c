@@ -12,16 +12,27 @@
 
 #include "cli/commands.h"
 #include "engine/common.h"
+#include "engine/default_model.h"
 #include "engine/generate.h"
+#include "tokenizer/chat.h"
+#include "train/control.h"
 #include "tokenizer/tokenizer.h"
 
 static void generate_usage(FILE *f) {
     fprintf(f,
-            "usage: recontrol generate --model PATH (--prompt TEXT | --ids 1,2,3 | --jsonl FILE)"
+            "usage: recontrol generate [--model PATH] (--prompt TEXT | --ids 1,2,3 | --jsonl FILE)"
             "... [options]\n\n"
             "Generates a continuation for every prompt with the CPU engine, batching up to\n"
             "--batch sequences (continuous batching).\n\n"
-            "  --model PATH          HF model directory or .gguf file\n"
+            "  --model PATH          HF model directory or .gguf file (default: the default\n"
+            "                        model, see `recontrol setup`)\n"
+            "  --chat                wrap text prompts in the model's chat template (one user\n"
+            "                        turn + the assistant opening); its turn end stops like EOS\n"
+            "  --value-model FILE    RE-Control: before the LM head, move each step's post-norm\n"
+            "                        state by gradient ascent on this value network\n"
+            "                        (safetensors fc1.weight, ...; from `recontrol train`)\n"
+            "  --step-size A         ascent step size alpha (default 0.5)\n"
+            "  --steps N             ascent steps per token (default 30; 0 = plain generation)\n"
             "  --prompt TEXT         a text prompt, encoded with the model's tokenizer (BOS added\n"
             "                        as the tokenizer config says; no chat template) (repeatable)\n"
             "  --ids LIST            a prompt as comma-separated token ids, used as is (repeatable)\n"
@@ -150,7 +161,7 @@ static void print_ids(FILE *f, const int *ids, int n, const char *sep) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    enum { O_MAXNEW = 1000, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_BATCH, O_NOSTOP, O_JSON, O_THREADS, O_TEXT };
+    enum { O_MAXNEW = 1000, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_BATCH, O_NOSTOP, O_JSON, O_THREADS, O_TEXT, O_CHAT, O_VALUE, O_ALPHA, O_STEPS };
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"ids", required_argument, 0, 'i'},
                                          {"prompt", required_argument, 0, 'p'},
@@ -166,12 +177,22 @@ int cmd_generate(int argc, char **argv) {
                                          {"no-stop", no_argument, 0, O_NOSTOP},
                                          {"json", no_argument, 0, O_JSON},
                                          {"threads", required_argument, 0, O_THREADS},
+                                         {"chat", no_argument, 0, O_CHAT},
+                                         {"value-model", required_argument, 0, O_VALUE},
+                                         {"step-size", required_argument, 0, O_ALPHA},
+                                         {"steps", required_argument, 0, O_STEPS},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *model_path = NULL, *jsonl = NULL, *out_path = NULL;
     rc_gen_params gp = {.max_new_tokens = 128, .stop_at_eos = 1,
                         .sample = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 0}};
-    int batch = 8, json = 0, threads = 0, want_text = 0, c, rc = 1;
+    int batch = 8, json = 0, threads = 0, want_text = 0, c, rc = 1, chat = 0, steps = 30;
+    float alpha = 0.5f;
+    const char *value_path = NULL;
+    char default_path[1024];
+    rc_control ctl;
+    int ctl_ok = 0;
+    rc_gen_hooks hooks = {0};
     rc_tokenizer *tok = NULL;
     prompt_list pl = {0};
     rc_model m;
@@ -203,6 +224,10 @@ int cmd_generate(int argc, char **argv) {
         case O_NOSTOP: gp.stop_at_eos = 0; break;
         case O_JSON: json = 1; break;
         case O_TEXT: want_text = 1; break;
+        case O_CHAT: chat = 1; break;
+        case O_VALUE: value_path = optarg; break;
+        case O_ALPHA: alpha = strtof(optarg, &end); break;
+        case O_STEPS: steps = (int)strtol(optarg, &end, 10); break;
         case 'h': generate_usage(stdout); return 0;
         default: generate_usage(stderr); return 2;
         }
@@ -211,34 +236,65 @@ int cmd_generate(int argc, char **argv) {
             return 2;
         }
     }
-    if (optind != argc || !model_path || (!jsonl && pl.n == 0) || (jsonl && pl.n > 0)) {
-        fprintf(stderr, "recontrol generate: --model and prompts (--prompt / --ids, or --jsonl) "
-                        "are required\n\n");
+    if (optind != argc || (!jsonl && pl.n == 0) || (jsonl && pl.n > 0)) {
+        fprintf(stderr, "recontrol generate: prompts (--prompt / --ids, or --jsonl) are required\n\n");
         generate_usage(stderr);
         rc = 2;
         goto out;
     }
     if (gp.max_new_tokens < 1 || batch < 1 || gp.sample.temperature < 0 || gp.sample.top_k < 0 ||
-        !(gp.sample.top_p > 0 && gp.sample.top_p <= 1)) {
+        !(gp.sample.top_p > 0 && gp.sample.top_p <= 1) || steps < 0 || !(alpha >= 0)) {
         fprintf(stderr, "recontrol generate: need --max-new-tokens >= 1, --batch >= 1, "
-                        "--temperature >= 0, --top-k >= 0, 0 < --top-p <= 1\n");
+                        "--temperature >= 0, --top-k >= 0, 0 < --top-p <= 1, --steps >= 0, "
+                        "--step-size >= 0\n");
         rc = 2;
         goto out;
+    }
+    if (!model_path) {
+        if (rc_default_model_require(default_path, sizeof default_path)) goto fail;
+        model_path = default_path;
     }
     if (jsonl && read_jsonl(jsonl, &pl)) goto fail;
     for (int i = 0; i < pl.n; i++)
         if (pl.text[i]) want_text = 1;
+    if (chat && !want_text) {
+        rc_fail("--chat needs text prompts (--prompt, or {\"prompt\": ...} lines)");
+        goto fail;
+    }
+    int eot_id = -1;
     if (want_text) {
         if (!(tok = rc_tokenizer_load(model_path))) {
             rc_fail_ctx("loading the tokenizer of %s (needed for text prompts / --text)", model_path);
             goto fail;
         }
-        for (int i = 0; i < pl.n; i++)
-            if (pl.text[i] && rc_tokenizer_encode(tok, pl.text[i], strlen(pl.text[i]), 1, &pl.p[i],
-                                                  &pl.len[i])) {
+        rc_chat_spec spec;
+        if (chat) {
+            const char *tpl = rc_tokenizer_chat_template(tok);
+            if (!tpl) {
+                rc_fail("%s has no chat template: drop --chat", model_path);
+                goto fail;
+            }
+            if (rc_chat_spec_from_template(tpl, &spec)) goto fail;
+            const char *eot = rc_chat_end_of_turn(&spec);
+            eot_id = eot ? rc_tokenizer_token_id(tok, eot) : -1;
+        }
+        for (int i = 0; i < pl.n; i++) {
+            if (!pl.text[i]) continue;
+            char *txt = pl.text[i];
+            if (chat) {
+                rc_chat_msg msg = {"user", pl.text[i]};
+                if (!(txt = rc_chat_render(&spec, &msg, 1, 1))) {
+                    rc_fail_ctx("prompt %d: rendering the chat template", i);
+                    goto fail;
+                }
+            }
+            int erc = rc_tokenizer_encode(tok, txt, strlen(txt), !chat, &pl.p[i], &pl.len[i]);
+            if (txt != pl.text[i]) free(txt);
+            if (erc) {
                 rc_fail_ctx("prompt %d", i);
                 goto fail;
             }
+        }
     }
     for (int i = 0; i < pl.n; i++)
         if (pl.len[i] < 1) {
@@ -246,16 +302,29 @@ int cmd_generate(int argc, char **argv) {
             goto fail;
         }
     if (rc_model_load(model_path, &m)) goto fail;
+    if (eot_id >= 0 && m.cfg.n_eos < RC_MAX_EOS) {
+        int known = 0;
+        for (int i = 0; i < m.cfg.n_eos; i++) known |= m.cfg.eos_token_ids[i] == eot_id;
+        if (!known) m.cfg.eos_token_ids[m.cfg.n_eos++] = eot_id;
+    }
     int max_prompt = 0;
     for (int i = 0; i < pl.n; i++)
         if (pl.len[i] > max_prompt) max_prompt = pl.len[i];
     int slots = batch < pl.n ? batch : pl.n;
     if (rc_engine_init(&e, &m, slots, max_prompt + gp.max_new_tokens, 256)) goto fail;
     e.n_threads = threads;
+    if (value_path) {
+        if (rc_control_open(&ctl, value_path, m.cfg.hidden_size, alpha, steps, slots)) goto fail;
+        ctl_ok = 1;
+        hooks.edit = rc_control_edit;
+        hooks.edit_ud = &ctl;
+    }
     outs = rc_calloc((size_t)pl.n, sizeof *outs, "outputs");
     if (!outs) goto fail;
     double t0 = rc_time_s();
-    if (rc_generate(&e, pl.n, (const int *const *)pl.p, pl.len, &gp, NULL, outs)) goto fail;
+    if (rc_generate(&e, pl.n, (const int *const *)pl.p, pl.len, &gp, value_path ? &hooks : NULL,
+                    outs))
+        goto fail;
     double dt = rc_time_s() - t0;
     if (out_path && !(of = fopen(out_path, "w"))) {
         rc_fail("cannot write %s: %s", out_path, strerror(errno));
@@ -299,8 +368,8 @@ int cmd_generate(int argc, char **argv) {
         goto fail;
     }
     of = stdout;
-    fprintf(stderr, "recontrol generate: %d prompts, %ld new tokens in %.2f s (%.1f tok/s)\n", pl.n,
-            total, dt, dt > 0 ? total / dt : 0.0);
+    fprintf(stderr, "recontrol generate: %d prompts, %ld new tokens in %.2f s (%.1f tok/s)%s\n",
+            pl.n, total, dt, dt > 0 ? total / dt : 0.0, value_path ? ", RE-Control on" : "");
     rc = 0;
     goto out;
 fail:
@@ -315,6 +384,7 @@ out:
     free(pl.text);
     rc_tokenizer_free(tok);
     free(pl.len);
+    if (ctl_ok) rc_control_free(&ctl);
     rc_engine_free(&e);
     rc_model_free(&m);
     return rc;
