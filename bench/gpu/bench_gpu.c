@@ -4,7 +4,9 @@
 // 256 on a Vicuna-7B-shaped model with random weights generated on the device, and the 30-step
 // RE-Control loop (2- and 3-layer value MLP) at batch 1 and 16. JSON to --out.
 // Usage: bench_gpu [--out FILE] [--batches 1,16,64,256] [--prompt 256] [--new 128]
-//                  [--dtype f16|bf16] [--no-kernels] [--no-control] [--no-e2e]
+//                  [--dtype f16|bf16] [--no-kernels] [--no-control] [--no-e2e] [--tiny]
+// --tiny: small shapes everywhere (a smoke test of the program itself; put it before --prompt,
+// --new and --batches to override those).
 #include <cjson/cJSON.h>
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -45,6 +47,7 @@
     } while (0)
 
 static double g_copy_gbps;
+static int g_tiny; // --tiny: small shapes, a smoke test of this program (and the CPU emulation)
 static cJSON *g_kernels;
 static const char *g_out = "bench_gpu.json";
 static cJSON *g_root;
@@ -114,7 +117,7 @@ static void copy_fn(void *c, int it) {
 }
 
 static void measure_copy(void) {
-    copy_ctx c = {NULL, NULL, (size_t)2 << 30};
+    copy_ctx c = {NULL, NULL, g_tiny ? (size_t)4 << 20 : (size_t)2 << 30};
     CK(cudaMalloc(&c.a, c.n));
     CK(cudaMalloc(&c.b, c.n));
     CK(cudaMemset(c.a, 1, c.n));
@@ -193,12 +196,15 @@ static void bench_kernels(rc_cuda_dtype dt) {
     void *ws = dmalloc(32 << 20);
     OK(rc_cuda_blas_init(&blas, ws, 32 << 20));
     // matmuls: n = 1 through the GEMV and cuBLAS, then batches through cuBLAS
-    static const int shapes[5][2] = {{12288, 4096}, {4096, 4096}, {22016, 4096}, {4096, 11008}, {32000, 4096}};
+    static const int full[5][2] = {{12288, 4096}, {4096, 4096}, {22016, 4096}, {4096, 11008}, {32000, 4096}};
+    static const int tiny[5][2] = {{384, 128}, {128, 128}, {704, 128}, {128, 352}, {1000, 128}};
+    const int (*shapes)[2] = g_tiny ? tiny : full;
+    const int NMAX = g_tiny ? 64 : 2048, INMAX = g_tiny ? 352 : 11008, OUTMAX = g_tiny ? 1000 : 32000;
     static const char *names[5] = {"qkv", "o_proj", "gate|up", "down", "lm_head"};
-    size_t pool_bytes = (size_t)1 << 30;
+    size_t pool_bytes = g_tiny ? (size_t)8 << 20 : (size_t)1 << 30;
     char *pool = drand(pool_bytes / es, dt, 0.03f, 11);
-    void *x = drand((size_t)2048 * 11008, dt, 1.f, 12);
-    float *y = dmalloc((size_t)2048 * 32000 * 4);
+    void *x = drand((size_t)NMAX * INMAX, dt, 1.f, 12);
+    float *y = dmalloc((size_t)NMAX * OUTMAX * 4);
     for (int s = 0; s < 5; s++) {
         int out = shapes[s][0], in = shapes[s][1];
         mm_ctx m = {&blas, pool, pool_bytes, (size_t)out * in * es, x, y, 1, in, out, dt};
@@ -210,7 +216,8 @@ static void bench_kernels(rc_cuda_dtype dt) {
             report(nm, ms, (double)out * in * es + in * es + out * 4.0, 2.0 * out * in);
         }
         blas.gemv_batch1 = 0;
-        static const int ns[4] = {16, 64, 256, 2048};
+        static const int ns_full[4] = {16, 64, 256, 2048}, ns_tiny[4] = {4, 16, 32, 64};
+        const int *ns = g_tiny ? ns_tiny : ns_full;
         for (int b = 0; b < 4; b++) {
             m.n = ns[b];
             snprintf(nm, sizeof nm, "matmul %s n=%d cublas", names[s], ns[b]);
@@ -221,11 +228,12 @@ static void bench_kernels(rc_cuda_dtype dt) {
     }
     cudaFree(pool);
     // element-wise and reductions
-    const int d = 4096, F = 11008, V = 32000, hd = 128, nh = 32;
-    float *xf = drand((size_t)2048 * F * 2, RC_CUDA_F32, 1.f, 13);
-    void *yt = drand((size_t)2048 * F, dt, 1.f, 14);
+    const int d = g_tiny ? 128 : 4096, F = g_tiny ? 352 : 11008, V = g_tiny ? 1000 : 32000;
+    const int hd = g_tiny ? 32 : 128, nh = d / hd, ML = g_tiny ? 64 : 512, NB = g_tiny ? 8 : 256;
+    float *xf = drand((size_t)NMAX * F * 2, RC_CUDA_F32, 1.f, 13);
+    void *yt = drand((size_t)NMAX * F, dt, 1.f, 14);
     float *w = drand(d, RC_CUDA_F32, 1.f, 15);
-    for (int n = 1; n <= 256; n *= 256) {
+    for (int n = 1; n <= NB; n *= NB) {
         char nm[128];
         k_ctx k = {0, xf, w, yt, 0, 0, 0, 0, n, d, 0, 0, 0, dt};
         snprintf(nm, sizeof nm, "rmsnorm n=%d d=%d", n, d);
@@ -243,16 +251,16 @@ static void bench_kernels(rc_cuda_dtype dt) {
         cudaFree(tab);
         // rope + KV store: qkv (n, 3*4096) fp32; cache 1 slot-row per token
         int sl[256], ps[256];
-        for (int i = 0; i < 256; i++) { sl[i] = i; ps[i] = 100; }
+        for (int i = 0; i < 256; i++) { sl[i] = i % NB; ps[i] = ML / 5; }
         int *dsl = dints(sl, 256), *dps = dints(ps, 256);
-        float *cs = drand((size_t)512 * hd / 2, RC_CUDA_F32, 1.f, 17), *sn = drand((size_t)512 * hd / 2, RC_CUDA_F32, 1.f, 18);
-        size_t cache_elems = (size_t)256 * 512 * d;
+        float *cs = drand((size_t)ML * hd / 2, RC_CUDA_F32, 1.f, 17), *sn = drand((size_t)ML * hd / 2, RC_CUDA_F32, 1.f, 18);
+        size_t cache_elems = (size_t)NB * ML * d;
         void *cache = dmalloc(2 * cache_elems * es);
-        k_ctx rp = {4, xf, dsl, dps, cs, sn, yt, cache, n, nh, hd, 512, (int)0, dt};
+        k_ctx rp = {4, xf, dsl, dps, cs, sn, yt, cache, n, nh, hd, ML, (int)0, dt};
         rp.p4 = 0; // v cache offset in elements below
         rp.g = cache;
         rp.p4 = (int)(cache_elems > 2147483647u ? 0 : cache_elems); // v half of the buffer
-        snprintf(nm, sizeof nm, "rope+kv store n=%d (32 heads x 128)", n);
+        snprintf(nm, sizeof nm, "rope+kv store n=%d (%d heads x %d)", n, nh, hd);
         report(nm, time_ms(k_fn, &rp, 30, 20), (double)n * 3 * d * 4 + (double)n * d * 4 + 2.0 * n * d * es, 0);
         // argmax
         float *lg = drand((size_t)256 * V, RC_CUDA_F32, 5.f, 19);
@@ -269,7 +277,8 @@ static void bench_kernels(rc_cuda_dtype dt) {
         cudaFree(dst);
         cudaFree(lg);
         // decode attention: n queries, each its own slot with a context of ctx positions
-        static const int ctxs[3] = {256, 1024, 4096};
+        static const int ctxs_full[3] = {256, 1024, 4096}, ctxs_tiny[3] = {16, 40, 70};
+        const int *ctxs = g_tiny ? ctxs_tiny : ctxs_full;
         for (int c = 0; c < 3; c++) {
             int ctx = ctxs[c], ml = ctx, nq = n > 64 ? 64 : n; // 64 x 4096 x 32 layers would not fit
             size_t ce = (size_t)nq * ml * d;
@@ -277,7 +286,7 @@ static void bench_kernels(rc_cuda_dtype dt) {
             int s2[64], p2[64];
             for (int i = 0; i < nq; i++) { s2[i] = i; p2[i] = ctx - 1; }
             int *ds2 = dints(s2, nq), *dp2 = dints(p2, nq);
-            int splits = rc_cuda_attention_decode_splits(nq, nh, ml, 132);
+            int splits = rc_cuda_attention_decode_splits(nq, nh, ml, g_tiny ? 4 : 132);
             float *part = dmalloc(rc_cuda_attention_decode_scratch(nq, nh, hd, splits) * 4);
             k_ctx at = {5, xf, kc, vc, ds2, dp2, part, yt, nq, nh, hd, ml, splits, dt};
             snprintf(nm, sizeof nm, "attention decode n=%d ctx=%d (%d splits)", nq, ctx, splits);
@@ -317,8 +326,9 @@ static void bench_control(rc_cuda_dtype dt) {
     cJSON *arr = cJSON_AddArrayToObject(g_root, "control");
     for (int L = 2; L <= 3; L++) {
         rc_value_mlp m;
-        int hidden[2] = {4096, 4096};
-        OK(rc_value_alloc(&m, 4096, L - 1, hidden));
+        const int D = g_tiny ? 128 : 4096;
+        int hidden[2] = {D, D};
+        OK(rc_value_alloc(&m, D, L - 1, hidden));
         rc_value_init(&m, 3);
         rc_cuda_value v;
         const float *w[3] = {m.w[0], m.w[1], L == 3 ? m.w[2] : NULL};
@@ -327,7 +337,7 @@ static void bench_control(rc_cuda_dtype dt) {
         double wbytes = 0;
         for (int l = 0; l < L; l++) wbytes += (double)m.dims[l + 1] * m.dims[l] * rc_cuda_dtype_size(dt);
         for (int B = 1; B <= 16; B *= 16) {
-            float *x = drand((size_t)B * 4096, RC_CUDA_F32, 1.f, 30 + B);
+            float *x = drand((size_t)B * D, RC_CUDA_F32, 1.f, 30 + B);
             graph_ctx gc;
             CK(cudaStreamCreateWithFlags(&gc.s, cudaStreamNonBlocking));
             OK(rc_cuda_control_apply(&v, x, B, 0.5f, 30, gc.s)); // warm-up (cuBLAS heuristics)
@@ -395,6 +405,15 @@ static rc_config vicuna7b(void) {
     c.pad_token_id = -1;
     c.num_labels = 1;
     snprintf(c.source, sizeof c.source, "random Vicuna-7B shape");
+    if (g_tiny) {
+        c.hidden_size = 128;
+        c.intermediate_size = 352;
+        c.num_hidden_layers = 2;
+        c.num_attention_heads = c.num_key_value_heads = 4;
+        c.head_dim = 32;
+        c.vocab_size = 1000;
+        snprintf(c.source, sizeof c.source, "random tiny shape");
+    }
     return c;
 }
 
@@ -405,7 +424,7 @@ static void bench_e2e(rc_cuda_dtype dt, const int *batches, int nb, int PL, int 
     printf("end to end (%s, Vicuna-7B shape, random weights, prompt %d, %d new tokens, greedy):\n",
            rc_cuda_dtype_name(dt), PL, NEW);
     for (int bi = 0; bi < nb; bi++) {
-        int B = batches[bi], ML = PL + NEW, MT = 4096;
+        int B = batches[bi], ML = PL + NEW, MT = g_tiny ? 64 : 4096;
         rc_cuda_engine e;
         double t0 = rc_time_s();
         if (rc_cuda_engine_init_random(&e, &c, dt, B, ML, MT, 1234) != 0) {
@@ -502,12 +521,20 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-kernels")) kernels = 0;
         else if (!strcmp(argv[i], "--no-e2e")) e2e = 0;
         else if (!strcmp(argv[i], "--no-control")) control = 0;
+        else if (!strcmp(argv[i], "--tiny")) {
+            g_tiny = 1;
+            PL = 16;
+            NEW = 8;
+            nb = 2;
+            batches[0] = 1;
+            batches[1] = 4;
+        }
         else if (!strcmp(argv[i], "--batches") && i + 1 < argc) {
             nb = 0;
             for (char *s = strtok(argv[++i], ","); s && nb < 8; s = strtok(NULL, ",")) batches[nb++] = atoi(s);
         } else {
             printf("usage: bench_gpu [--out FILE] [--batches 1,16,64,256] [--prompt 256] [--new 128]\n"
-                   "                 [--dtype f16|bf16] [--no-kernels] [--no-control] [--no-e2e]\n");
+                   "                 [--dtype f16|bf16] [--no-kernels] [--no-control] [--no-e2e] [--tiny]\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
     }

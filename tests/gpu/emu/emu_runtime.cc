@@ -2,6 +2,7 @@
 // __syncthreads and warp-shuffle waits, launch checks (block size, grid limits, dynamic shared
 // memory above 48 KiB only after cudaFuncSetAttribute), stream capture into replayable graphs,
 // host-memory "device" allocations and a plain column-major cublasGemmEx.
+#include <time.h>
 #include <ucontext.h>
 
 #include <map>
@@ -308,6 +309,21 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t) {
 cudaError_t rc_emu_func_set_smem(const void *fn, int bytes) {
     if (bytes > 227 << 10) return cudaErrorInvalidValue;
     g_smem_limit[fn] = bytes;
+    return cudaSuccess;
+}
+
+struct rc_emu_event { double t; };
+static double now_s() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = new rc_emu_event{0}; return cudaSuccess; }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { e->t = now_s(); return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    *ms = (float)((b->t - a->t) * 1e3);
     return cudaSuccess;
 }
 

@@ -40,6 +40,10 @@ gcc -std=c11 $FLAGS -Wall -Wextra -Wno-unused-parameter -I tests/gpu/emu/include
     -DRC_FIXTURES="\"$ROOT/tests/fixtures\"" -c tests/gpu/gpu_tests.c -o "$E/gpu_tests.o"
 g++ $FLAGS -fopenmp -o "$E/gpu_tests_emu" "$E/gpu_tests.o" "${objs[@]}" "$E/emu_runtime.o" \
     "$E/librc_cpu.a" -lcjson -lpcre2-8 -lsentencepiece -lz -lm
-echo "built $E/gpu_tests_emu"
+gcc -std=c11 $FLAGS -Wall -Wextra -Wno-unused-parameter -I tests/gpu/emu/include -I . \
+    -c bench/gpu/bench_gpu.c -o "$E/bench_gpu.o"
+g++ $FLAGS -fopenmp -o "$E/bench_gpu_emu" "$E/bench_gpu.o" "${objs[@]}" "$E/emu_runtime.o" \
+    "$E/librc_cpu.a" -lcjson -lpcre2-8 -lsentencepiece -lz -lm
+echo "built $E/gpu_tests_emu and $E/bench_gpu_emu (run the latter with --tiny)"
 RC_GPU_TESTS_SAMPLE_DRAWS=${RC_GPU_TESTS_SAMPLE_DRAWS:-256} \
     ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0 "$E/gpu_tests_emu" tests/fixtures ${FILTER:+"$FILTER"}
