@@ -136,9 +136,12 @@ static void forward_chunk(rc_engine *e, int n, const int *tokens, const int *slo
         float *kc = e->kv.k + l * layer_stride, *vc = e->kv.v + l * layer_stride;
         // attention block
         rc_cpu_rmsnorm(xb, x, w->attn_norm, n, d, c->rms_norm_eps);
-        rc_cpu_matmul(e->q, xb, w->wq, n, d, q_dim);
-        rc_cpu_matmul(e->k, xb, w->wk, n, d, kv_dim);
-        rc_cpu_matmul(e->v, xb, w->wv, n, d, kv_dim);
+        {
+            float *const ys[3] = {e->q, e->k, e->v};
+            const float *const ws[3] = {w->wq, w->wk, w->wv};
+            const int outs[3] = {q_dim, kv_dim, kv_dim};
+            rc_cpu_matmul_multi(3, ys, ws, outs, xb, n, d);
+        }
         rc_cpu_rope(e->q, n, nh, hd, pos, e->rope_cos, e->rope_sin);
         rc_cpu_rope(e->k, n, nkv, hd, pos, e->rope_cos, e->rope_sin);
         for (int i = 0; i < n; i++) {
@@ -151,8 +154,12 @@ static void forward_chunk(rc_engine *e, int n, const int *tokens, const int *slo
         rc_cpu_add(x, xb, (size_t)n * d);
         // MLP block
         rc_cpu_rmsnorm(xb, x, w->mlp_norm, n, d, c->rms_norm_eps);
-        rc_cpu_matmul(e->hb, xb, w->w_gate, n, d, inter);
-        rc_cpu_matmul(e->hb2, xb, w->w_up, n, d, inter);
+        {
+            float *const ys[2] = {e->hb, e->hb2};
+            const float *const ws[2] = {w->w_gate, w->w_up};
+            const int outs[2] = {inter, inter};
+            rc_cpu_matmul_multi(2, ys, ws, outs, xb, n, d);
+        }
         rc_cpu_swiglu(e->hb, e->hb, e->hb2, (size_t)n * inter);
         rc_cpu_matmul(xb, e->hb, w->w_down, n, inter, d);
         rc_cpu_add(x, xb, (size_t)n * d);

@@ -209,3 +209,26 @@ Test(kernels_cpu, attention_stable_with_huge_scores) {
     check_close("attention huge scores", out, ref, (size_t)nh * hd, 1e-3);
     free(kc), free(vc), free(q), free(out);
 }
+
+Test(kernels_cpu, matmul_multi_equals_separate) {
+    // q/k/v-like and gate/up-like groups, with row counts that are not multiples of 4
+    const int shapes[][5] = {{1, 64, 64, 32, 32}, {7, 65, 130, 6, 5}, {70, 96, 13, 64, 3}};
+    for (int s = 0; s < 3; s++) {
+        int n = shapes[s][0], in = shapes[s][1];
+        const int out[3] = {shapes[s][2], shapes[s][3], shapes[s][4]};
+        float *x = rand_buf((size_t)n * in), *W[3], *y[3], *ref[3];
+        for (int j = 0; j < 3; j++) {
+            W[j] = rand_buf((size_t)out[j] * in);
+            y[j] = poison_buf((size_t)n * out[j]);
+            ref[j] = poison_buf((size_t)n * out[j]);
+            rc_cpu_matmul(ref[j], x, W[j], n, in, out[j]);
+        }
+        rc_cpu_matmul_multi(3, y, (const float *const *)W, out, x, n, in);
+        for (int j = 0; j < 3; j++) {
+            cr_assert(!memcmp(y[j], ref[j], sizeof(float) * (size_t)n * out[j]),
+                      "shape %d matrix %d differs from rc_cpu_matmul", s, j);
+            free(W[j]), free(y[j]), free(ref[j]);
+        }
+        free(x);
+    }
+}

@@ -68,3 +68,39 @@ void rc_cpu_matmul(float *y, const float *x, const float *W, int n, int in, int 
                 y[(size_t)(t0 + t) * out + r] = dot(x + (size_t)(t0 + t) * in, W + (size_t)r * in, in);
     }
 }
+
+void rc_cpu_matmul_multi(int k, float *const *y, const float *const *W, const int *out,
+                         const float *x, int n, int in) {
+    if (k < 1) return;
+    if (k > 4) { // not a hot path: fall back to separate calls
+        for (int j = 0; j < k; j++) rc_cpu_matmul(y[j], x, W[j], n, in, out[j]);
+        return;
+    }
+    int first[5] = {0}; // first[j]: index of matrix j's first 4-row block in the joint range
+    double work = 0;
+    for (int j = 0; j < k; j++) {
+        first[j + 1] = first[j] + out[j] / 4;
+        work += (double)n * in * out[j];
+    }
+    const int n_rb = first[k];
+    const int TB = 64;
+    for (int t0 = 0; t0 < n; t0 += TB) {
+        const int nt_blk = n - t0 < TB ? n - t0 : TB;
+#pragma omp parallel for schedule(static) if (work > 65536)
+        for (int g = 0; g < n_rb; g++) {
+            int j = 0;
+            while (g >= first[j + 1]) j++;
+            const int rb = g - first[j], o = out[j];
+            const float *Wb = W[j] + (size_t)rb * 4 * in;
+            for (int t = 0; t < nt_blk; t += 4) {
+                int nt = nt_blk - t < 4 ? nt_blk - t : 4;
+                tile_4x4(y[j] + (size_t)(t0 + t) * o + rb * 4, o, x + (size_t)(t0 + t) * in, in, nt, Wb);
+            }
+        }
+        for (int j = 0; j < k; j++)
+            for (int r = out[j] / 4 * 4; r < out[j]; r++)
+                for (int t = 0; t < nt_blk; t++)
+                    y[j][(size_t)(t0 + t) * out[j] + r] =
+                        dot(x + (size_t)(t0 + t) * in, W[j] + (size_t)r * in, in);
+    }
+}

@@ -11,6 +11,12 @@ extern "C" {
 // streams W exactly once and prefill reuses each row from cache across tokens.
 void rc_cpu_matmul(float *y, const float *x, const float *W, int n, int in, int out);
 
+// Several matmuls sharing the input x (n, in), in one parallel region (fewer thread barriers,
+// e.g. q/k/v or gate/up): y[j] (n, out[j]) = x @ W[j] (out[j], in)^T for j < k (k <= 4).
+// Results are bit-identical to k separate rc_cpu_matmul calls.
+void rc_cpu_matmul_multi(int k, float *const *y, const float *const *W, const int *out,
+                         const float *x, int n, int in);
+
 #ifdef __cplusplus
 }
 #endif
