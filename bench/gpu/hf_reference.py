@@ -66,8 +66,10 @@ def main():
                       tie_word_embeddings=False)
     torch.manual_seed(0)
     t0 = time.time()
+    torch.set_default_dtype(torch.float16)  # build in fp16 directly (no 27 GB fp32 copy)
     with torch.device(dev):
-        model = LlamaForCausalLM(cfg).to(torch.float16)
+        model = LlamaForCausalLM(cfg)
+    torch.set_default_dtype(torch.float32)
     model.eval()
     put("weight_GB", round(sum(p.numel() * p.element_size() for p in model.parameters()) / 1e9, 3))
     put("model_init_s", round(time.time() - t0, 1))

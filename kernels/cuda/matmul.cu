@@ -17,7 +17,21 @@ extern "C" int rc_cuda_blas_init(rc_cuda_blas *b, void *workspace, size_t worksp
     b->workspace = workspace;
     b->workspace_bytes = workspace_bytes;
     b->gemv_batch1 = 1;
+    b->stream = 0;
+    b->stream_set = 0;
     if (workspace) CUBLAS_CHECK(cublasSetWorkspace(h, workspace, workspace_bytes));
+    return 0;
+}
+
+// cublasSetStream resets the workspace to cuBLAS's own pool, which may allocate (fatal inside a
+// graph capture): set the stream only when it changes, and hand our workspace back each time.
+static int blas_stream(rc_cuda_blas *b, cudaStream_t s) {
+    if (b->stream_set && b->stream == s) return 0;
+    cublasHandle_t h = (cublasHandle_t)b->handle;
+    CUBLAS_CHECK(cublasSetStream(h, s));
+    if (b->workspace) CUBLAS_CHECK(cublasSetWorkspace(h, b->workspace, b->workspace_bytes));
+    b->stream = s;
+    b->stream_set = 1;
     return 0;
 }
 
@@ -130,7 +144,7 @@ extern "C" int rc_cuda_matmul(rc_cuda_blas *b, const void *w, const void *x, rc_
     // fp32 operands: compute type 32F with the default math mode stays true fp32 (no TF32).
     cudaDataType_t t = dt == RC_CUDA_F16 ? CUDA_R_16F : dt == RC_CUDA_BF16 ? CUDA_R_16BF : CUDA_R_32F;
     float alpha = 1.f;
-    CUBLAS_CHECK(cublasSetStream(h, s));
+    if (blas_stream(b, s)) return -1;
     CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &alpha, w, t, in, x, t, in,
                               &beta, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
@@ -142,7 +156,7 @@ extern "C" int rc_cuda_matmul_wt(rc_cuda_blas *b, const void *w, const void *x, 
     if (n <= 0 || out <= 0) return 0;
     cublasHandle_t h = (cublasHandle_t)b->handle;
     cudaDataType_t t = dt == RC_CUDA_F16 ? CUDA_R_16F : dt == RC_CUDA_BF16 ? CUDA_R_16BF : CUDA_R_32F;
-    CUBLAS_CHECK(cublasSetStream(h, s));
+    if (blas_stream(b, s)) return -1;
     // column-major: Y^T (out, n) = W' (out, in) X^T (in, n), W' = the (in, out) row-major W as is
     CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, out, n, in, &alpha, w, t, out, x, t, in,
                               &beta, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));

@@ -14,6 +14,8 @@ typedef struct {
     void *workspace;  // device memory handed to cuBLAS (so graph capture never allocates)
     size_t workspace_bytes;
     int gemv_batch1;  // 1: n == 1 products use rc_cuda_gemv; 0: cuBLAS for every n
+    cudaStream_t stream; // the stream last given to cuBLAS (stream_set says whether one was)
+    int stream_set;
 } rc_cuda_blas;
 
 // workspace (device, bytes; 32 MiB is plenty) stays owned by the caller.
