@@ -198,6 +198,7 @@ static int engine_setup(rc_cuda_engine *e, const rc_config *c, rc_cuda_dtype dt,
     free(cs);
     CUDA_CHECK(e1);
     CUDA_CHECK(e2);
+    CUDA_CHECK(cudaDeviceSynchronize()); // legacy-stream copies done before the engine's stream runs
     return 0;
 }
 
@@ -520,7 +521,7 @@ __global__ void decode_advance_kernel(const int *tokens, int *pos, int *step, in
     int st = *step;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         pos[i] += 1;
-        if (st < max_steps) hist[(size_t)st * n + i] = tokens[i];
+        if (st >= 0 && st < max_steps) hist[(size_t)st * n + i] = tokens[i];
     }
     __syncthreads(); // every thread read *step before it moves
     if (threadIdx.x == 0) *step = st + 1;
@@ -585,14 +586,25 @@ extern "C" int rc_cuda_decode_begin(rc_cuda_engine *e, int n, const int *slots, 
                                slots[i]);
     }
     CUDA_CHECK(cudaStreamSynchronize(e->stream));
-    CUDA_CHECK(cudaMemcpy(e->dec_slots, slots, (size_t)n * sizeof(int), cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(e->dec_pos, pos, (size_t)n * sizeof(int), cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(e->dec_tokens, tokens, (size_t)n * sizeof(int), cudaMemcpyHostToDevice));
+    // copies on the engine's (non-blocking) stream, so that the kernels after them are ordered
+    CUDA_CHECK(cudaMemcpyAsync(e->dec_slots, slots, (size_t)n * sizeof(int), cudaMemcpyHostToDevice, e->stream));
+    CUDA_CHECK(cudaMemcpyAsync(e->dec_pos, pos, (size_t)n * sizeof(int), cudaMemcpyHostToDevice, e->stream));
+    CUDA_CHECK(cudaMemcpyAsync(e->dec_tokens, tokens, (size_t)n * sizeof(int), cudaMemcpyHostToDevice, e->stream));
     memcpy(e->h_dec_pos, pos, (size_t)n * sizeof(int));
     e->dec_n = n;
     int stale = e->graph_n != n || e->graph_control != e->control ||
                 e->graph_alpha != e->control_alpha || e->graph_steps != e->control_steps;
-    if (stale && capture(e, n)) return rc_fail_ctx("rc_cuda_decode_begin");
+    if (stale) {
+        // One eager step first, so that module loading and cuBLAS's first-use work happen
+        // outside the capture. It rewrites the same K/V at the same positions the first replay
+        // will write; tokens and positions are uploaded again afterwards.
+        CUDA_CHECK(cudaMemsetAsync(e->dec_step, 0, sizeof(int), e->stream));
+        if (decode_step(e, n)) return rc_fail_ctx("rc_cuda_decode_begin: warm-up step");
+        CUDA_CHECK(cudaMemcpyAsync(e->dec_pos, pos, (size_t)n * sizeof(int), cudaMemcpyHostToDevice, e->stream));
+        CUDA_CHECK(cudaMemcpyAsync(e->dec_tokens, tokens, (size_t)n * sizeof(int), cudaMemcpyHostToDevice, e->stream));
+        CUDA_CHECK(cudaStreamSynchronize(e->stream));
+        if (capture(e, n)) return rc_fail_ctx("rc_cuda_decode_begin");
+    }
     return 0;
 }
 

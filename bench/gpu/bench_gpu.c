@@ -425,8 +425,8 @@ static void bench_e2e(rc_cuda_dtype dt, const int *batches, int nb, int PL, int 
     rc_config c = vicuna7b();
     cJSON *arr = cJSON_AddArrayToObject(g_root, "e2e");
     const size_t es = rc_cuda_dtype_size(dt);
-    printf("end to end (%s, Vicuna-7B shape, random weights, prompt %d, %d new tokens, greedy):\n",
-           rc_cuda_dtype_name(dt), PL, NEW);
+    printf("end to end (%s, %s, random weights, prompt %d, %d new tokens, greedy):\n",
+           rc_cuda_dtype_name(dt), c.source, PL, NEW);
     for (int bi = 0; bi < nb; bi++) {
         int B = batches[bi], ML = PL + NEW, MT = g_tiny ? 64 : 4096;
         rc_cuda_engine e;
@@ -448,7 +448,7 @@ static void bench_e2e(rc_cuda_dtype dt, const int *batches, int nb, int PL, int 
         uint64_t r = 88172645463325252ull;
         for (size_t i = 0; i < n; i++) {
             r ^= r << 13; r ^= r >> 7; r ^= r << 17;
-            tok[i] = 3 + (int)(r % 31997);
+            tok[i] = 3 + (int)(r % (uint64_t)(c.vocab_size - 3));
             sl[i] = (int)(i / PL);
             ps[i] = (int)(i % PL);
             orow[i] = ps[i] == PL - 1 ? sl[i] : -1;
