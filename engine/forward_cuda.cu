@@ -2,7 +2,8 @@
 //   rmsnorm(x) -> xb | xb @ Wqkv^T -> qkv (fp32) | RoPE(q,k), k/v scattered into the cache |
 //   attention (prefill tiles, or split-KV decode when every token is alone in its sequence) |
 //   x += att @ Wo^T (beta = 1 in the product) | rmsnorm(x) -> xb | xb @ Wgu^T -> gate|up |
-//   SwiGLU -> hb | x += hb @ Wdown^T.
+//   SwiGLU -> hb | x += hb @ Wdown^T. For n == 1 with the GEMV (fuse_gemv), the RMSNorms and the
+//   SwiGLU are computed inside the GEMVs that read their outputs: 7 launches per layer, not 10.
 // Weights live in one device allocation (wbuf), everything else in one arena (abuf); nothing is
 // allocated after init except the decode graph.
 #include <stdlib.h>
@@ -181,6 +182,7 @@ static int engine_setup(rc_cuda_engine *e, const rc_config *c, rc_cuda_dtype dt,
     if (c->arch == RC_ARCH_CAUSAL_LM && c->tie_word_embeddings) e->lm_head = e->embed;
     CUDA_CHECK(cudaMallocHost((void **)&e->h_stage, (size_t)8 * max_tokens * sizeof(int)));
     TRY(rc_cuda_blas_init(&e->blas, e->workspace, WORKSPACE_BYTES));
+    e->fuse_gemv = 1;
     // RoPE tables exactly as the CPU engine builds them
     size_t nt = (size_t)max_len * (hd / 2);
     float *inv = (float *)rc_malloc((size_t)hd / 2 * sizeof(float), "RoPE inv_freq");
@@ -329,12 +331,17 @@ static int run_layers(rc_cuda_engine *e, int n, const int *tok, const int *slots
     const rc_cuda_dtype dt = e->dt;
     cudaStream_t s = e->stream;
     rc_cuda_blas *b = &e->blas;
+    const int fuse = n == 1 && b->gemv_batch1 && e->fuse_gemv; // batch-1: 7 launches per layer, not 10
     TRY(rc_cuda_embedding(e->embed, dt, tok, e->x, n, d, c->vocab_size, s));
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const rc_cuda_layer *w = &e->layers[l];
         void *kc = (char *)e->k_cache + l * layer_kv, *vc = (char *)e->v_cache + l * layer_kv;
-        TRY(rc_cuda_rmsnorm(e->x, w->attn_norm, e->xb, dt, n, d, eps, s));
-        TRY(rc_cuda_matmul(b, w->wqkv, e->xb, dt, e->qkv, n, d, qkvd, 0.f, s));
+        if (fuse) {
+            TRY(rc_cuda_gemv_rmsnorm(w->wqkv, e->x, w->attn_norm, eps, e->xb, dt, e->qkv, d, qkvd, 0.f, s));
+        } else {
+            TRY(rc_cuda_rmsnorm(e->x, w->attn_norm, e->xb, dt, n, d, eps, s));
+            TRY(rc_cuda_matmul(b, w->wqkv, e->xb, dt, e->qkv, n, d, qkvd, 0.f, s));
+        }
         TRY(rc_cuda_rope_qkv_store(e->qkv, slots, pos, e->rope_cos, e->rope_sin, e->q, kc, vc, dt,
                                    n, nh, nkv, hd, e->max_len, s));
         if (splits > 0)
@@ -344,10 +351,15 @@ static int run_layers(rc_cuda_engine *e, int n, const int *tok, const int *slots
             TRY(rc_cuda_attention_prefill(e->q, kc, vc, dt, tiles, n_tiles, e->att, nh, nkv, hd,
                                           e->max_len, s));
         TRY(rc_cuda_matmul(b, w->wo, e->att, dt, e->x, n, qd, d, 1.f, s));
-        TRY(rc_cuda_rmsnorm(e->x, w->mlp_norm, e->xb, dt, n, d, eps, s));
-        TRY(rc_cuda_matmul(b, w->wgu, e->xb, dt, e->gu, n, d, 2 * F, 0.f, s));
-        TRY(rc_cuda_swiglu(e->gu, e->gu + F, 2 * F, e->hb, dt, n, F, s));
-        TRY(rc_cuda_matmul(b, w->wdown, e->hb, dt, e->x, n, F, d, 1.f, s));
+        if (fuse) {
+            TRY(rc_cuda_gemv_rmsnorm(w->wgu, e->x, w->mlp_norm, eps, e->xb, dt, e->gu, d, 2 * F, 0.f, s));
+            TRY(rc_cuda_gemv_swiglu(w->wdown, e->gu, e->gu + F, e->hb, dt, e->x, F, d, 1.f, s));
+        } else {
+            TRY(rc_cuda_rmsnorm(e->x, w->mlp_norm, e->xb, dt, n, d, eps, s));
+            TRY(rc_cuda_matmul(b, w->wgu, e->xb, dt, e->gu, n, d, 2 * F, 0.f, s));
+            TRY(rc_cuda_swiglu(e->gu, e->gu + F, 2 * F, e->hb, dt, n, F, s));
+            TRY(rc_cuda_matmul(b, w->wdown, e->hb, dt, e->x, n, F, d, 1.f, s));
+        }
     }
     return 0;
 }

@@ -34,6 +34,7 @@ typedef struct {
     int n_sms;                  // multiprocessors of the device
     cudaStream_t stream;
     rc_cuda_blas blas;          // gemv_batch1 chooses the hand-written GEMV for n == 1
+    int fuse_gemv;              // with the GEMV: RMSNorm and SwiGLU fused into it (default 1)
 
     // weights: one allocation
     void *wbuf;

@@ -74,7 +74,8 @@ def main():
         if one:
             r = one[0]
             print()
-            print(f"batch-1 decode step: GEMV {r.get('decode_ms_per_step_gemv', 0):.3f} ms, "
+            print(f"batch-1 decode step: fused GEMV {r.get('decode_ms_per_step_gemv_fused', 0):.3f} ms, "
+                  f"GEMV {r.get('decode_ms_per_step_gemv', 0):.3f} ms, "
                   f"cuBLAS {r.get('decode_ms_per_step_cublas', 0):.3f} ms")
         print()
         print("generate tok/s = batch x new tokens / (prefill + decode), the quantity HF's generate "

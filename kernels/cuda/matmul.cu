@@ -4,6 +4,8 @@
 // one warp reduction per row.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/matmul.h"
+#include "kernels/cuda/rmsnorm.h"
+#include "kernels/cuda/swiglu.h"
 
 #define GEMV_WARPS 8
 #define GEMV_ROWS 2
@@ -40,10 +42,43 @@ extern "C" void rc_cuda_blas_free(rc_cuda_blas *b) {
     b->handle = NULL;
 }
 
-template <typename T>
+enum { GEMV_IN_T = 0, GEMV_IN_RMSNORM = 1, GEMV_IN_SWIGLU = 2 };
+
+// 8 input elements starting at chunk c, as the unfused path would have stored them in T:
+//   IN_T: x (in) of type T;  IN_RMSNORM: x (in) fp32 times inv_rms times x2 = norm weight;
+//   IN_SWIGLU: silu(x = gate) * (x2 = up), both fp32.
+template <typename T, int MODE>
+static __device__ __forceinline__ void gemv_in8(const void *x, const float *x2, float inv, int c,
+                                                float *xf) {
+    if (MODE == GEMV_IN_T) {
+        rc_unpack8<T>(rc_ld8_ro((const T *)x + 8 * c), xf);
+        return;
+    }
+    const float4 *pa = (const float4 *)x + 2 * c, *pb = (const float4 *)x2 + 2 * c;
+    float4 a0 = __ldg(pa), a1 = __ldg(pa + 1), b0 = __ldg(pb), b1 = __ldg(pb + 1);
+    float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+    float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+    for (int t = 0; t < 8; t++) {
+        float v = MODE == GEMV_IN_RMSNORM ? av[t] * inv * bv[t] : av[t] / (1.f + expf(-av[t])) * bv[t];
+        xf[t] = rc_to_f32(rc_from_f32<T>(v));
+    }
+}
+
+template <typename T, int MODE>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
-gemv_vec_kernel(const T *w, const T *x, float *y, int in, int out, float beta) {
+gemv_vec_kernel(const T *w, const void *x, const float *x2, float eps, float *y, int in, int out,
+                float beta) {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float inv = 0.f;
+    if (MODE == GEMV_IN_RMSNORM) { // every block recomputes the row's norm (x is L2-resident)
+        __shared__ float red[32];
+        const float *xr = (const float *)x;
+        float ss = 0.f;
+        for (int j = threadIdx.x; j < in; j += blockDim.x) ss += xr[j] * xr[j];
+        ss = rc_block_sum(ss, red);
+        inv = rsqrtf(ss / (float)in + eps);
+    }
     int row0 = (blockIdx.x * GEMV_WARPS + warp) * GEMV_ROWS;
     if (row0 >= out) return;
     int nch = in / 8; // chunks of 8 elements (16 bytes for f16/bf16)
@@ -59,17 +94,15 @@ gemv_vec_kernel(const T *w, const T *x, float *y, int in, int out, float beta) {
     int c = lane;
     // Main loop: GEMV_UNR chunks of every row loaded unconditionally before any use.
     for (; c + 32 * (GEMV_UNR - 1) < nch; c += 32 * GEMV_UNR) {
-        rc_vec8<T> wv[GEMV_UNR][GEMV_ROWS], xx[GEMV_UNR];
+        rc_vec8<T> wv[GEMV_UNR][GEMV_ROWS];
 #pragma unroll
-        for (int u = 0; u < GEMV_UNR; u++) {
-            xx[u] = rc_ld8_ro(x + 8 * (c + 32 * u));
+        for (int u = 0; u < GEMV_UNR; u++)
 #pragma unroll
             for (int r = 0; r < GEMV_ROWS; r++) wv[u][r] = rc_ld8_stream(wr[r] + 8 * (c + 32 * u));
-        }
 #pragma unroll
         for (int u = 0; u < GEMV_UNR; u++) {
             float xf[8], wf[8];
-            rc_unpack8<T>(xx[u], xf);
+            gemv_in8<T, MODE>(x, x2, inv, c + 32 * u, xf);
 #pragma unroll
             for (int r = 0; r < GEMV_ROWS; r++) {
                 rc_unpack8<T>(wv[u][r], wf);
@@ -80,7 +113,7 @@ gemv_vec_kernel(const T *w, const T *x, float *y, int in, int out, float beta) {
     }
     for (; c < nch; c += 32) { // remainder, one chunk at a time
         float xf[8], wf[8];
-        rc_unpack8<T>(rc_ld8_ro(x + 8 * c), xf);
+        gemv_in8<T, MODE>(x, x2, inv, c, xf);
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; r++) {
             rc_unpack8<T>(rc_ld8_stream(wr[r] + 8 * c), wf);
@@ -116,8 +149,8 @@ static int gemv_launch(const void *w, const void *x, float *y, int in, int out, 
                        cudaStream_t s) {
     bool vec = in % 8 == 0 && ((uintptr_t)w % 16) == 0 && ((uintptr_t)x % 16) == 0;
     if (vec) {
-        gemv_vec_kernel<T><<<rc_cdiv(out, GEMV_WARPS * GEMV_ROWS), GEMV_WARPS * 32, 0, s>>>(
-            (const T *)w, (const T *)x, y, in, out, beta);
+        gemv_vec_kernel<T, GEMV_IN_T><<<rc_cdiv(out, GEMV_WARPS * GEMV_ROWS), GEMV_WARPS * 32, 0, s>>>(
+            (const T *)w, x, NULL, 0.f, y, in, out, beta);
     } else {
         gemv_scalar_kernel<T><<<rc_cdiv(out, 8), 256, 0, s>>>((const T *)w, (const T *)x, y, in,
                                                               out, beta);
@@ -161,4 +194,50 @@ extern "C" int rc_cuda_matmul_wt(rc_cuda_blas *b, const void *w, const void *x, 
     CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, out, n, in, &alpha, w, t, out, x, t, in,
                               &beta, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return 0;
+}
+
+// ---- GEMV with its input computed on the fly (saves a launch per fused op in batch-1 decode) --
+
+template <typename T, int MODE>
+static int gemv_fused_launch(const void *w, const float *x, const float *x2, float eps, float *y,
+                             int in, int out, float beta, cudaStream_t s) {
+    gemv_vec_kernel<T, MODE><<<rc_cdiv(out, GEMV_WARPS * GEMV_ROWS), GEMV_WARPS * 32, 0, s>>>(
+        (const T *)w, x, x2, eps, y, in, out, beta);
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
+template <int MODE>
+static int gemv_fused(const void *w, const float *x, const float *x2, float eps, rc_cuda_dtype dt,
+                      float *y, int in, int out, float beta, cudaStream_t s) {
+    if (dt == RC_CUDA_F16) return gemv_fused_launch<__half, MODE>(w, x, x2, eps, y, in, out, beta, s);
+    if (dt == RC_CUDA_BF16) return gemv_fused_launch<__nv_bfloat16, MODE>(w, x, x2, eps, y, in, out, beta, s);
+    return gemv_fused_launch<float, MODE>(w, x, x2, eps, y, in, out, beta, s);
+}
+
+static bool fusable(const void *w, const float *x, const float *x2, rc_cuda_dtype dt, int in) {
+    return in % 8 == 0 && (uintptr_t)w % 16 == 0 && (uintptr_t)x % 16 == 0 &&
+           (uintptr_t)x2 % 16 == 0 && (dt == RC_CUDA_F32 || dt == RC_CUDA_F16 || dt == RC_CUDA_BF16);
+}
+
+extern "C" int rc_cuda_gemv_rmsnorm(const void *w, const float *x, const float *norm_w, float eps,
+                                    void *scratch, rc_cuda_dtype dt, float *y, int in, int out,
+                                    float beta, cudaStream_t s) {
+    if (out <= 0) return 0;
+    if (!fusable(w, x, norm_w, dt, in)) {
+        if (rc_cuda_rmsnorm(x, norm_w, scratch, dt, 1, in, eps, s)) return -1;
+        return rc_cuda_gemv(w, scratch, dt, y, in, out, beta, s);
+    }
+    return gemv_fused<GEMV_IN_RMSNORM>(w, x, norm_w, eps, dt, y, in, out, beta, s);
+}
+
+extern "C" int rc_cuda_gemv_swiglu(const void *w, const float *gate, const float *up,
+                                   void *scratch, rc_cuda_dtype dt, float *y, int in, int out,
+                                   float beta, cudaStream_t s) {
+    if (out <= 0) return 0;
+    if (!fusable(w, gate, up, dt, in)) {
+        if (rc_cuda_swiglu(gate, up, in, scratch, dt, 1, in, s)) return -1;
+        return rc_cuda_gemv(w, scratch, dt, y, in, out, beta, s);
+    }
+    return gemv_fused<GEMV_IN_SWIGLU>(w, gate, up, 0.f, dt, y, in, out, beta, s);
 }

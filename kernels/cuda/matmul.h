@@ -35,6 +35,17 @@ int rc_cuda_matmul_wt(rc_cuda_blas *b, const void *w, const void *x, rc_cuda_dty
 int rc_cuda_gemv(const void *w, const void *x, rc_cuda_dtype dt, float *y, int in, int out,
                  float beta, cudaStream_t s);
 
+// Batch-1 products whose input is computed while it is read (one launch instead of two):
+// y (out) = W (out, in) rmsnorm(x (in) fp32; norm_w (in) fp32, eps) + beta * y, and
+// y (out) = W (out, in) (silu(gate) * up) (gate, up (in) fp32) + beta * y; the input is rounded to
+// dt exactly as the separate rmsnorm / swiglu kernels store it. scratch (in elements of dt) is
+// used only by the two-launch fallback (in not a multiple of 8, unaligned pointers).
+int rc_cuda_gemv_rmsnorm(const void *w, const float *x, const float *norm_w, float eps,
+                         void *scratch, rc_cuda_dtype dt, float *y, int in, int out, float beta,
+                         cudaStream_t s);
+int rc_cuda_gemv_swiglu(const void *w, const float *gate, const float *up, void *scratch,
+                        rc_cuda_dtype dt, float *y, int in, int out, float beta, cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif

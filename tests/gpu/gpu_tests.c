@@ -574,6 +574,55 @@ static void test_matmul(void) {
     cudaFree(ws);
 }
 
+// GEMV with the RMSNorm or the SwiGLU computed inside (batch-1 decode). Reference: the unfused
+// definition in float64 on the CPU-rounded input (rc_cpu_rmsnorm / rc_cpu_swiglu rounded to dt);
+// plain: rc_cpu_matmul on that input. Floor 2^-18 * sum|terms|: as the matmul's, plus an input
+// element that rounds the other way in dt when the fused norm's sum lands one ulp off.
+static void test_gemv_fused(void) {
+    static const int shapes[][2] = {{4096, 4096}, {64, 257}, {11008, 4096}, {36, 100}};
+    for (int s = 0; s < 4; s++)
+        for (int k = 0; k < 3; k++)
+            for (int mode = 0; mode < 2; mode++) { // 0 rmsnorm, 1 swiglu
+                int in = shapes[s][0], out = shapes[s][1];
+                rc_cuda_dtype dt = DTS[k];
+                char nm[200];
+                snprintf(nm, sizeof nm, "gemv fused %s [%s in %d out %d%s]", mode ? "swiglu" : "rmsnorm",
+                         dtn(dt), in, out, in % 8 ? ", two-launch fallback" : "");
+                float *W = malloc((size_t)out * in * 4), *a = malloc((size_t)in * 4), *b2 = malloc((size_t)in * 4),
+                      *xin = malloc((size_t)in * 4), *plain = malloc((size_t)out * 4), *got = malloc((size_t)out * 4);
+                double *ref = malloc((size_t)out * 8), *flo = malloc((size_t)out * 8);
+                void *dW = NULL, *scratch = NULL;
+                float *da = NULL, *db = NULL, *dy = NULL;
+                fill(W, (size_t)out * in, -1, 1);
+                round_all(dt, W, (size_t)out * in);
+                fill(a, in, -3, 3);
+                fill(b2, in, mode ? -2.f : 0.5f, mode ? 2.f : 1.5f);
+                if (mode == 0) rc_cpu_rmsnorm(xin, a, b2, 1, in, 1e-5f);
+                else rc_cpu_swiglu(xin, a, b2, (size_t)in);
+                round_all(dt, xin, in);
+                for (int o = 0; o < out; o++) {
+                    double acc = 0, sa = 0;
+                    for (int j = 0; j < in; j++) {
+                        acc += (double)W[(size_t)o * in + j] * xin[j];
+                        sa += fabs((double)W[(size_t)o * in + j] * xin[j]);
+                    }
+                    ref[o] = acc;
+                    flo[o] = sa / (1 << 18) + 1e-6;
+                }
+                rc_cpu_matmul(plain, xin, W, 1, in, out);
+                REQ(nm, (dW = dev_from(dt, W, (size_t)out * in)) && (da = dev_from(RC_CUDA_F32, a, in)) &&
+                            (db = dev_from(RC_CUDA_F32, b2, in)) && (dy = dev_from(RC_CUDA_F32, NULL, out)) &&
+                            (scratch = dev_from(dt, NULL, in)));
+                if (mode == 0) REQ(nm, rc_cuda_gemv_rmsnorm(dW, da, db, 1e-5f, scratch, dt, dy, in, out, 0.f, 0) == 0);
+                else REQ(nm, rc_cuda_gemv_swiglu(dW, da, db, scratch, dt, dy, in, out, 0.f, 0) == 0);
+                REQ(nm, dev_to(got, RC_CUDA_F32, dy, out) == 0);
+                check_close(nm, got, ref, plain, out, 0, flo);
+            done:
+                cudaFree(dW); cudaFree(da); cudaFree(db); cudaFree(dy); cudaFree(scratch);
+                free(W); free(a); free(b2); free(xin); free(plain); free(got); free(ref); free(flo);
+            }
+}
+
 // float64 attention on the (rounded) cache, the reference for both kernels.
 static void attn_ref(double *out, const float *q, const float *kc, const float *vc, const int *slots,
                      const int *pos, int n, int nh, int nkv, int hd, int ml) {
@@ -1250,7 +1299,7 @@ int main(int argc, char **argv) {
     struct { const char *name; void (*fn)(void); } tests[] = {
         {"convert", test_convert},     {"embedding", test_embedding}, {"rmsnorm", test_rmsnorm},
         {"rope", test_rope},           {"rope_qkv", test_rope_qkv_store}, {"swiglu", test_swiglu},
-        {"matmul", test_matmul},       {"attention", test_attention}, {"argmax", test_argmax},
+        {"matmul", test_matmul},       {"gemv_fused", test_gemv_fused}, {"attention", test_attention}, {"argmax", test_argmax},
         {"sample", test_sample},       {"control", test_control_kernel}, {"engine", test_engine_errors},
         {"model", test_fixtures},
     };
