@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/util/bench_util.h"
 #include "engine/common.h"
 #include "engine/forward.h"
 #include "engine/sampler.h"
@@ -26,43 +27,6 @@ typedef struct {
         batch_decode_tok_s;
     int prompt, n_decode, batch;
 } result;
-
-// Streaming read bandwidth (GB/s): best of several passes of a threaded sum over `bytes`.
-static double measure_read_bw(size_t bytes) {
-    size_t n = bytes / sizeof(float);
-    float *a = malloc(bytes);
-    if (!a) return 0;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 1023);
-    double best = 0, sink = 0;
-    for (int rep = 0; rep < 6; rep++) {
-        double t0 = rc_time_s(), s = 0;
-#pragma omp parallel for simd schedule(static) reduction(+ : s)
-        for (size_t i = 0; i < n; i++) s += a[i];
-        double dt = rc_time_s() - t0;
-        sink += s;
-        if (bytes / dt / 1e9 > best) best = bytes / dt / 1e9;
-    }
-    free(a);
-    if (sink == 42) fprintf(stderr, " "); // keep the sums alive
-    return best;
-}
-
-static double measure_copy_bw(size_t bytes) { // memcpy GB/s counted as read + write
-    char *a = malloc(bytes), *b = malloc(bytes);
-    if (!a || !b) return free(a), free(b), 0;
-    memset(a, 1, bytes);
-    memset(b, 2, bytes);
-    double best = 0;
-    for (int rep = 0; rep < 4; rep++) {
-        double t0 = rc_time_s();
-        memcpy(b, a, bytes);
-        double dt = rc_time_s() - t0;
-        if (2.0 * bytes / dt / 1e9 > best) best = 2.0 * bytes / dt / 1e9;
-    }
-    free(a), free(b);
-    return best;
-}
 
 static void fill_random(rc_model *m, uint64_t seed) {
     rc_rng r;
@@ -178,35 +142,6 @@ static int bench_model(const shape *s, int prompt, int n_decode, int batch, int 
     return 0;
 }
 
-static void cpu_model(char *out, size_t cap) {
-    snprintf(out, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10)) {
-            char *p = strchr(line, ':');
-            if (p) {
-                p++;
-                while (*p == ' ') p++;
-                p[strcspn(p, "\n")] = 0;
-                snprintf(out, cap, "%s", p);
-            }
-            break;
-        }
-    fclose(f);
-}
-
-static double loadavg1(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
 int main(int argc, char **argv) {
     const char *json = NULL, *commit = "";
     int threads = 0, quick = 0;
@@ -223,10 +158,10 @@ int main(int argc, char **argv) {
     if (threads > 0) omp_set_num_threads(threads);
     int nt = omp_get_max_threads();
     char cpu[256];
-    cpu_model(cpu, sizeof cpu);
-    double load0 = loadavg1();
-    double read_bw = measure_read_bw(quick ? (256u << 20) : (1u << 30));
-    double copy_bw = measure_copy_bw(quick ? (128u << 20) : (512u << 20));
+    rc_bench_cpu_model(cpu, sizeof cpu);
+    double load0 = rc_bench_loadavg1();
+    double read_bw = rc_bench_read_bw(quick ? (256u << 20) : (1u << 30));
+    double copy_bw = rc_bench_copy_bw(quick ? (128u << 20) : (512u << 20));
     const shape shapes[] = {
         {"tiny (d64 L2 V257, fixture mha_hd32_tied shape)", 64, 128, 2, 2, 2, 257, 1},
         {"smollm2-135m shape (d576 L30 9/3 heads V49152, tied)", 576, 1536, 30, 9, 3, 49152, 1},
@@ -242,7 +177,7 @@ int main(int argc, char **argv) {
         res[n_res].decode_pct_bw = 100.0 * res[n_res].decode_gb_s / read_bw;
         n_res++;
     }
-    double load1 = loadavg1();
+    double load1 = rc_bench_loadavg1();
     printf("%s, threads %d, load average %.2f -> %.2f\n", cpu, nt, load0, load1);
     printf("memory read bandwidth %.1f GB/s (streaming sum), memcpy %.1f GB/s\n", read_bw, copy_bw);
     printf("%-56s %8s %10s %10s %9s %9s %7s %12s\n", "model", "params M", "prefill/s", "decode/s",

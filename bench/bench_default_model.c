@@ -11,60 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/util/bench_util.h"
 #include "engine/common.h"
 #include "engine/default_model.h"
 #include "engine/forward.h"
 #include "engine/gguf.h"
 #include "engine/sampler.h"
-
-static double measure_read_bw(size_t bytes) { // best streaming-sum GB/s over several passes
-    size_t n = bytes / sizeof(float);
-    float *a = malloc(bytes);
-    if (!a) return 0;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 1023);
-    double best = 0, sink = 0;
-    for (int rep = 0; rep < 6; rep++) {
-        double t0 = rc_time_s(), s = 0;
-#pragma omp parallel for simd schedule(static) reduction(+ : s)
-        for (size_t i = 0; i < n; i++) s += a[i];
-        double dt = rc_time_s() - t0;
-        sink += s;
-        if (bytes / dt / 1e9 > best) best = bytes / dt / 1e9;
-    }
-    free(a);
-    if (sink == 42) fprintf(stderr, " ");
-    return best;
-}
-
-static double loadavg1(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
-static void cpu_model(char *out, size_t cap) {
-    snprintf(out, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10)) {
-            char *p = strchr(line, ':');
-            if (p) {
-                p++;
-                while (*p == ' ') p++;
-                p[strcspn(p, "\n")] = 0;
-                snprintf(out, cap, "%s", p);
-            }
-            break;
-        }
-    fclose(f);
-}
 
 int main(int argc, char **argv) {
     const char *model_arg = NULL, *json = NULL, *commit = "";
@@ -89,8 +41,8 @@ int main(int argc, char **argv) {
     }
     if (threads > 0) omp_set_num_threads(threads);
     int nt = omp_get_max_threads();
-    double load0 = loadavg1();
-    double bw = measure_read_bw((size_t)1 << 30);
+    double load0 = rc_bench_loadavg1();
+    double bw = rc_bench_read_bw((size_t)1 << 30);
 
     rc_model m;
     double t0 = rc_time_s();
@@ -155,9 +107,9 @@ int main(int argc, char **argv) {
                 (double)(c->num_key_value_heads * c->head_dim);
     double bytes = 4.0 * (wfloats + kv);
     double gbs = bytes / dec / 1e9;
-    double load1 = loadavg1();
+    double load1 = rc_bench_loadavg1();
     char cpu[256];
-    cpu_model(cpu, sizeof cpu);
+    rc_bench_cpu_model(cpu, sizeof cpu);
 
     const char *wait = getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default (active)";
     printf("%s, %d threads, OMP_WAIT_POLICY %s, load average %.2f -> %.2f\n", cpu, nt, wait, load0,
