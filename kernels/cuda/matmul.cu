@@ -150,7 +150,7 @@ static int gemv_launch(const void *w, const void *x, float *y, int in, int out, 
     bool vec = in % 8 == 0 && ((uintptr_t)w % 16) == 0 && ((uintptr_t)x % 16) == 0;
     if (vec) {
         gemv_vec_kernel<T, GEMV_IN_T><<<rc_cdiv(out, GEMV_WARPS * GEMV_ROWS), GEMV_WARPS * 32, 0, s>>>(
-            (const T *)w, x, NULL, 0.f, y, in, out, beta);
+            (const T *)w, x, (const float *)NULL, 0.f, y, in, out, beta);
     } else {
         gemv_scalar_kernel<T><<<rc_cdiv(out, 8), 256, 0, s>>>((const T *)w, (const T *)x, y, in,
                                                               out, beta);
