@@ -120,13 +120,14 @@ static int recipe_load(const char *path, recipe *r) {
                 *gen = obj_get(j, "generate"), *rew = obj_get(j, "reward");
     double d = 0;
     int rc = 0;
-    rc |= get_str(j, "name", r->name, sizeof r->name, "recipe", dir, path);
-    rc |= get_str(j, "model", r->model, sizeof r->model, NULL, dir, path);
-    rc |= get_str(j, "format", r->format, sizeof r->format, "plain", dir, path);
-    rc |= get_str(j, "train_data", r->train_data, sizeof r->train_data, NULL, dir, path);
-    rc |= get_str(j, "test_data", r->test_data, sizeof r->test_data, NULL, dir, path);
-    rc |= get_str(j, "out", r->out, sizeof r->out, NULL, dir, path);
-    if (rc) goto fail;
+    // Short-circuit so that the message names the first missing or bad key.
+    if (get_str(j, "name", r->name, sizeof r->name, "recipe", dir, path) ||
+        get_str(j, "model", r->model, sizeof r->model, NULL, dir, path) ||
+        get_str(j, "format", r->format, sizeof r->format, "plain", dir, path) ||
+        get_str(j, "train_data", r->train_data, sizeof r->train_data, NULL, dir, path) ||
+        get_str(j, "test_data", r->test_data, sizeof r->test_data, NULL, dir, path) ||
+        get_str(j, "out", r->out, sizeof r->out, NULL, dir, path))
+        goto fail;
     if (!rew || !cJSON_IsObject(rew)) {
         rc_fail("%s: recipe needs \"reward\": {\"reward_model\": PATH} or {\"judge\": PATH}", path);
         goto fail;
