@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/device_cuda.h"
 #include "engine/common.h"
 #include "engine/default_model.h"
 #include "engine/generate.h"
@@ -53,6 +54,9 @@ static void generate_usage(FILE *f) {
             "                        (plain output is then the text, one JSON string per line)\n"
             "  --out FILE            write the output there instead of stdout\n"
             "  --threads N           CPU threads (default: all cores)\n"
+            "  --device D            cpu (default) or cuda: the CUDA engine (greedy only, with\n"
+            "                        --value-model too; needs a CUDA build and a GPU)\n"
+            "  --dtype T             --device cuda weight type: f16 (default), bf16 or f32\n"
             "  -h, --help            this text\n\n"
             "Plain output: the new ids separated by spaces, or, with a tokenizer loaded, the new\n"
             "text as a JSON string (escapes keep one prompt per line).\n");
@@ -161,7 +165,7 @@ static void print_ids(FILE *f, const int *ids, int n, const char *sep) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    enum { O_MAXNEW = 1000, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_BATCH, O_NOSTOP, O_JSON, O_THREADS, O_TEXT, O_CHAT, O_VALUE, O_ALPHA, O_STEPS };
+    enum { O_MAXNEW = 1000, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_BATCH, O_NOSTOP, O_JSON, O_THREADS, O_TEXT, O_CHAT, O_VALUE, O_ALPHA, O_STEPS, O_DEVICE, O_DTYPE };
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"ids", required_argument, 0, 'i'},
                                          {"prompt", required_argument, 0, 'p'},
@@ -181,6 +185,8 @@ int cmd_generate(int argc, char **argv) {
                                          {"value-model", required_argument, 0, O_VALUE},
                                          {"step-size", required_argument, 0, O_ALPHA},
                                          {"steps", required_argument, 0, O_STEPS},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"dtype", required_argument, 0, O_DTYPE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *model_path = NULL, *jsonl = NULL, *out_path = NULL;
@@ -188,6 +194,7 @@ int cmd_generate(int argc, char **argv) {
                         .sample = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 0}};
     int batch = 8, json = 0, threads = 0, want_text = 0, c, rc = 1, chat = 0, steps = 30;
     float alpha = 0.5f;
+    int device = RC_DEVICE_CPU, dtype = RC_DEV_F16;
     const char *value_path = NULL;
     char default_path[1024];
     rc_control ctl;
@@ -228,6 +235,14 @@ int cmd_generate(int argc, char **argv) {
         case O_VALUE: value_path = optarg; break;
         case O_ALPHA: alpha = strtof(optarg, &end); break;
         case O_STEPS: steps = (int)strtol(optarg, &end, 10); break;
+        case O_DEVICE:
+        case O_DTYPE:
+            if (c == O_DEVICE ? rc_device_parse(optarg, &device) : rc_device_dtype_parse(optarg, &dtype)) {
+                fprintf(stderr, "recontrol generate: %s\n", rc_last_error());
+                rc = 2;
+                goto out;
+            }
+            break;
         case 'h': generate_usage(stdout); return 0;
         default: generate_usage(stderr); return 2;
         }
@@ -250,6 +265,7 @@ int cmd_generate(int argc, char **argv) {
         rc = 2;
         goto out;
     }
+    if (device == RC_DEVICE_CUDA && rc_device_cuda_check()) goto fail;
     if (!model_path) {
         if (rc_default_model_require(default_path, sizeof default_path)) goto fail;
         model_path = default_path;
@@ -311,6 +327,15 @@ int cmd_generate(int argc, char **argv) {
     for (int i = 0; i < pl.n; i++)
         if (pl.len[i] > max_prompt) max_prompt = pl.len[i];
     int slots = batch < pl.n ? batch : pl.n;
+    double t0;
+    if (device == RC_DEVICE_CUDA) {
+        if (!(outs = rc_calloc((size_t)pl.n, sizeof *outs, "outputs"))) goto fail;
+        t0 = rc_time_s();
+        if (rc_device_cuda_generate(&m, dtype, pl.n, (const int *const *)pl.p, pl.len, &gp, batch,
+                                    value_path, alpha, steps, outs))
+            goto fail;
+        goto generated;
+    }
     if (rc_engine_init(&e, &m, slots, max_prompt + gp.max_new_tokens, 256)) goto fail;
     e.n_threads = threads;
     if (value_path) {
@@ -321,10 +346,11 @@ int cmd_generate(int argc, char **argv) {
     }
     outs = rc_calloc((size_t)pl.n, sizeof *outs, "outputs");
     if (!outs) goto fail;
-    double t0 = rc_time_s();
+    t0 = rc_time_s();
     if (rc_generate(&e, pl.n, (const int *const *)pl.p, pl.len, &gp, value_path ? &hooks : NULL,
                     outs))
         goto fail;
+generated:;
     double dt = rc_time_s() - t0;
     if (out_path && !(of = fopen(out_path, "w"))) {
         rc_fail("cannot write %s: %s", out_path, strerror(errno));

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/device_cuda.h"
 #include "engine/common.h"
 #include "engine/forward.h"
 #include "engine/npy.h"
@@ -26,6 +27,8 @@ static void logits_usage(FILE *f) {
             "  --out FILE    output .npy (written atomically)\n"
             "  --last        causal LM: only the last row, [1, vocab_size]\n"
             "  --threads N   CPU threads (default: all cores)\n"
+            "  --device D    cpu (default) or cuda (causal LMs; needs a CUDA build and a GPU)\n"
+            "  --dtype T     --device cuda weight type: f16 (default), bf16 or f32\n"
             "  -h, --help    this text\n");
 }
 
@@ -74,10 +77,12 @@ int cmd_logits(int argc, char **argv) {
                                          {"out", required_argument, 0, 'o'},
                                          {"last", no_argument, 0, 'l'},
                                          {"threads", required_argument, 0, 't'},
+                                         {"device", required_argument, 0, 'D'},
+                                         {"dtype", required_argument, 0, 'T'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *model_path = NULL, *ids_str = NULL, *out_path = NULL;
-    int last_only = 0, threads = 0, c;
+    int last_only = 0, threads = 0, c, device = RC_DEVICE_CPU, dtype = RC_DEV_F16;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hm:i:o:lt:", opts, NULL)) != -1) {
         switch (c) {
@@ -86,6 +91,13 @@ int cmd_logits(int argc, char **argv) {
         case 'o': out_path = optarg; break;
         case 'l': last_only = 1; break;
         case 't': threads = atoi(optarg); break;
+        case 'D':
+        case 'T':
+            if (c == 'D' ? rc_device_parse(optarg, &device) : rc_device_dtype_parse(optarg, &dtype)) {
+                fprintf(stderr, "recontrol logits: %s\n", rc_last_error());
+                return 2;
+            }
+            break;
         case 'h': logits_usage(stdout); return 0;
         default: logits_usage(stderr); return 2;
         }
@@ -102,11 +114,17 @@ int cmd_logits(int argc, char **argv) {
     memset(&e, 0, sizeof e);
     float *hidden = NULL, *out = NULL;
     int *slots = NULL, *pos = NULL, *rows = NULL;
+    if (device == RC_DEVICE_CUDA && rc_device_cuda_check()) goto fail;
     if (parse_ids(ids_str, &ids, &n) || rc_model_load(model_path, &m)) goto fail;
     const rc_config *cfg = &m.cfg;
     const int reward = cfg->arch == RC_ARCH_REWARD;
     const int n_out = reward || last_only ? 1 : n;
     const int width = reward ? cfg->num_labels : cfg->vocab_size;
+    if (device == RC_DEVICE_CUDA) {
+        out = rc_malloc(sizeof(float) * (size_t)n_out * width, "output");
+        if (!out || rc_device_cuda_logits(&m, dtype, n, ids, last_only, out)) goto fail;
+        goto write;
+    }
     if (rc_engine_init(&e, &m, 1, n, n < 512 ? n : 512)) goto fail;
     e.n_threads = threads;
     slots = rc_calloc((size_t)n, sizeof(int), "slots");
@@ -122,6 +140,7 @@ int cmd_logits(int argc, char **argv) {
     if (rc_forward(&e, n, ids, slots, pos, rows, hidden)) goto fail;
     if (reward) rc_reward_head(&e, 1, hidden, out);
     else rc_lm_head(&e, n_out, hidden, out);
+write:;
     int64_t shape[2] = {n_out, width};
     if (rc_npy_write_f32(out_path, out, 2, shape)) goto fail;
     fprintf(stderr, "recontrol logits: wrote %s [%d, %d] (%s)\n", out_path, n_out, width,
