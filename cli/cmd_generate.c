@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/pipe_util.h"
 #include "cli/device_cuda.h"
 #include "engine/common.h"
 #include "engine/default_model.h"
@@ -91,29 +92,9 @@ static int add_prompt(prompt_list *pl, int *ids, int n, const char *text) {
     return 0;
 }
 
-static int parse_ids(const char *s, prompt_list *pl) {
-    int cap = 16, k = 0;
-    int *v = rc_malloc(sizeof(int) * cap, "token ids");
-    if (!v) return -1;
-    for (const char *p = s; *p;) {
-        char *end;
-        errno = 0;
-        long x = strtol(p, &end, 10);
-        if (end == p || errno || x < 0 || x > INT_MAX) {
-            free(v);
-            return rc_fail("--ids: expected comma-separated non-negative integers, got \"%s\"", s);
-        }
-        if (k == cap) {
-            int *nv = realloc(v, sizeof(int) * (cap *= 2));
-            if (!nv) return free(v), rc_fail("out of memory parsing --ids");
-            v = nv;
-        }
-        v[k++] = (int)x;
-        p = end;
-        if (*p == ',') p++;
-        else if (*p) return free(v), rc_fail("--ids: unexpected '%c' in \"%s\"", *p, s);
-    }
-    if (k == 0) return free(v), rc_fail("--ids: empty prompt");
+static int add_id_prompt(const char *s, prompt_list *pl) {
+    int *v, k;
+    if (rc_parse_id_list("--ids", s, &v, &k)) return -1;
     if (add_prompt(pl, v, k, NULL)) return free(v), -1;
     return 0;
 }
@@ -215,7 +196,7 @@ int cmd_generate(int argc, char **argv) {
         switch (c) {
         case 'm': model_path = optarg; break;
         case 'i':
-            if (parse_ids(optarg, &pl)) goto fail;
+            if (add_id_prompt(optarg, &pl)) goto fail;
             break;
         case 'p':
             if (add_prompt(&pl, NULL, 0, optarg)) goto fail;

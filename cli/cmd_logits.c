@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/pipe_util.h"
 #include "cli/device_cuda.h"
 #include "engine/common.h"
 #include "engine/forward.h"
@@ -30,45 +31,6 @@ static void logits_usage(FILE *f) {
             "  --device D    cpu (default) or cuda (causal LMs; needs a CUDA build and a GPU)\n"
             "  --dtype T     --device cuda weight type: f16 (default), bf16 or f32\n"
             "  -h, --help    this text\n");
-}
-
-// "1,2,3" -> malloc'd ids; clear error on anything else.
-static int parse_ids(const char *s, int **ids, int *n) {
-    int cap = 16, k = 0;
-    int *v = rc_malloc(sizeof(int) * cap, "token ids");
-    if (!v) return -1;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long x = strtol(p, &end, 10);
-        if (end == p || errno || x < 0 || x > INT_MAX) {
-            free(v);
-            return rc_fail("--ids: expected comma-separated non-negative integers, got \"%s\"", s);
-        }
-        if (k == cap) {
-            int *nv = realloc(v, sizeof(int) * (cap *= 2));
-            if (!nv) {
-                free(v);
-                return rc_fail("out of memory parsing --ids");
-            }
-            v = nv;
-        }
-        v[k++] = (int)x;
-        p = end;
-        if (*p == ',') p++;
-        else if (*p) {
-            free(v);
-            return rc_fail("--ids: unexpected '%c' in \"%s\"", *p, s);
-        }
-    }
-    if (k == 0) {
-        free(v);
-        return rc_fail("--ids: no ids given");
-    }
-    *ids = v;
-    *n = k;
-    return 0;
 }
 
 int cmd_logits(int argc, char **argv) {
@@ -115,7 +77,7 @@ int cmd_logits(int argc, char **argv) {
     float *hidden = NULL, *out = NULL;
     int *slots = NULL, *pos = NULL, *rows = NULL;
     if (device == RC_DEVICE_CUDA && rc_device_cuda_check()) goto fail;
-    if (parse_ids(ids_str, &ids, &n) || rc_model_load(model_path, &m)) goto fail;
+    if (rc_parse_id_list("--ids", ids_str, &ids, &n) || rc_model_load(model_path, &m)) goto fail;
     const rc_config *cfg = &m.cfg;
     const int reward = cfg->arch == RC_ARCH_REWARD;
     const int n_out = reward || last_only ? 1 : n;

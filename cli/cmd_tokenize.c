@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/pipe_util.h"
 #include "engine/common.h"
 #include "engine/default_model.h"
 #include "tokenizer/tokenizer.h"
@@ -50,30 +51,6 @@ static char *read_all(const char *path, size_t *len) {
     b[n] = 0;
     *len = n;
     return b;
-}
-
-static int parse_ids(const char *s, int **ids, int *n) {
-    int cap = 16;
-    *n = 0;
-    *ids = rc_malloc(sizeof(int) * (size_t)cap, "ids");
-    if (!*ids) return -1;
-    const char *p = s;
-    while (*p) {
-        while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '[' || *p == ']') p++;
-        if (!*p) break;
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 0 || v > 0x7fffffff)
-            return rc_fail("--decode: '%.20s' is not a token id (give ids like 1,2,3)", p);
-        if (*n == cap) {
-            int *nv = realloc(*ids, sizeof(int) * (size_t)(cap *= 2));
-            if (!nv) return rc_fail("out of memory");
-            *ids = nv;
-        }
-        (*ids)[(*n)++] = (int)v;
-        p = end;
-    }
-    return 0;
 }
 
 int cmd_tokenize(int argc, char **argv) {
@@ -127,7 +104,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (decode) {
         size_t len;
         char *s = NULL;
-        if (parse_ids(decode, &ids, &n) || !(s = rc_tokenizer_decode_n(t, ids, n, skip, &len))) {
+        if (rc_parse_id_list("--decode", decode, &ids, &n) || !(s = rc_tokenizer_decode_n(t, ids, n, skip, &len))) {
             fprintf(stderr, "recontrol tokenize: %s\n", rc_last_error());
             rc = 1;
         } else if (json) {
