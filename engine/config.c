@@ -292,3 +292,26 @@ size_t rc_config_weight_floats(const rc_config *cfg) {
 size_t rc_model_param_count(const rc_config *cfg) {
     return rc_config_weight_floats(cfg);
 }
+
+int rc_config_preset(const char *name, rc_config *c) {
+    memset(c, 0, sizeof *c);
+    if (strcmp(name, "vicuna-7b") != 0) return rc_fail("unknown model shape preset '%s' (known: vicuna-7b)", name);
+    c->arch = RC_ARCH_CAUSAL_LM;
+    c->hidden_size = 4096;
+    c->intermediate_size = 11008;
+    c->num_hidden_layers = 32;
+    c->num_attention_heads = 32;
+    c->num_key_value_heads = 32;
+    c->head_dim = 128;
+    c->vocab_size = 32000;
+    c->max_position_embeddings = 4096;
+    c->rms_norm_eps = 1e-5f;
+    c->rope_theta = 10000.f;
+    c->bos_token_id = 1;
+    c->n_eos = 1;
+    c->eos_token_ids[0] = 2;
+    c->pad_token_id = -1;
+    c->num_labels = 1;
+    snprintf(c->source, sizeof c->source, "preset:%s", name);
+    return 0;
+}

@@ -78,6 +78,10 @@ int rc_config_parse_json(const char *json_text, rc_config *cfg);
 // RoPE inverse frequencies (head_dim/2 values), rope_theta and llama3 rope_scaling applied.
 void rc_rope_inv_freq(const rc_config *cfg, float *inv_freq);
 
+// Shapes of well-known checkpoints for benchmarks with random weights (no download): "vicuna-7b"
+// (LLaMA-2-7B shape: 32 layers, d 4096, 32 heads MHA, FFN 11008, vocab 32000, untied). 0 / -1.
+int rc_config_preset(const char *name, rc_config *cfg);
+
 // Number of fp32 values all weights of cfg take (used to size the arena and check memory).
 size_t rc_config_weight_floats(const rc_config *cfg);
 

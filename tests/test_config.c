@@ -256,3 +256,14 @@ Test(config, param_count_llama32_1b) {
     c.tie_word_embeddings = 0;
     cr_assert_eq(rc_model_param_count(&c), (size_t)1235814400 + (size_t)128256 * 2048);
 }
+
+// The preset used by the GPU benchmarks: LLaMA-2-7B / Vicuna-7B, whose HF checkpoint reports
+// 6,738,415,616 parameters (embedding + 32 layers + norm + untied LM head).
+Test(config, preset_vicuna_7b) {
+    rc_config c;
+    cr_assert_eq(rc_config_preset("vicuna-7b", &c), 0, "%s", rc_last_error());
+    cr_assert_eq(rc_model_param_count(&c), (size_t)6738415616ull);
+    cr_assert_eq(c.tie_word_embeddings, 0);
+    cr_assert_neq(rc_config_preset("gpt-5", &c), 0);
+    cr_assert(strstr(rc_last_error(), "gpt-5") != NULL, "%s", rc_last_error());
+}

@@ -389,25 +389,10 @@ static void bench_control(rc_cuda_dtype dt) {
 
 // ---- end to end --------------------------------------------------------------------------------
 
-static rc_config vicuna7b(void) {
+// The Vicuna-7B shape (or, with --tiny, a small one for smoke runs).
+static rc_config bench_shape(void) {
     rc_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = RC_ARCH_CAUSAL_LM;
-    c.hidden_size = 4096;
-    c.intermediate_size = 11008;
-    c.num_hidden_layers = 32;
-    c.num_attention_heads = 32;
-    c.num_key_value_heads = 32;
-    c.head_dim = 128;
-    c.vocab_size = 32000;
-    c.max_position_embeddings = 4096;
-    c.rms_norm_eps = 1e-5f;
-    c.rope_theta = 10000.f;
-    c.bos_token_id = 1;
-    c.n_eos = 1;
-    c.eos_token_ids[0] = 2;
-    c.pad_token_id = -1;
-    c.num_labels = 1;
+    rc_config_preset("vicuna-7b", &c);
     snprintf(c.source, sizeof c.source, "random Vicuna-7B shape");
     if (g_tiny) {
         c.hidden_size = 128;
@@ -422,7 +407,7 @@ static rc_config vicuna7b(void) {
 }
 
 static void bench_e2e(rc_cuda_dtype dt, const int *batches, int nb, int PL, int NEW) {
-    rc_config c = vicuna7b();
+    rc_config c = bench_shape();
     cJSON *arr = cJSON_AddArrayToObject(g_root, "e2e");
     const size_t es = rc_cuda_dtype_size(dt);
     printf("end to end (%s, %s, random weights, prompt %d, %d new tokens, greedy):\n",

@@ -1205,30 +1205,10 @@ done:
     free(js);
 }
 
-static rc_config vicuna7b(void) {
-    rc_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = RC_ARCH_CAUSAL_LM;
-    c.hidden_size = 4096;
-    c.intermediate_size = 11008;
-    c.num_hidden_layers = 32;
-    c.num_attention_heads = 32;
-    c.num_key_value_heads = 32;
-    c.head_dim = 128;
-    c.vocab_size = 32000;
-    c.max_position_embeddings = 4096;
-    c.rms_norm_eps = 1e-5f;
-    c.rope_theta = 10000.f;
-    c.bos_token_id = 1;
-    c.n_eos = 1;
-    c.eos_token_ids[0] = 2;
-    c.pad_token_id = -1;
-    return c;
-}
-
 static void test_engine_errors(void) {
     const char *nm = "engine refuses a model + KV cache that does not fit, before allocating";
-    rc_config c = vicuna7b();
+    rc_config c;
+    rc_config_preset("vicuna-7b", &c);
     rc_cuda_engine e;
     size_t f0 = 0, f1 = 0, tot = 0;
     cudaMemGetInfo(&f0, &tot);
