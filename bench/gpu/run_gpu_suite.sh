@@ -6,9 +6,9 @@
 # How to run it:
 #  1. Build on the dev machine (no GPU needed), for sm_90a, without -march=native:
 #       cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DRC_CUDA=ON -DRC_NATIVE=OFF
-#       cmake --build build-cuda -j2 --target gpu_tests bench_gpu
+#       cmake --build build-cuda -j2 --target gpu_tests bench_gpu recontrol
 #       bash bench/gpu/run_gpu_suite.sh --prepare build-cuda
-#     (--prepare copies the two executables, the shared libraries they need that a GPU machine may
+#     (--prepare copies the three executables, the shared libraries they need that a GPU machine may
 #      lack, and the commit id into build-cuda/gpu-run, a few MB: the carry limit is 64 MiB.)
 #  2. One device call from the repository root, carrying that folder:
 #       command: bash bench/gpu/run_gpu_suite.sh build-cuda      carry: ["build-cuda/gpu-run"]
@@ -19,8 +19,8 @@
 #       cp <files_at>/gpu_suite/hf_reference.json bench/results/hf-<card>-<date>.json
 #       cp <files_at>/gpu_suite/summary.md        bench/results/gpu-<card>-<date>.md
 #
-# Order: tests, bench, sanitizer, HF reference. Steps can be chosen with RC_SUITE_STEPS (default
-# "tests bench sanitizer hf"); each has a time limit (RC_T_TESTS 90, RC_T_BENCH 150,
+# Order: tests, cli (recontrol --device cuda against the CPU engine), bench, sanitizer, HF
+# reference. Steps can be chosen with RC_SUITE_STEPS (default "tests cli bench sanitizer hf"); each has a time limit (RC_T_TESTS 90, RC_T_BENCH 150,
 # RC_T_SANITIZER 45 per tool run, RC_T_HF 240 seconds), all cut to end by RC_DEADLINE (585 s) so
 # that the run fits one 600 s call; a step that runs out leaves its partial output (the HF static-
 # cache compile is the usual one to be cut: rerun with RC_SUITE_STEPS=hf in a second call).
@@ -30,8 +30,8 @@ if [ "${1:-}" = "--prepare" ]; then
     B=${2:?usage: run_gpu_suite.sh --prepare BUILD_DIR}
     rm -rf "$B/gpu-run"
     mkdir -p "$B/gpu-run/lib"
-    for exe in "$B/gpu_tests" "$B/bench_gpu"; do
-        [ -x "$exe" ] || { echo "missing $exe: build the gpu_tests and bench_gpu targets first"; exit 1; }
+    for exe in "$B/gpu_tests" "$B/bench_gpu" "$B/recontrol"; do
+        [ -x "$exe" ] || { echo "missing $exe: build the gpu_tests, bench_gpu and recontrol targets first"; exit 1; }
         cp "$exe" "$B/gpu-run/"
         # every resolved library except glibc's and the CUDA toolkit's (the GPU image has those)
         ldd "$exe" | awk '/=> \//{print $3}' | grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so|libcuda|libcudart|libcublas|libstdc\+\+|libgcc_s' |
@@ -50,7 +50,7 @@ cd "$(dirname "$0")/../.."
 BIN="$B/gpu-run"
 OUTDIR=${OUT:-out}/gpu_suite
 mkdir -p "$OUTDIR"
-STEPS=${RC_SUITE_STEPS:-tests bench sanitizer hf}
+STEPS=${RC_SUITE_STEPS:-tests cli bench sanitizer hf}
 T0=$(date +%s)
 log() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 COMMIT=$(head -c 200 "$B/gpu-run/commit" 2>/dev/null | tr '\n' ' ' || echo unknown)
@@ -67,7 +67,7 @@ if ldd "$BIN/gpu_tests" | grep -q "not found"; then
     log "using carried libraries in $B/gpu-run/lib"
 fi
 # CUDA libraries the image keeps outside the loader's path (pip wheels, a versioned toolkit dir)
-for lib in $(ldd "$BIN/gpu_tests" "$BIN/bench_gpu" | awk '/not found/{print $1}' | sort -u); do
+for lib in $(ldd "$BIN/gpu_tests" "$BIN/bench_gpu" "$BIN/recontrol" | awk '/not found/{print $1}' | sort -u); do
     hit=$(find /usr/local/cuda* /usr/lib /opt -name "$lib" 2>/dev/null | head -n 1)
     [ -n "$hit" ] && export LD_LIBRARY_PATH="$(dirname "$hit")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" &&
         log "found $lib in $(dirname "$hit")"
@@ -91,6 +91,43 @@ if has tests; then
     rc=$?; [ $rc -ne 0 ] && rc_all=1
     grep -E "^(FAIL|device:|-- )" "$OUTDIR/gpu_tests.log"
     tail -n 1 "$OUTDIR/gpu_tests.log"; log "gpu_tests exit $rc"
+fi
+
+# The CLI on the device against the CPU engine in the same binary: f32 logits and greedy
+# continuations (plain and RE-Control) of a golden tiny model must agree (cli.log).
+if has cli; then
+    log "recontrol --device cuda vs --device cpu"
+    R="$BIN/recontrol"
+    M=tests/fixtures/tiny/mha_hd32_tied
+    C="$OUTDIR/cli"
+    mkdir -p "$C"
+    cli_fail=0
+    {
+        set -x
+        ids="--ids 1,5,9,33,7,100,42,3"
+        "$R" logits --model $M $ids --out "$C/cpu.npy" &&
+            "$R" logits --device cuda --dtype f32 --model $M $ids --out "$C/gpu.npy" &&
+            python3 -c "
+import numpy as n, sys
+a = n.load('$C/cpu.npy'); b = n.load('$C/gpu.npy')
+e = abs(a - b).max() / abs(a).max(); same = bool((a.argmax(1) == b.argmax(1)).all())
+print('logits f32 max rel err %.3g, argmax equal %s' % (e, same)); sys.exit(0 if e < 1e-4 and same else 1)" ||
+            cli_fail=1
+        gen="generate --model $M --ids 1,5,9,33 --ids 7,3 --ids 100,20,4,8,15 --max-new-tokens 40 --batch 2 --json"
+        "$R" $gen > "$C/gen_cpu.jsonl" && "$R" $gen --device cuda --dtype f32 > "$C/gen_gpu.jsonl" &&
+            diff "$C/gen_cpu.jsonl" "$C/gen_gpu.jsonl" && echo "greedy f32: identical" || cli_fail=1
+        printf '{"ids": [1, 5, 9, 33]}\n{"ids": [7, 3]}\n{"ids": [100, 20, 4, 8, 15]}\n' > "$C/p.jsonl"
+        "$R" extract --model $M --data "$C/p.jsonl" --format ids --out "$C/run" --max-new-tokens 8 --dtype fp32 &&
+            printf '{"index": 0, "reward": 1}\n{"index": 1, "reward": -1}\n{"index": 2, "reward": 0.5}\n' > "$C/run/rewards.jsonl" &&
+            "$R" train --data "$C/run" --out "$C/v.safetensors" --hidden 8 --epochs 3 --batch-size 2 --val-frac 0 --quiet &&
+            "$R" $gen --value-model "$C/v.safetensors" --steps 5 --step-size 2 > "$C/ctl_cpu.jsonl" &&
+            "$R" $gen --value-model "$C/v.safetensors" --steps 5 --step-size 2 --device cuda --dtype f32 > "$C/ctl_gpu.jsonl" &&
+            diff "$C/ctl_cpu.jsonl" "$C/ctl_gpu.jsonl" && echo "RE-Control greedy f32: identical" ||
+            cli_fail=1
+        set +x
+    } > "$OUTDIR/cli.log" 2>&1
+    rc=$cli_fail; [ $rc -ne 0 ] && rc_all=1
+    grep -E "rel err|identical|error" "$OUTDIR/cli.log"; log "cli exit $rc"
 fi
 
 if has bench; then
