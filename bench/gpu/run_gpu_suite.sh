@@ -10,14 +10,13 @@
 #       bash bench/gpu/run_gpu_suite.sh --prepare build-cuda
 #     (--prepare copies the three executables, the shared libraries they need that a GPU machine may
 #      lack, and the commit id into build-cuda/gpu-run, a few MB: the carry limit is 64 MiB.)
-#  2. One device call from the repository root, carrying that folder:
-#       command: bash bench/gpu/run_gpu_suite.sh build-cuda      carry: ["build-cuda/gpu-run"]
-#       timeout_s: 600
-#     (carrying all of build-cuda works too while it stays under 64 MiB.)
+#  2. On the GPU machine, from the repository root of the same checkout with build-cuda/gpu-run
+#     copied beside it (a few MB), in one run of at most 600 s:
+#       OUT=<results dir> bash bench/gpu/run_gpu_suite.sh build-cuda
 #  3. Copy the results into the repository:
-#       cp <files_at>/gpu_suite/bench_gpu.json    bench/results/gpu-<card>-<date>.json
-#       cp <files_at>/gpu_suite/hf_reference.json bench/results/hf-<card>-<date>.json
-#       cp <files_at>/gpu_suite/summary.md        bench/results/gpu-<card>-<date>.md
+#       cp <results dir>/gpu_suite/bench_gpu.json    bench/results/gpu-<card>-<date>.json
+#       cp <results dir>/gpu_suite/hf_reference.json bench/results/hf-<card>-<date>.json
+#       cp <results dir>/gpu_suite/summary.md        bench/results/gpu-<card>-<date>.md
 #
 # Order: tests, cli (recontrol --device cuda against the CPU engine), bench, sanitizer, HF
 # reference. Steps can be chosen with RC_SUITE_STEPS (default "tests cli bench sanitizer hf"); each has a time limit (RC_T_TESTS 90, RC_T_BENCH 150,
