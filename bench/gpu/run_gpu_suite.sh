@@ -9,9 +9,9 @@
 #       cmake --build build-cuda -j2 --target gpu_tests bench_gpu recontrol
 #       bash bench/gpu/run_gpu_suite.sh --prepare build-cuda
 #     (--prepare copies the three executables, the shared libraries they need that a GPU machine may
-#      lack, and the commit id into build-cuda/gpu-run, a few MB: the carry limit is 64 MiB.)
+#      lack, and the commit id into build-cuda/gpu-run, about 25 MB.)
 #  2. On the GPU machine, from the repository root of the same checkout with build-cuda/gpu-run
-#     copied beside it (a few MB), in one run of at most 600 s:
+#     copied beside it in one run of at most 600 s:
 #       OUT=<results dir> bash bench/gpu/run_gpu_suite.sh build-cuda
 #  3. Copy the results into the repository:
 #       cp <results dir>/gpu_suite/bench_gpu.json    bench/results/gpu-<card>-<date>.json
@@ -19,8 +19,8 @@
 #       cp <results dir>/gpu_suite/summary.md        bench/results/gpu-<card>-<date>.md
 #
 # Order: tests, cli (recontrol --device cuda against the CPU engine), bench, sanitizer, HF
-# reference. Steps can be chosen with RC_SUITE_STEPS (default "tests cli bench sanitizer hf"); each has a time limit (RC_T_TESTS 90, RC_T_BENCH 150,
-# RC_T_SANITIZER 45 per tool run, RC_T_HF 240 seconds), all cut to end by RC_DEADLINE (585 s) so
+# reference. Steps can be chosen with RC_SUITE_STEPS (default "tests cli bench sanitizer hf");
+# each has a time limit (RC_T_TESTS 90, RC_T_BENCH 150, RC_T_SANITIZER 45 per tool run, RC_T_HF 240 seconds), all cut to end by RC_DEADLINE (585 s) so
 # that the run fits one 600 s call; a step that runs out leaves its partial output (the HF static-
 # cache compile is the usual one to be cut: rerun with RC_SUITE_STEPS=hf in a second call).
 set -uo pipefail
