@@ -15,6 +15,7 @@
 #include "engine/model.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
+#include "train/control.h"
 
 static void chat_usage(FILE *f) {
     fprintf(f,
@@ -34,6 +35,10 @@ static void chat_usage(FILE *f) {
             "  --top-k K               0 = off (default 0)\n"
             "  --seed N                sampling seed (default 0)\n"
             "  --threads N             CPU threads (default: all)\n"
+            "  --value-model FILE      RE-Control: edit each step's post-norm state by gradient\n"
+            "                          ascent on this value network (from `recontrol train`)\n"
+            "  --step-size A           ascent step size (default 0.5)\n"
+            "  --steps N               ascent steps per token (default 30)\n"
             "  -h, --help              this text\n");
 }
 
@@ -85,7 +90,7 @@ static void conv_reset(conv *c, int keep) {
 // One assistant turn for the conversation so far: render, encode, generate (streaming), and
 // append the reply. 0 / -1.
 static int chat_turn(rc_engine *e, const rc_tokenizer *tok, const rc_chat_spec *spec,
-                     const rc_gen_params *gp, conv *cv, int eot) {
+                     const rc_gen_params *gp, conv *cv, int eot, rc_control *ctl) {
     char *prompt = rc_chat_render(spec, cv->m, cv->n, 1);
     if (!prompt) return -1;
     // The BOS is added by the tokenizer unless the template already wrote it.
@@ -106,6 +111,10 @@ static int chat_turn(rc_engine *e, const rc_tokenizer *tok, const rc_chat_spec *
     rc_gen_hooks hooks = {0};
     hooks.on_token = on_token;
     hooks.token_ud = &st;
+    if (ctl) {
+        hooks.edit = rc_control_edit;
+        hooks.edit_ud = ctl;
+    }
     const int *pp = ids;
     int grc = rc_generate(e, 1, &pp, &n, gp, &hooks, &out);
     if (grc && !st.ended) goto done;
@@ -129,7 +138,7 @@ done:
 }
 
 int cmd_chat(int argc, char **argv) {
-    enum { O_FMT = 256, O_SYS, O_MAXNEW, O_MAXLEN, O_TEMP, O_TOPP, O_TOPK, O_SEED, O_THREADS };
+    enum { O_FMT = 256, O_SYS, O_MAXNEW, O_MAXLEN, O_TEMP, O_TOPP, O_TOPK, O_SEED, O_THREADS, O_VALUE, O_ALPHA, O_STEPS };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},      {"chat-format", required_argument, 0, O_FMT},
         {"system", required_argument, 0, O_SYS},   {"prompt", required_argument, 0, 'p'},
@@ -137,10 +146,15 @@ int cmd_chat(int argc, char **argv) {
         {"max-len", required_argument, 0, O_MAXLEN}, {"temperature", required_argument, 0, O_TEMP},
         {"top-p", required_argument, 0, O_TOPP},   {"top-k", required_argument, 0, O_TOPK},
         {"seed", required_argument, 0, O_SEED},    {"threads", required_argument, 0, O_THREADS},
+        {"value-model", required_argument, 0, O_VALUE},
+        {"step-size", required_argument, 0, O_ALPHA}, {"steps", required_argument, 0, O_STEPS},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     const char *model_path = NULL, *fmt = NULL, *system = NULL;
     const char *prompts[64];
-    int n_prompts = 0, max_len = 2048, threads = 0, c, rc = 1;
+    int n_prompts = 0, max_len = 2048, threads = 0, c, rc = 1, steps = 30, ctl_ok = 0;
+    float alpha = 0.5f;
+    const char *value_path = NULL;
+    rc_control ctl;
     rc_gen_params gp = {.max_new_tokens = 256, .stop_at_eos = 1,
                         .sample = {.temperature = 0.7f, .top_k = 0, .top_p = 0.9f, .seed = 0}};
     optind = 1;
@@ -164,6 +178,9 @@ int cmd_chat(int argc, char **argv) {
         case O_TOPK: gp.sample.top_k = (int)strtol(optarg, &end, 10); break;
         case O_SEED: gp.sample.seed = strtoull(optarg, &end, 10); break;
         case O_THREADS: threads = (int)strtol(optarg, &end, 10); break;
+        case O_VALUE: value_path = optarg; break;
+        case O_ALPHA: alpha = strtof(optarg, &end); break;
+        case O_STEPS: steps = (int)strtol(optarg, &end, 10); break;
         case 'h': chat_usage(stdout); return 0;
         default: chat_usage(stderr); return 2;
         }
@@ -207,6 +224,14 @@ int cmd_chat(int argc, char **argv) {
     if (rc_model_load(model_path, &m)) goto fail;
     if (rc_engine_init(&e, &m, 1, max_len, 256)) goto fail;
     e.n_threads = threads;
+    if (value_path) {
+        if (steps < 0 || !(alpha >= 0)) {
+            rc_fail("need --steps >= 0 and --step-size >= 0");
+            goto fail;
+        }
+        if (rc_control_open(&ctl, value_path, m.cfg.hidden_size, alpha, steps, 1)) goto fail;
+        ctl_ok = 1;
+    }
     if (system && conv_add(&cv, "system", system)) goto fail;
     int keep = cv.n, interactive = n_prompts == 0;
     if (interactive && isatty(0))
@@ -232,7 +257,7 @@ int cmd_chat(int argc, char **argv) {
             msg = line;
         }
         if (conv_add(&cv, "user", msg)) goto fail;
-        if (chat_turn(&e, tok, &spec, &gp, &cv, eot)) {
+        if (chat_turn(&e, tok, &spec, &gp, &cv, eot, ctl_ok ? &ctl : NULL)) {
             fprintf(stderr, "\nrecontrol chat: %s\n", rc_last_error());
             cv.n--; // drop the unanswered turn
             free((char *)cv.m[cv.n].content);
@@ -247,6 +272,7 @@ out:
     free(line);
     conv_reset(&cv, 0);
     free(cv.m);
+    if (ctl_ok) rc_control_free(&ctl);
     rc_engine_free(&e);
     rc_model_free(&m);
     rc_tokenizer_free(tok);

@@ -25,4 +25,10 @@ out=$(printf 'What is the capital of France?\n/reset\nWhat is the capital of Ger
     "$B" chat --model "$MODEL" --temperature 0 --max-new-tokens 24)
 echo "$out" | grep -q "Paris" || fail "stdin turn 1"
 echo "$out" | grep -q "Berlin" || fail "stdin turn 2 (after /reset)"
+# RE-Control in chat: a value network of the wrong width is refused with both widths named (the
+# edit hook itself is the one generate uses, checked in generate_control.sh).
+if err=$("$B" chat --model "$MODEL" -p x --value-model "$2/tests/fixtures/value/mlp2.safetensors" 2>&1); then
+    fail "a 20-wide value model was accepted for SmolLM2 (576)"
+fi
+echo "$err" | grep -q "20-dim" && echo "$err" | grep -q "576" || fail "width message: $err"
 echo "1 passed, 0 failed"
