@@ -11,12 +11,7 @@
 #include "engine/common.h"
 #include "engine/model.h"
 
-#define EXPECT_FAIL(expr, substr)                                                                  \
-    do {                                                                                           \
-        cr_assert_neq((expr), 0, "expected failure: %s", #expr);                                   \
-        cr_assert(strstr(rc_last_error(), (substr)) != NULL,                                       \
-                  "error \"%s\" does not mention \"%s\"", rc_last_error(), (substr));              \
-    } while (0)
+#include "tests/expect_fail.h"
 
 // A minimal valid causal config with `extra` spliced in (later keys override earlier ones in the
 // sense that cJSON takes the first match, so extra goes first).

@@ -14,12 +14,7 @@
 #include "engine/npy.h"
 #include "engine/safetensors.h"
 
-#define EXPECT_FAIL(expr, substr)                                                                  \
-    do {                                                                                           \
-        cr_assert_neq((expr), 0, "expected failure: %s", #expr);                                   \
-        cr_assert(strstr(rc_last_error(), (substr)) != NULL,                                       \
-                  "error \"%s\" does not mention \"%s\"", rc_last_error(), (substr));              \
-    } while (0)
+#include "tests/expect_fail.h"
 
 static char g_dir[512];
 
