@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "bench/util/bench_util.h"
-#include "engine/common.h"
+#include "base/common.h"
 #include "engine/forward.h"
 #include "engine/sampler.h"
 

@@ -12,10 +12,10 @@
 #include <string.h>
 
 #include "bench/util/bench_util.h"
-#include "engine/common.h"
-#include "engine/default_model.h"
+#include "base/common.h"
+#include "base/default_model.h"
 #include "engine/forward.h"
-#include "engine/gguf.h"
+#include "base/gguf.h"
 #include "engine/sampler.h"
 
 int main(int argc, char **argv) {

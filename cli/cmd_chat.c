@@ -9,13 +9,13 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "engine/common.h"
-#include "engine/default_model.h"
+#include "base/common.h"
+#include "base/default_model.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
-#include "train/control.h"
+#include "engine/control.h"
 
 static void chat_usage(FILE *f) {
     fprintf(f,

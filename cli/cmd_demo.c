@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "engine/common.h"
+#include "base/common.h"
 
 #ifndef RC_RECIPES_DIR
 #define RC_RECIPES_DIR "recipes"

@@ -16,16 +16,19 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "cli/pipe_util.h"
-#include "engine/common.h"
-#include "engine/dataset.h"
-#include "engine/default_model.h"
+#include "base/args.h"
+#include "base/progress.h"
+#include "base/safetensors.h"
+#include "pipeline/codec.h"
+#include "base/common.h"
+#include "pipeline/dataset.h"
+#include "base/default_model.h"
 #include "engine/generate.h"
-#include "engine/safetensors.h"
+#include "base/safetensors.h"
 #include "eval/rundir.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
-#include "train/control.h"
+#include "engine/control.h"
 
 typedef struct {
     const char *model, *data, *format, *out, *dtype, *value_model;

@@ -11,13 +11,16 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/pipe_util.h"
+#include "base/args.h"
+#include "base/progress.h"
+#include "base/safetensors.h"
+#include "pipeline/codec.h"
 #include "cli/device_cuda.h"
-#include "engine/common.h"
-#include "engine/default_model.h"
+#include "base/common.h"
+#include "base/default_model.h"
 #include "engine/generate.h"
 #include "tokenizer/chat.h"
-#include "train/control.h"
+#include "engine/control.h"
 #include "tokenizer/tokenizer.h"
 
 static void generate_usage(FILE *f) {

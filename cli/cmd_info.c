@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "engine/common.h"
+#include "base/common.h"
 #include "engine/model.h"
-#include "engine/safetensors.h"
+#include "base/safetensors.h"
 
 static void info_usage(FILE *f) {
     fprintf(f, "usage: recontrol info --model PATH [--json] [--load]\n\n"

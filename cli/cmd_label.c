@@ -23,10 +23,13 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "cli/pipe_util.h"
-#include "engine/common.h"
-#include "engine/dataset.h"
-#include "engine/default_model.h"
+#include "base/args.h"
+#include "base/progress.h"
+#include "base/safetensors.h"
+#include "pipeline/codec.h"
+#include "base/common.h"
+#include "pipeline/dataset.h"
+#include "base/default_model.h"
 #include "engine/forward.h"
 #include "eval/rundir.h"
 #include "tokenizer/chat.h"

@@ -9,11 +9,14 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/pipe_util.h"
+#include "base/args.h"
+#include "base/progress.h"
+#include "base/safetensors.h"
+#include "pipeline/codec.h"
 #include "cli/device_cuda.h"
-#include "engine/common.h"
+#include "base/common.h"
 #include "engine/forward.h"
-#include "engine/npy.h"
+#include "base/npy.h"
 
 static void logits_usage(FILE *f) {
     fprintf(f,

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 #include "cli/commands.h"
-#include "engine/common.h"
+#include "base/common.h"
 
 #define MAX_ARGS 48
 

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "engine/common.h"
-#include "engine/default_model.h"
+#include "base/common.h"
+#include "base/default_model.h"
 
 static void usage(FILE *f) {
     fprintf(f,

@@ -7,9 +7,12 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "cli/pipe_util.h"
-#include "engine/common.h"
-#include "engine/default_model.h"
+#include "base/args.h"
+#include "base/progress.h"
+#include "base/safetensors.h"
+#include "pipeline/codec.h"
+#include "base/common.h"
+#include "base/default_model.h"
 #include "tokenizer/tokenizer.h"
 
 static void tokenize_usage(FILE *f) {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "engine/common.h"
+#include "base/common.h"
 #include "train/train.h"
 
 static void usage(FILE *f) {

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 
 #ifdef RC_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
 #include "engine/forward_cuda.h"
-#include "train/control.h"
+#include "engine/control.h"
 #endif
 
 int rc_device_parse(const char *s, int *dev) {

@@ -1,7 +1,7 @@
 // HF config.json -> rc_config for LLaMA-family checkpoints (causal LM and reward models), the
 // RoPE inverse frequencies (plain and Llama-3.1 "llama3" scaling), and weight-size arithmetic.
 // Both the older layout (rope_theta + rope_scaling) and transformers 5's rope_parameters parse.
-#include "engine/common.h"
+#include "base/common.h"
 #include "engine/model.h"
 
 #include <cjson/cJSON.h>

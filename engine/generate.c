@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 
 typedef struct {
     int seq;    // prompt index, -1 when the slot is free

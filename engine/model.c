@@ -4,9 +4,9 @@
 // config before it is converted (F32/F16/BF16 -> fp32) into the arena.
 #define _GNU_SOURCE
 #include "engine/model.h"
-#include "engine/common.h"
-#include "engine/gguf.h"
-#include "engine/safetensors.h"
+#include "base/common.h"
+#include "base/gguf.h"
+#include "base/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>

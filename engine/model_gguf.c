@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
-#include "engine/gguf.h"
+#include "base/common.h"
+#include "base/gguf.h"
 #include "engine/model.h"
 #include "kernels/cpu/dequant.h"
 

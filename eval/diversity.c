@@ -13,7 +13,7 @@
 // on 992 of 1,000 held-out real texts (SHP questions and answers); the rest differ where Punkt's
 // trained orthographic statistics decide.
 #include "eval/diversity.h"
-#include "engine/common.h"
+#include "base/common.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>

@@ -1,8 +1,7 @@
 // Run statistics and reports: rewards, diversity, lengths; JSON and Markdown, two runs side by
 // side with deltas and a paired win/tie/loss share by dataset item.
 #include "eval/report.h"
-#include "engine/common.h"
-#include "engine/dataset.h"
+#include "base/common.h"
 #include "engine/generate.h"
 #include "eval/diversity.h"
 #include "eval/rundir.h"

@@ -1,10 +1,12 @@
 // Run-directory files of the pipeline: shard naming, responses JSONL (one sequence a line) and
 // rewards JSONL reading and writing. See rundir.h for the layout and the crash-safety rule.
 #include "eval/rundir.h"
-#include "engine/common.h"
+
+#include "base/common.h"
 #include "engine/generate.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,4 +242,14 @@ int rc_run_read_rewards(const char *path, int64_t n, double *reward, int64_t *n_
     }
     free(buf);
     return rc;
+}
+
+size_t rc_response_cut_len(const char *response) {
+    const char *h = strstr(response, "Human:"), *u = strstr(response, "User:");
+    const char *cut = h;
+    if (u && (!cut || u < cut)) cut = u;
+    size_t n = cut ? (size_t)(cut - response) : strlen(response);
+    if (cut)
+        while (n && isspace((unsigned char)response[n - 1])) n--;
+    return n;
 }

@@ -59,6 +59,11 @@ void rc_resp_free(rc_resp *r);
 // counts the indices present. Lines with an index outside [0, n) or malformed are errors.
 int rc_run_read_rewards(const char *path, int64_t n, double *reward, int64_t *n_found);
 
+// Length of the response once cut at the next dialogue turn (evaluation, reward labels): the
+// first occurrence of "Human:" or "User:" ends it; trailing whitespace before the cut is
+// dropped. Returns the byte length to keep.
+size_t rc_response_cut_len(const char *response);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 
 #define EXPECT_FAIL(expr, substr)                                                                  \
     do {                                                                                           \

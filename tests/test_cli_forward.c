@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/common.h"
-#include "engine/npy.h"
+#include "base/common.h"
+#include "base/npy.h"
 
 static char g_tmp[256];
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "engine/generate.h"
-#include "train/control.h"
+#include "engine/control.h"
 #include "train/train.h"
 #include "value_testutil.h"
 

@@ -1,8 +1,9 @@
 // Dataset reading: HH-RLHF / SHP / plain / ids JSONL, plain and gzip; bad lines reported with
 // file:line and skipped while the rest is kept; prompt preparation as the reference does it;
 // the response cut at the next dialogue turn.
-#include "engine/common.h"
-#include "engine/dataset.h"
+#include "base/common.h"
+#include "pipeline/dataset.h"
+#include "eval/rundir.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 // the Treebank word rules must match nltk.word_tokenize(preserve_line=True) exactly on every
 // text; with the sentence split, the Punkt approximation must agree on nearly every text, and
 // diversity must agree to 1e-12 wherever the tokens agree.
-#include "engine/common.h"
+#include "base/common.h"
 #include "eval/diversity.h"
 
 #include <cjson/cJSON.h>

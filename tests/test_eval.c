@@ -1,7 +1,7 @@
 // Evaluation report: statistics of hand-made run directories checked against values computed
 // here from the definitions (diversity values from the nltk golden fixture), the cut at the
 // next turn, two runs side by side, and the CLI's JSON/Markdown files.
-#include "engine/common.h"
+#include "base/common.h"
 #include "eval/report.h"
 
 #include <cjson/cJSON.h>

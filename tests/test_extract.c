@@ -6,9 +6,9 @@
 //  - a run stopped after one shard (test hook) resumes to byte-identical files;
 //  - rewards of both reward-model layouts equal transformers' (tests/fixtures/tiny/rm_*);
 //  - label resumes after an abort; bad inputs are reported with file:line.
-#include "engine/common.h"
-#include "engine/default_model.h"
-#include "engine/safetensors.h"
+#include "base/common.h"
+#include "base/default_model.h"
+#include "base/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>

@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "engine/generate.h"
 #include "engine/model.h"
-#include "engine/npy.h"
+#include "base/npy.h"
 
 #define TOL_LOGITS 1e-4
 #define TOL_REWARD 1e-4

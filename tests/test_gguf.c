@@ -13,10 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/common.h"
-#include "engine/default_model.h"
+#include "base/common.h"
+#include "base/default_model.h"
 #include "engine/forward.h"
-#include "engine/gguf.h"
+#include "base/gguf.h"
 #include "engine/model.h"
 #include "kernels/cpu/dequant.h"
 

@@ -2,8 +2,8 @@
 // Instruct Q4_1 GGUF): same chat-rendered judge prompt, tokens and Yes/No logit difference.
 // Fixture: tests/scripts/make_judge_fixtures.py. Needs the default model in the cache
 // (`recontrol setup`); without it (or with another file there) the test says so and skips.
-#include "engine/common.h"
-#include "engine/default_model.h"
+#include "base/common.h"
+#include "base/default_model.h"
 
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>

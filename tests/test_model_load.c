@@ -10,10 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "engine/model.h"
-#include "engine/npy.h"
-#include "engine/safetensors.h"
+#include "base/npy.h"
+#include "base/safetensors.h"
 
 #include "tests/expect_fail.h"
 

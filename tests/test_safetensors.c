@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/common.h"
-#include "engine/npy.h"
-#include "engine/safetensors.h"
+#include "base/common.h"
+#include "base/npy.h"
+#include "base/safetensors.h"
 
 #include "tests/expect_fail.h"
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/sampler.h"

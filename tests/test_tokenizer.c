@@ -9,7 +9,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
 

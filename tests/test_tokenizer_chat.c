@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
 

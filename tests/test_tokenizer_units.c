@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/common.h"
-#include "engine/default_model.h"
+#include "base/common.h"
+#include "base/default_model.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
 

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "train/bellman.h"
-#include "train/value_mlp.h"
+#include "engine/value_mlp.h"
 #include "value_testutil.h"
 
 // fp32 tolerances: both sides compute in fp32 with fan-in <= 40 and different summation orders,

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "engine/common.h"
-#include "engine/safetensors.h"
+#include "base/common.h"
+#include "base/safetensors.h"
 
 #define VFIX RC_FIXTURES "/value"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "tokenizer/tok_internal.h"
 
 // Pre-tokenizer regexes as HF tokenizers / llama.cpp define them.

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "tokenizer/tok_internal.h"
 
 #define VICUNA_SYSTEM                                                                              \

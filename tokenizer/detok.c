@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
 

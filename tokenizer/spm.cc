@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/common.h"
+#include "base/common.h"
 
 struct rc_spm {
     sentencepiece::SentencePieceProcessor sp;

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/gguf.h"
+#include "base/gguf.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "engine/common.h"
-#include "engine/gguf.h"
+#include "base/common.h"
+#include "base/gguf.h"
 #include "tokenizer/spm.h"
 #include "tokenizer/tok_internal.h"
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "tokenizer/tok_internal.h"
 
 int rc_ivec_push(rc_ivec *a, int x) {

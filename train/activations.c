@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 
 void rc_acts_close(rc_acts *a) {
     for (int i = 0; i < a->n_shards; i++) rc_st_close(&a->shards[i]);

@@ -10,7 +10,7 @@
 #pragma once
 #include <stdint.h>
 
-#include "engine/safetensors.h"
+#include "base/safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 
 int rc_adam_init(rc_adam *a, size_t n, double lr) {
     memset(a, 0, sizeof *a);

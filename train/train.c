@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 
 int rc_trainer_init(rc_trainer *t, rc_value_mlp *m, rc_bellman_mode mode, double lr, int cap_seq,
                     int64_t cap_rows, int chunk_rows) {

@@ -7,7 +7,7 @@
 #include "train/activations.h"
 #include "train/adam.h"
 #include "train/bellman.h"
-#include "train/value_mlp.h"
+#include "engine/value_mlp.h"
 
 #ifdef __cplusplus
 extern "C" {

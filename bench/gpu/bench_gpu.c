@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "engine/forward_cuda.h"
 #include "kernels/cuda/argmax.h"
 #include "kernels/cuda/attention.h"
@@ -28,7 +28,7 @@
 #include "kernels/cuda/rope.h"
 #include "kernels/cuda/sample.h"
 #include "kernels/cuda/swiglu.h"
-#include "train/value_mlp.h"
+#include "engine/value_mlp.h"
 
 #define CK(call)                                                                                 \
     do {                                                                                         \

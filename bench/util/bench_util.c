@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 
 double rc_bench_read_bw(size_t bytes) {
     size_t n = bytes / sizeof(float);

@@ -5,51 +5,7 @@
 
 #include <string.h>
 
-#include "engine/common.h"
-
-typedef struct {
-    uint32_t id;
-    const char *name;
-    int elems, bytes, dequant;
-} type_info;
-
-static const type_info k_types[] = {
-    {0, "F32", 1, 4, 1},          {1, "F16", 1, 2, 1},          {2, "Q4_0", 32, 18, 1},
-    {3, "Q4_1", 32, 20, 1},       {6, "Q5_0", 32, 22, 1},       {7, "Q5_1", 32, 24, 1},
-    {8, "Q8_0", 32, 34, 1},       {9, "Q8_1", 32, 36, 0},       {10, "Q2_K", 256, 84, 1},
-    {11, "Q3_K", 256, 110, 1},    {12, "Q4_K", 256, 144, 1},    {13, "Q5_K", 256, 176, 1},
-    {14, "Q6_K", 256, 210, 1},    {15, "Q8_K", 256, 292, 0},    {16, "IQ2_XXS", 256, 66, 0},
-    {17, "IQ2_XS", 256, 74, 0},   {18, "IQ3_XXS", 256, 98, 0},  {19, "IQ1_S", 256, 50, 0},
-    {20, "IQ4_NL", 32, 18, 0},    {21, "IQ3_S", 256, 110, 0},   {22, "IQ2_S", 256, 82, 0},
-    {23, "IQ4_XS", 256, 136, 0},  {24, "I8", 1, 1, 0},          {25, "I16", 1, 2, 0},
-    {26, "I32", 1, 4, 0},         {27, "I64", 1, 8, 0},         {28, "F64", 1, 8, 0},
-    {29, "IQ1_M", 256, 56, 0},    {30, "BF16", 1, 2, 1},        {34, "TQ1_0", 256, 54, 0},
-    {35, "TQ2_0", 256, 66, 0},    {39, "MXFP4", 32, 17, 0},
-};
-
-static const type_info *find_type(uint32_t type) {
-    for (size_t i = 0; i < sizeof k_types / sizeof k_types[0]; i++)
-        if (k_types[i].id == type) return &k_types[i];
-    return NULL;
-}
-
-const char *rc_ggml_type_name(uint32_t type) {
-    const type_info *t = find_type(type);
-    return t ? t->name : "unknown";
-}
-
-int rc_ggml_type_geometry(uint32_t type, int *block_elems, int *block_bytes) {
-    const type_info *t = find_type(type);
-    if (!t) return rc_fail("unknown ggml tensor type id %u", type);
-    *block_elems = t->elems;
-    *block_bytes = t->bytes;
-    return 0;
-}
-
-int rc_ggml_can_dequant(uint32_t type) {
-    const type_info *t = find_type(type);
-    return t && t->dequant;
-}
+#include "base/common.h"
 
 static inline float f16_at(const uint8_t *p) {
     uint16_t h;
@@ -256,17 +212,17 @@ void rc_dequant_q6_k(const uint8_t *src, float *dst, int64_t nb) {
 }
 
 int rc_dequant_row(uint32_t type, const void *src, float *dst, int64_t n) {
-    const type_info *t = find_type(type);
-    if (!t) return rc_fail("unknown ggml tensor type id %u", type);
-    if (!t->dequant)
+    int elems, bytes;
+    if (rc_ggml_type_geometry(type, &elems, &bytes)) return -1;
+    if (!rc_ggml_can_dequant(type))
         return rc_fail("ggml tensor type %s (id %u) is not supported; supported: F32, F16, BF16, "
                        "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K",
-                       t->name, type);
-    if (n < 0 || n % t->elems != 0)
-        return rc_fail("%s row of %lld elements is not a multiple of the block size %d", t->name,
-                       (long long)n, t->elems);
+                       rc_ggml_type_name(type), type);
+    if (n < 0 || n % elems != 0)
+        return rc_fail("%s row of %lld elements is not a multiple of the block size %d",
+                       rc_ggml_type_name(type), (long long)n, elems);
     const uint8_t *s = src;
-    int64_t nb = n / t->elems;
+    int64_t nb = n / elems;
     switch (type) {
     case RC_GGML_F32: memcpy(dst, s, (size_t)n * 4); break;
     case RC_GGML_F16:
@@ -289,7 +245,7 @@ int rc_dequant_row(uint32_t type, const void *src, float *dst, int64_t n) {
     case RC_GGML_Q4_K: rc_dequant_q4_k(s, dst, nb); break;
     case RC_GGML_Q5_K: rc_dequant_q5_k(s, dst, nb); break;
     case RC_GGML_Q6_K: rc_dequant_q6_k(s, dst, nb); break;
-    default: return rc_fail("internal: no kernel for ggml type %s", t->name);
+    default: return rc_fail("internal: no kernel for ggml type %s", rc_ggml_type_name(type));
     }
     return 0;
 }

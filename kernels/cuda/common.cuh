@@ -10,7 +10,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "kernels/cuda/cuda_common.h"
 
 #define CUDA_CHECK(stmt)                                                                         \

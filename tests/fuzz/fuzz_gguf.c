@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
-#include "engine/gguf.h"
+#include "base/common.h"
+#include "base/gguf.h"
 #include "kernels/cpu/dequant.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

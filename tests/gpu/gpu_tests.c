@@ -29,14 +29,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 #include "engine/forward.h"
 #include "engine/forward_cuda.h"
 #include "engine/model.h"
-#include "engine/npy.h"
+#include "base/npy.h"
 #include "engine/sampler.h"
-#include "train/control.h"
-#include "train/value_mlp.h"
+#include "engine/control.h"
+#include "engine/value_mlp.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/matmul.h"
@@ -893,7 +893,7 @@ static double rel_l2(const float *a, const float *ref, size_t n) {
     return sqrt(num / (den > 0 ? den : 1));
 }
 
-// The control step against the CPU twin (train/control.h, fp32): the displacement x_n - x_0 after
+// The control step against the CPU twin (engine/control.h, fp32): the displacement x_n - x_0 after
 // n steps, relative L2. f32 weights: 1e-4 (summation order only). f16 / bf16: 2e-2 / 8e-2 (weights
 // and every product input rounded, and a ReLU unit whose pre-activation sits within the rounding
 // error of 0 may flip its mask).

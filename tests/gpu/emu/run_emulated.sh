@@ -13,10 +13,10 @@ ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$ROOT"
 E="$B/emu"
 mkdir -p "$E/src"
-cmake --build "$B" --target rc -j2 >/dev/null
+cmake --build "$B" --target rc_cli -j2 >/dev/null
 FLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer"
-# the CPU part of the library: every object that did not come from a .cu file
-find "$B/CMakeFiles/rc.dir" -name '*.o' ! -name '*.cu.o' > "$E/objs.txt"
+# the CPU part of the layers: every object of the rc_* libraries that did not come from a .cu file
+find "$B/CMakeFiles" -path '*/rc_*.dir/*' -name '*.o' ! -name '*.cu.o' ! -path '*/rc_cuda_objs.dir/*' > "$E/objs.txt"
 rm -f "$E/librc_cpu.a"
 xargs ar rcs "$E/librc_cpu.a" < "$E/objs.txt"
 # CUDA sources as C++: kernel<<<cfg>>>(args) -> rc_emu::launch(rc_emu::cfg(cfg), kernel, args)

@@ -1,8 +1,8 @@
 // NumPy .npy reader/writer for float arrays. Layout: "\x93NUMPY", major, minor, header length
 // (u16 LE for v1, u32 LE for v2/v3), a Python dict literal {'descr','fortran_order','shape'}
 // padded with spaces and '\n' to a multiple of 64 bytes, then the C-order data.
-#include "engine/npy.h"
-#include "engine/common.h"
+#include "base/npy.h"
+#include "base/common.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 // ReLU MLP value network: batched forward, parameter and input backward, nn.Linear init,
 // safetensors save/load. Matrices are row-major; fc(l+1).weight is (dims[l+1], dims[l]).
 // Every output element is reduced in a fixed order, so results do not depend on the thread count.
-#include "train/value_mlp.h"
+#include "engine/value_mlp.h"
 
 #include <math.h>
 #include <omp.h>
@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
-#include "engine/safetensors.h"
+#include "base/common.h"
+#include "base/safetensors.h"
 
 // ---- layout -----------------------------------------------------------------------------------
 

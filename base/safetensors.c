@@ -2,8 +2,8 @@
 // File layout: u64 little-endian N, N bytes of JSON header (space-padded), data buffer; every
 // tensor's data_offsets [begin, end) are relative to the start of the data buffer.
 #define _GNU_SOURCE
-#include "engine/safetensors.h"
-#include "engine/common.h"
+#include "base/safetensors.h"
+#include "base/common.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -549,4 +549,47 @@ int rc_st_write(const char *path, const rc_st_entry *entries, int n,
         return rc_fail("cannot rename %s to %s: %s", tmp, path, strerror(e));
     }
     return 0;
+}
+
+char *rc_st_read_metadata(const char *path, const char *key) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        rc_fail("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    unsigned char lenb[8];
+    char *hdr = NULL, *out = NULL;
+    cJSON *j = NULL;
+    if (fread(lenb, 1, 8, f) != 8) {
+        rc_fail("%s: too short for a safetensors file", path);
+        goto done;
+    }
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = (n << 8) | lenb[i];
+    if (n == 0 || n > (100u << 20)) {
+        rc_fail("%s: bad safetensors header length %llu", path, (unsigned long long)n);
+        goto done;
+    }
+    hdr = rc_malloc(n + 1, "safetensors header");
+    if (!hdr) goto done;
+    if (fread(hdr, 1, n, f) != n) {
+        rc_fail("%s: truncated safetensors header", path);
+        goto done;
+    }
+    hdr[n] = 0;
+    j = cJSON_Parse(hdr);
+    const cJSON *md = j ? cJSON_GetObjectItemCaseSensitive(j, "__metadata__") : NULL;
+    const cJSON *v = md ? cJSON_GetObjectItemCaseSensitive(md, key) : NULL;
+    if (!cJSON_IsString(v)) {
+        rc_fail("%s: no \"%s\" in the header's __metadata__", path, key);
+        goto done;
+    }
+    size_t l = strlen(v->valuestring);
+    out = rc_malloc(l + 1, "metadata value");
+    if (out) memcpy(out, v->valuestring, l + 1);
+done:
+    cJSON_Delete(j);
+    free(hdr);
+    fclose(f);
+    return out;
 }

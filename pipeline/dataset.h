@@ -50,11 +50,6 @@ char *rc_prep_hh(const char *chosen, char **reply);
 // SHP: "Human: " + history + "\nAssistant:".
 char *rc_prep_shp(const char *history);
 
-// Length of the response once cut at the next dialogue turn (evaluation, reward labels): the
-// first occurrence of "Human:" or "User:" ends it; trailing whitespace before the cut is
-// dropped. Returns the byte length to keep.
-size_t rc_response_cut_len(const char *response);
-
 #ifdef __cplusplus
 }
 #endif

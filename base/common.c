@@ -1,6 +1,6 @@
 // Error reporting, allocation, timing and file helpers shared by every module.
 #define _GNU_SOURCE
-#include "engine/common.h"
+#include "base/common.h"
 
 #include <errno.h>
 #include <fcntl.h>

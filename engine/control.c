@@ -1,12 +1,12 @@
 // RE-Control edit: n_steps of plain gradient ascent x += alpha * dV/dx per row, batched over the
 // rows of a decode step (rows are independent: V is applied row-wise, so the gradient of
 // sum_i V(x_i) w.r.t. x_i is grad V(x_i)).
-#include "train/control.h"
+#include "engine/control.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 
 int rc_control_init(rc_control *c, const rc_value_mlp *value, float alpha, int n_steps, int cap_n) {
     memset(c, 0, sizeof *c);

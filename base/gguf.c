@@ -4,7 +4,7 @@
 // then the data section at the next multiple of general.alignment (default 32).
 // Every count, length and offset is checked against the bytes that remain before it is used.
 #define _GNU_SOURCE
-#include "engine/gguf.h"
+#include "base/gguf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/common.h"
-#include "kernels/cpu/dequant.h"
+#include "base/common.h"
+#include "base/ggml_types.h"
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_MAX_ARRAY_DEPTH 8

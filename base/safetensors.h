@@ -64,6 +64,10 @@ typedef struct {
 // Writes entries to path atomically; metadata is an optional NULL-terminated key/value list.
 int rc_st_write(const char *path, const rc_st_entry *entries, int n, const char *const *metadata_kv);
 
+// Reads the "__metadata__" object of a safetensors file's header: value of key (malloc'd), or
+// NULL with an error when absent.
+char *rc_st_read_metadata(const char *path, const char *key);
+
 #ifdef __cplusplus
 }
 #endif

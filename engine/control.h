@@ -2,7 +2,7 @@
 // the post-norm hidden state (fp32) before the LM head, each row independently:
 //   x_0 = o;  x_{k+1} = x_k + alpha * grad_x V(x_k)  for k < n_steps;  return x_{n_steps}.
 #pragma once
-#include "train/value_mlp.h"
+#include "engine/value_mlp.h"
 
 #ifdef __cplusplus
 extern "C" {

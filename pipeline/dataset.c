@@ -1,8 +1,8 @@
 // JSONL prompt datasets (HH-RLHF, SHP, plain prompts, token ids), gzip or plain, read line by
 // line with zlib (gzopen reads uncompressed files transparently). Lines are parsed with cJSON;
 // every bad line is reported with file:line and skipped.
-#include "engine/dataset.h"
-#include "engine/common.h"
+#include "pipeline/dataset.h"
+#include "base/common.h"
 #include "tokenizer/chat.h"
 
 #include <cjson/cJSON.h>
@@ -61,16 +61,6 @@ char *rc_prep_hh(const char *chosen, char **reply) {
 }
 
 char *rc_prep_shp(const char *history) { return rc_shp_prompt(history); }
-
-size_t rc_response_cut_len(const char *response) {
-    const char *h = strstr(response, "Human:"), *u = strstr(response, "User:");
-    const char *cut = h;
-    if (u && (!cut || u < cut)) cut = u;
-    size_t n = cut ? (size_t)(cut - response) : strlen(response);
-    if (cut)
-        while (n && isspace((unsigned char)response[n - 1])) n--;
-    return n;
-}
 
 static int all_space(const char *s) {
     for (; *s; s++)

@@ -1,13 +1,13 @@
 // Default model location (env override, XDG cache) and SHA-256 (FIPS 180-4) used to verify it.
 // SHA-256: 64-byte blocks, big-endian words, 64 rounds; streaming over the file in 1 MiB reads.
-#include "engine/default_model.h"
+#include "base/default_model.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/common.h"
+#include "base/common.h"
 
 int rc_default_cache_dir(char *buf, size_t cap) {
     const char *xdg = getenv("XDG_CACHE_HOME");
