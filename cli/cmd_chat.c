@@ -15,7 +15,7 @@
 #include "engine/model.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
-#include "engine/control.h"
+#include "engine/backend.h"
 
 static void chat_usage(FILE *f) {
     fprintf(f,
@@ -39,6 +39,8 @@ static void chat_usage(FILE *f) {
             "                          ascent on this value network (from `recontrol train`)\n"
             "  --step-size A           ascent step size (default 0.5)\n"
             "  --steps N               ascent steps per token (default 30)\n"
+            "  --device D              cpu (default) or cuda (needs a CUDA build and a GPU)\n"
+            "  --dtype T               --device cuda weight type: f16 (default), bf16 or f32\n"
             "  -h, --help              this text\n");
 }
 
@@ -53,7 +55,7 @@ static int on_token(void *ud, int seq, int token) {
     stream_state *s = ud;
     if (token == s->eot) {
         s->ended = 1;
-        return -1; // stop this turn (rc_generate returns -1; handled by the caller)
+        return 1; // the turn is over (RC_FINISH_STOP); the turn end is not printed
     }
     size_t len;
     const char *p = rc_detok_feed(s->detok, token, &len);
@@ -89,8 +91,8 @@ static void conv_reset(conv *c, int keep) {
 
 // One assistant turn for the conversation so far: render, encode, generate (streaming), and
 // append the reply. 0 / -1.
-static int chat_turn(rc_engine *e, const rc_tokenizer *tok, const rc_chat_spec *spec,
-                     const rc_gen_params *gp, conv *cv, int eot, rc_control *ctl) {
+static int chat_turn(rc_backend *e, const rc_tokenizer *tok, const rc_chat_spec *spec,
+                     const rc_gen_params *gp, conv *cv, int eot) {
     char *prompt = rc_chat_render(spec, cv->m, cv->n, 1);
     if (!prompt) return -1;
     // The BOS is added by the tokenizer unless the template already wrote it.
@@ -102,22 +104,15 @@ static int chat_turn(rc_engine *e, const rc_tokenizer *tok, const rc_chat_spec *
     stream_state st = {tok, rc_detok_new(tok, 1), eot, 0};
     if (!st.detok || rc_tokenizer_encode(tok, prompt, strlen(prompt), add_special, &ids, &n))
         goto done;
-    if (n + gp->max_new_tokens > e->kv.max_len) {
+    if (n + gp->max_new_tokens > e->max_len) {
         rc_fail("the conversation is %d tokens; with --max-new-tokens %d it exceeds --max-len %d "
                 "(type /reset to start over)",
-                n, gp->max_new_tokens, e->kv.max_len);
+                n, gp->max_new_tokens, e->max_len);
         goto done;
     }
-    rc_gen_hooks hooks = {0};
-    hooks.on_token = on_token;
-    hooks.token_ud = &st;
-    if (ctl) {
-        hooks.edit = rc_control_edit;
-        hooks.edit_ud = ctl;
-    }
+    rc_gen_hooks hooks = {.on_token = on_token, .ud = &st};
     const int *pp = ids;
-    int grc = rc_generate(e, 1, &pp, &n, gp, &hooks, &out);
-    if (grc && !st.ended) goto done;
+    if (rc_generate(e, 1, &pp, &n, gp, &hooks, &out)) goto done;
     size_t len;
     const char *tail = rc_detok_flush(st.detok, &len);
     if (tail) fwrite(tail, 1, len, stdout);
@@ -138,7 +133,7 @@ done:
 }
 
 int cmd_chat(int argc, char **argv) {
-    enum { O_FMT = 256, O_SYS, O_MAXNEW, O_MAXLEN, O_TEMP, O_TOPP, O_TOPK, O_SEED, O_THREADS, O_VALUE, O_ALPHA, O_STEPS };
+    enum { O_FMT = 256, O_SYS, O_MAXNEW, O_MAXLEN, O_TEMP, O_TOPP, O_TOPK, O_SEED, O_THREADS, O_VALUE, O_ALPHA, O_STEPS, O_DEVICE, O_DTYPE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},      {"chat-format", required_argument, 0, O_FMT},
         {"system", required_argument, 0, O_SYS},   {"prompt", required_argument, 0, 'p'},
@@ -148,13 +143,17 @@ int cmd_chat(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED},    {"threads", required_argument, 0, O_THREADS},
         {"value-model", required_argument, 0, O_VALUE},
         {"step-size", required_argument, 0, O_ALPHA}, {"steps", required_argument, 0, O_STEPS},
+        {"device", required_argument, 0, O_DEVICE}, {"dtype", required_argument, 0, O_DTYPE},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     const char *model_path = NULL, *fmt = NULL, *system = NULL;
     const char *prompts[64];
-    int n_prompts = 0, max_len = 2048, threads = 0, c, rc = 1, steps = 30, ctl_ok = 0;
+    int n_prompts = 0, max_len = 2048, threads = 0, c, rc = 1, steps = 30;
     float alpha = 0.5f;
     const char *value_path = NULL;
-    rc_control ctl;
+    rc_device device = RC_DEVICE_CPU;
+    rc_wtype dtype = RC_WT_F16;
+    rc_value_mlp vm;
+    memset(&vm, 0, sizeof vm);
     rc_gen_params gp = {.max_new_tokens = 256, .stop_at_eos = 1,
                         .sample = {.temperature = 0.7f, .top_k = 0, .top_p = 0.9f, .seed = 0}};
     optind = 1;
@@ -181,6 +180,13 @@ int cmd_chat(int argc, char **argv) {
         case O_VALUE: value_path = optarg; break;
         case O_ALPHA: alpha = strtof(optarg, &end); break;
         case O_STEPS: steps = (int)strtol(optarg, &end, 10); break;
+        case O_DEVICE:
+        case O_DTYPE:
+            if (c == O_DEVICE ? rc_device_parse(optarg, &device) : rc_wtype_parse(optarg, &dtype)) {
+                fprintf(stderr, "recontrol chat: %s\n", rc_last_error());
+                return 2;
+            }
+            break;
         case 'h': chat_usage(stdout); return 0;
         default: chat_usage(stderr); return 2;
         }
@@ -207,8 +213,7 @@ int cmd_chat(int argc, char **argv) {
     rc_tokenizer *tok = NULL;
     rc_model m;
     memset(&m, 0, sizeof m);
-    rc_engine e;
-    memset(&e, 0, sizeof e);
+    rc_backend *e = NULL;
     conv cv = {0};
     rc_chat_spec spec;
     char *line = NULL;
@@ -221,16 +226,22 @@ int cmd_chat(int argc, char **argv) {
     }
     const char *eot_s = rc_chat_end_of_turn(&spec);
     int eot = eot_s ? rc_tokenizer_token_id(tok, eot_s) : -1;
-    if (rc_model_load(model_path, &m)) goto fail;
-    if (rc_engine_init(&e, &m, 1, max_len, 256)) goto fail;
-    e.n_threads = threads;
+    if (rc_device_check(device) || rc_model_load(model_path, &m)) goto fail;
+    rc_backend_opts bo = {.device = device, .wtype = dtype, .n_slots = 1, .max_len = max_len,
+                          .max_tokens = 256, .n_threads = threads};
+    if (rc_backend_open(&e, &m, &bo)) goto fail;
+    gp.control = -1;
     if (value_path) {
         if (steps < 0 || !(alpha >= 0)) {
             rc_fail("need --steps >= 0 and --step-size >= 0");
             goto fail;
         }
-        if (rc_control_open(&ctl, value_path, m.cfg.hidden_size, alpha, steps, 1)) goto fail;
-        ctl_ok = 1;
+        if (rc_value_load(&vm, value_path) || (gp.control = rc_backend_control_add(e, &vm)) < 0) {
+            rc_fail_ctx("%s", value_path);
+            goto fail;
+        }
+        gp.alpha = alpha;
+        gp.steps = steps;
     }
     if (system && conv_add(&cv, "system", system)) goto fail;
     int keep = cv.n, interactive = n_prompts == 0;
@@ -257,7 +268,7 @@ int cmd_chat(int argc, char **argv) {
             msg = line;
         }
         if (conv_add(&cv, "user", msg)) goto fail;
-        if (chat_turn(&e, tok, &spec, &gp, &cv, eot, ctl_ok ? &ctl : NULL)) {
+        if (chat_turn(e, tok, &spec, &gp, &cv, eot)) {
             fprintf(stderr, "\nrecontrol chat: %s\n", rc_last_error());
             cv.n--; // drop the unanswered turn
             free((char *)cv.m[cv.n].content);
@@ -272,8 +283,8 @@ out:
     free(line);
     conv_reset(&cv, 0);
     free(cv.m);
-    if (ctl_ok) rc_control_free(&ctl);
-    rc_engine_free(&e);
+    rc_backend_close(e);
+    rc_value_free(&vm);
     rc_model_free(&m);
     rc_tokenizer_free(tok);
     return rc;

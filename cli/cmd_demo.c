@@ -7,12 +7,12 @@
 
 #include "cli/commands.h"
 #include "base/common.h"
+#include "pipeline/stages.h"
 
 #ifndef RC_RECIPES_DIR
 #define RC_RECIPES_DIR "recipes"
 #endif
 
-int rc_pipeline_run(const char *recipe_path, const char *out_override);
 
 static void demo_usage(FILE *f) {
     fprintf(f, "usage: recontrol demo [--out DIR] [--recipe FILE]\n\n"
@@ -47,7 +47,7 @@ int cmd_demo(int argc, char **argv) {
         demo_usage(stderr);
         return 2;
     }
-    if (rc_pipeline_run(recipe, out) != 0) {
+    if (rc_pipeline_run(recipe, out, -1, -1) != 0) {
         fprintf(stderr, "recontrol demo: error: %s\n", rc_last_error());
         return 1;
     }

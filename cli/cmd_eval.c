@@ -53,43 +53,9 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "recontrol eval: --run DIR is required (see --help)\n");
         return 2;
     }
-    rc_eval_stats a = {0}, b = {0};
-    int have_b = 0, rc = 1;
-    char *js = NULL, *md = NULL;
-    char prefix[4096], path[4200];
-    if (rc_eval_run(run, &a)) goto done;
-    if (against) {
-        if (rc_eval_run(against, &b)) goto done;
-        have_b = 1;
+    if (rc_eval_report(run, against, out, example, stdout)) {
+        fprintf(stderr, "recontrol eval: %s\n", rc_last_error());
+        return 1;
     }
-    if (a.n_rewarded == 0)
-        fprintf(stderr, "recontrol eval: %s has no rewards.jsonl (run `recontrol label --run %s`): reward "
-                        "shown as n/a\n", run, run);
-    if (have_b && b.n_rewarded == 0)
-        fprintf(stderr, "recontrol eval: %s has no rewards.jsonl: reward shown as n/a\n", against);
-    js = rc_eval_json(&a, have_b ? &b : NULL);
-    md = rc_eval_markdown(&a, have_b ? &b : NULL, example);
-    if (!js || !md) goto done;
-    if (out) snprintf(prefix, sizeof prefix, "%s", out);
-    else snprintf(prefix, sizeof prefix, "%s/eval", run);
-    snprintf(path, sizeof path, "%s.json", prefix);
-    size_t jl = strlen(js);
-    char *jn = realloc(js, jl + 2);
-    if (!jn) goto done;
-    js = jn;
-    js[jl] = '\n';
-    js[jl + 1] = 0;
-    if (rc_write_file_atomic(path, js, jl + 1)) goto done;
-    snprintf(path, sizeof path, "%s.md", prefix);
-    if (rc_write_file_atomic(path, md, strlen(md))) goto done;
-    fputs(md, stdout);
-    fprintf(stderr, "recontrol eval: wrote %s.json and %s.md\n", prefix, prefix);
-    rc = 0;
-done:
-    if (rc) fprintf(stderr, "recontrol eval: %s\n", rc_last_error());
-    free(js);
-    free(md);
-    rc_eval_stats_free(&a);
-    if (have_b) rc_eval_stats_free(&b);
-    return rc;
+    return 0;
 }

@@ -15,21 +15,19 @@
 #include "base/progress.h"
 #include "base/safetensors.h"
 #include "pipeline/codec.h"
-#include "cli/device_cuda.h"
+#include "engine/backend.h"
 #include "base/common.h"
 #include "base/default_model.h"
 #include "engine/generate.h"
 #include "tokenizer/chat.h"
-#include "engine/control.h"
 #include "tokenizer/tokenizer.h"
 
 static void generate_usage(FILE *f) {
     fprintf(f,
             "usage: recontrol generate [--model PATH] (--prompt TEXT | --ids 1,2,3 | --jsonl FILE)"
             "... [options]\n\n"
-            "Generates a continuation for every prompt with the CPU engine, batching up to\n"
-            "--batch sequences (continuous batching), or with --device cuda on the GPU (groups\n"
-            "of --batch prompts, greedy).\n\n"
+            "Generates a continuation for every prompt, batching up to --batch sequences\n"
+            "(continuous batching), on the CPU or with --device cuda on the GPU.\n\n"
             "  --model PATH          HF model directory or .gguf file (default: the default\n"
             "                        model, see `recontrol setup`)\n"
             "  --chat                wrap text prompts in the model's chat template (one user\n"
@@ -59,8 +57,7 @@ static void generate_usage(FILE *f) {
             "                        (plain output is then the text, one JSON string per line)\n"
             "  --out FILE            write the output there instead of stdout\n"
             "  --threads N           CPU threads (default: all cores)\n"
-            "  --device D            cpu (default) or cuda: the CUDA engine (greedy only, with\n"
-            "                        --value-model too; needs a CUDA build and a GPU)\n"
+            "  --device D            cpu (default) or cuda (needs a CUDA build and a GPU)\n"
             "  --dtype T             --device cuda weight type: f16 (default), bf16 or f32\n"
             "  -h, --help            this text\n\n"
             "Plain output: the new ids separated by spaces, or, with a tokenizer loaded, the new\n"
@@ -179,18 +176,17 @@ int cmd_generate(int argc, char **argv) {
                         .sample = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 0}};
     int batch = 8, json = 0, threads = 0, want_text = 0, c, rc = 1, chat = 0, steps = 30;
     float alpha = 0.5f;
-    int device = RC_DEVICE_CPU, dtype = RC_DEV_F16;
+    rc_device device = RC_DEVICE_CPU;
+    rc_wtype dtype = RC_WT_F16;
     const char *value_path = NULL;
     char default_path[1024];
-    rc_control ctl;
-    int ctl_ok = 0;
-    rc_gen_hooks hooks = {0};
+    rc_value_mlp vm;
+    memset(&vm, 0, sizeof vm);
+    rc_backend *be = NULL;
     rc_tokenizer *tok = NULL;
     prompt_list pl = {0};
     rc_model m;
     memset(&m, 0, sizeof m);
-    rc_engine e;
-    memset(&e, 0, sizeof e);
     rc_gen_output *outs = NULL;
     FILE *of = stdout;
     optind = 1;
@@ -222,7 +218,7 @@ int cmd_generate(int argc, char **argv) {
         case O_STEPS: steps = (int)strtol(optarg, &end, 10); break;
         case O_DEVICE:
         case O_DTYPE:
-            if (c == O_DEVICE ? rc_device_parse(optarg, &device) : rc_device_dtype_parse(optarg, &dtype)) {
+            if (c == O_DEVICE ? rc_device_parse(optarg, &device) : rc_wtype_parse(optarg, &dtype)) {
                 fprintf(stderr, "recontrol generate: %s\n", rc_last_error());
                 rc = 2;
                 goto out;
@@ -250,7 +246,7 @@ int cmd_generate(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    if (device == RC_DEVICE_CUDA && rc_device_cuda_check()) goto fail;
+    if (rc_device_check(device)) goto fail;
     if (!model_path) {
         if (rc_default_model_require(default_path, sizeof default_path)) goto fail;
         model_path = default_path;
@@ -312,30 +308,24 @@ int cmd_generate(int argc, char **argv) {
     for (int i = 0; i < pl.n; i++)
         if (pl.len[i] > max_prompt) max_prompt = pl.len[i];
     int slots = batch < pl.n ? batch : pl.n;
-    double t0;
-    if (device == RC_DEVICE_CUDA) {
-        if (!(outs = rc_calloc((size_t)pl.n, sizeof *outs, "outputs"))) goto fail;
-        t0 = rc_time_s();
-        if (rc_device_cuda_generate(&m, dtype, pl.n, (const int *const *)pl.p, pl.len, &gp, batch,
-                                    value_path, alpha, steps, outs))
-            goto fail;
-        goto generated;
-    }
-    if (rc_engine_init(&e, &m, slots, max_prompt + gp.max_new_tokens, 256)) goto fail;
-    e.n_threads = threads;
+    rc_backend_opts bo = {.device = device, .wtype = dtype, .n_slots = slots,
+                          .max_len = max_prompt + gp.max_new_tokens, .max_tokens = 256,
+                          .n_threads = threads};
+    if (rc_backend_open(&be, &m, &bo)) goto fail;
+    gp.control = -1;
     if (value_path) {
-        if (rc_control_open(&ctl, value_path, m.cfg.hidden_size, alpha, steps, slots)) goto fail;
-        ctl_ok = 1;
-        hooks.edit = rc_control_edit;
-        hooks.edit_ud = &ctl;
+        if (rc_value_load(&vm, value_path)) goto fail;
+        if ((gp.control = rc_backend_control_add(be, &vm)) < 0) {
+            rc_fail_ctx("%s", value_path);
+            goto fail;
+        }
+        gp.alpha = alpha;
+        gp.steps = steps;
     }
     outs = rc_calloc((size_t)pl.n, sizeof *outs, "outputs");
     if (!outs) goto fail;
-    t0 = rc_time_s();
-    if (rc_generate(&e, pl.n, (const int *const *)pl.p, pl.len, &gp, value_path ? &hooks : NULL,
-                    outs))
-        goto fail;
-generated:;
+    double t0 = rc_time_s();
+    if (rc_generate(be, pl.n, (const int *const *)pl.p, pl.len, &gp, NULL, outs)) goto fail;
     double dt = rc_time_s() - t0;
     if (out_path && !(of = fopen(out_path, "w"))) {
         rc_fail("cannot write %s: %s", out_path, strerror(errno));
@@ -395,8 +385,8 @@ out:
     free(pl.text);
     rc_tokenizer_free(tok);
     free(pl.len);
-    if (ctl_ok) rc_control_free(&ctl);
-    rc_engine_free(&e);
+    rc_backend_close(be);
+    rc_value_free(&vm);
     rc_model_free(&m);
     return rc;
 }

@@ -13,9 +13,8 @@
 #include "base/progress.h"
 #include "base/safetensors.h"
 #include "pipeline/codec.h"
-#include "cli/device_cuda.h"
+#include "engine/backend.h"
 #include "base/common.h"
-#include "engine/forward.h"
 #include "base/npy.h"
 
 static void logits_usage(FILE *f) {
@@ -47,7 +46,9 @@ int cmd_logits(int argc, char **argv) {
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *model_path = NULL, *ids_str = NULL, *out_path = NULL;
-    int last_only = 0, threads = 0, c, device = RC_DEVICE_CPU, dtype = RC_DEV_F16;
+    int last_only = 0, threads = 0, c;
+    rc_device device = RC_DEVICE_CPU;
+    rc_wtype dtype = RC_WT_F16;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hm:i:o:lt:", opts, NULL)) != -1) {
         switch (c) {
@@ -58,7 +59,7 @@ int cmd_logits(int argc, char **argv) {
         case 't': threads = atoi(optarg); break;
         case 'D':
         case 'T':
-            if (c == 'D' ? rc_device_parse(optarg, &device) : rc_device_dtype_parse(optarg, &dtype)) {
+            if (c == 'D' ? rc_device_parse(optarg, &device) : rc_wtype_parse(optarg, &dtype)) {
                 fprintf(stderr, "recontrol logits: %s\n", rc_last_error());
                 return 2;
             }
@@ -75,37 +76,29 @@ int cmd_logits(int argc, char **argv) {
     int *ids = NULL, n = 0, rc = 1;
     rc_model m;
     memset(&m, 0, sizeof m);
-    rc_engine e;
-    memset(&e, 0, sizeof e);
-    float *hidden = NULL, *out = NULL;
+    rc_backend *be = NULL;
+    float *out = NULL;
     int *slots = NULL, *pos = NULL, *rows = NULL;
-    if (device == RC_DEVICE_CUDA && rc_device_cuda_check()) goto fail;
+    if (rc_device_check(device)) goto fail;
     if (rc_parse_id_list("--ids", ids_str, &ids, &n) || rc_model_load(model_path, &m)) goto fail;
     const rc_config *cfg = &m.cfg;
     const int reward = cfg->arch == RC_ARCH_REWARD;
     const int n_out = reward || last_only ? 1 : n;
     const int width = reward ? cfg->num_labels : cfg->vocab_size;
-    if (device == RC_DEVICE_CUDA) {
-        out = rc_malloc(sizeof(float) * (size_t)n_out * width, "output");
-        if (!out || rc_device_cuda_logits(&m, dtype, n, ids, last_only, out)) goto fail;
-        goto write;
-    }
-    if (rc_engine_init(&e, &m, 1, n, n < 512 ? n : 512)) goto fail;
-    e.n_threads = threads;
+    rc_backend_opts bo = {.device = device, .wtype = dtype, .n_slots = 1, .max_len = n,
+                          .max_tokens = n_out == 1 && n > 512 ? 512 : n, .n_threads = threads};
+    if (rc_backend_open(&be, &m, &bo)) goto fail;
     slots = rc_calloc((size_t)n, sizeof(int), "slots");
     pos = rc_malloc(sizeof(int) * (size_t)n, "positions");
     rows = rc_malloc(sizeof(int) * (size_t)n, "rows");
-    hidden = rc_malloc(sizeof(float) * (size_t)n_out * cfg->hidden_size, "hidden states");
     out = rc_malloc(sizeof(float) * (size_t)n_out * width, "output");
-    if (!slots || !pos || !rows || !hidden || !out) goto fail;
+    if (!slots || !pos || !rows || !out) goto fail;
     for (int i = 0; i < n; i++) {
         pos[i] = i;
         rows[i] = n_out == 1 ? (i == n - 1 ? 0 : -1) : i;
     }
-    if (rc_forward(&e, n, ids, slots, pos, rows, hidden)) goto fail;
-    if (reward) rc_reward_head(&e, 1, hidden, out);
-    else rc_lm_head(&e, n_out, hidden, out);
-write:;
+    if (rc_backend_forward(be, n, ids, slots, pos, rows)) goto fail;
+    if (reward ? rc_backend_reward(be, 1, out) : rc_backend_logits(be, n_out, out)) goto fail;
     int64_t shape[2] = {n_out, width};
     if (rc_npy_write_f32(out_path, out, 2, shape)) goto fail;
     fprintf(stderr, "recontrol logits: wrote %s [%d, %d] (%s)\n", out_path, n_out, width,
@@ -115,8 +108,8 @@ write:;
 fail:
     fprintf(stderr, "recontrol logits: error: %s\n", rc_last_error());
 done:
-    free(ids), free(slots), free(pos), free(rows), free(hidden), free(out);
-    rc_engine_free(&e);
+    free(ids), free(slots), free(pos), free(rows), free(out);
+    rc_backend_close(be);
     rc_model_free(&m);
     return rc;
 }

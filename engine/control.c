@@ -82,8 +82,3 @@ int rc_control_apply(rc_control *c, int n, float *hidden) {
     c->last_vn = sn / n;
     return 0;
 }
-
-int rc_control_edit(void *ud, int n, float *hidden, const int *seq) {
-    (void)seq;
-    return rc_control_apply((rc_control *)ud, n, hidden);
-}

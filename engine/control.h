@@ -34,9 +34,6 @@ void rc_control_free(rc_control *c);
 // scratch capacity are processed in chunks. 0 / -1.
 int rc_control_apply(rc_control *c, int n, float *hidden);
 
-// Matches rc_gen_hooks.edit (engine/generate.h): ud is an rc_control*; seq is unused (every
-// row moves by its own gradient).
-int rc_control_edit(void *ud, int n, float *hidden, const int *seq);
 
 #ifdef __cplusplus
 }

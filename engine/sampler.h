@@ -23,7 +23,10 @@ uint64_t rc_rng_next(rc_rng *r);
 float rc_rng_uniform(rc_rng *r); // [0, 1)
 
 int rc_argmax(const float *x, int n);
-// Samples one id from logits (vocab). scratch must hold 2*vocab floats. logits are not modified.
+// Samples one id from logits (vocab) with the uniform draw u in [0, 1). scratch must hold vocab
+// floats. logits are not modified. Greedy (temperature 0 or top_k 1) ignores u.
+int rc_sample_u(const float *logits, int vocab, const rc_sample_params *p, float u, float *scratch);
+// rc_sample_u with u drawn from r (only when the parameters sample: greedy draws nothing).
 int rc_sample(const float *logits, int vocab, const rc_sample_params *p, rc_rng *r, float *scratch);
 
 #ifdef __cplusplus

@@ -280,3 +280,44 @@ char *rc_eval_markdown(const rc_eval_stats *a, const rc_eval_stats *b, int examp
     }
     return m.s;
 }
+
+int rc_eval_report(const char *run, const char *against, const char *out, int example, FILE *md_out) {
+    rc_eval_stats a = {0}, b = {0};
+    int have_b = 0, rc = -1;
+    char *js = NULL, *md = NULL;
+    char prefix[4096], path[4200];
+    if (rc_eval_run(run, &a)) goto done;
+    if (against) {
+        if (rc_eval_run(against, &b)) goto done;
+        have_b = 1;
+    }
+    if (a.n_rewarded == 0)
+        fprintf(stderr, "eval: %s has no rewards.jsonl (run `recontrol label --run %s`): reward "
+                        "shown as n/a\n", run, run);
+    if (have_b && b.n_rewarded == 0)
+        fprintf(stderr, "eval: %s has no rewards.jsonl: reward shown as n/a\n", against);
+    js = rc_eval_json(&a, have_b ? &b : NULL);
+    md = rc_eval_markdown(&a, have_b ? &b : NULL, example);
+    if (!js || !md) goto done;
+    if (out) snprintf(prefix, sizeof prefix, "%s", out);
+    else snprintf(prefix, sizeof prefix, "%s/eval", run);
+    snprintf(path, sizeof path, "%s.json", prefix);
+    size_t jl = strlen(js);
+    char *jn = realloc(js, jl + 2);
+    if (!jn) goto done;
+    js = jn;
+    js[jl] = '\n';
+    js[jl + 1] = 0;
+    if (rc_write_file_atomic(path, js, jl + 1)) goto done;
+    snprintf(path, sizeof path, "%s.md", prefix);
+    if (rc_write_file_atomic(path, md, strlen(md))) goto done;
+    if (md_out) fputs(md, md_out);
+    fprintf(stderr, "eval: wrote %s.json and %s.md\n", prefix, prefix);
+    rc = 0;
+done:
+    free(js);
+    free(md);
+    rc_eval_stats_free(&a);
+    if (have_b) rc_eval_stats_free(&b);
+    return rc;
+}

@@ -4,6 +4,7 @@
 // machines and a Markdown table for people.
 #pragma once
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -40,6 +41,10 @@ char *rc_eval_json(const rc_eval_stats *a, const rc_eval_stats *b);
 // Markdown table (malloc'd): one column per run, a delta column with two runs; with example set,
 // the first prompt and its response(s) follow the table.
 char *rc_eval_markdown(const rc_eval_stats *a, const rc_eval_stats *b, int example);
+
+// The stage: statistics of run (and against, may be NULL) written to PREFIX.json and PREFIX.md
+// atomically (PREFIX = out, or RUN/eval), the Markdown also to md_out (may be NULL). 0 / -1.
+int rc_eval_report(const char *run, const char *against, const char *out, int example, FILE *md_out);
 
 #ifdef __cplusplus
 }

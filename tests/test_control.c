@@ -59,7 +59,7 @@ static void check_case(const char *name) {
 Test(control, matches_torch_sgd_mlp3) { check_case("mlp3"); }
 Test(control, matches_torch_sgd_mlp2) { check_case("mlp2"); }
 
-Test(control, zero_steps_is_identity_and_hook_signature) {
+Test(control, zero_steps_is_identity_and_chunking_moves_all_rows) {
     rc_value_mlp m;
     cr_assert(rc_value_load(&m, VFIX "/mlp3.safetensors") == 0);
     int d = m.dims[0], n = 5;
@@ -69,17 +69,15 @@ Test(control, zero_steps_is_identity_and_hook_signature) {
     h0[7] = -0.0f;
     rc_control c;
     cr_assert(rc_control_init(&c, &m, 0.5f, 0, n) == 0);
-    rc_gen_hooks hooks = {0};
-    hooks.edit = rc_control_edit; // the signature generate.h expects
-    hooks.edit_ud = &c;
-    int seq[5] = {0, 1, 2, 3, 4};
-    cr_assert(hooks.edit(hooks.edit_ud, n, h, seq) == 0);
+    cr_assert(rc_control_apply(&c, n, h) == 0);
     cr_assert_eq(memcmp(h, h0, (size_t)n * d * sizeof(float)), 0, "n_steps = 0 changed the states");
     rc_control_free(&c);
-    // n_steps > 0 through the hook moves the states.
+    // n_steps > 0 with scratch for 2 rows: all 5 rows move (in chunks)
     cr_assert(rc_control_init(&c, &m, 0.5f, 3, 2) == 0);
-    cr_assert(rc_control_edit(&c, n, h, seq) == 0);
-    cr_assert_neq(memcmp(h, h0, (size_t)n * d * sizeof(float)), 0);
+    cr_assert(rc_control_apply(&c, n, h) == 0);
+    for (int r = 0; r < n; r++)
+        cr_assert_neq(memcmp(h + (size_t)r * d, h0 + (size_t)r * d, (size_t)d * sizeof(float)), 0,
+                      "row %d did not move", r);
     rc_control_free(&c);
     cr_assert_eq(rc_control_init(&c, &m, 0.5f, -1, 2), -1);
     free(h);

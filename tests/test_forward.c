@@ -19,7 +19,11 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "engine/backend.h"
+#include "engine/control.h"
+#include "engine/forward.h"
 #include "engine/generate.h"
+#include "engine/sampler.h"
 #include "engine/model.h"
 #include "base/npy.h"
 
@@ -71,6 +75,15 @@ static double rel_err(const float *a, const float *b, size_t n) {
 }
 
 // Forward of one sequence in slot `slot` from position 0; logits (len, vocab) out.
+// A CPU backend over m (n_slots sequences of max_len positions, max_tokens per forward).
+static rc_backend *open_cpu(const rc_model *m, int n_slots, int max_len, int max_tokens) {
+    rc_backend *b = NULL;
+    rc_backend_opts o = {.device = RC_DEVICE_CPU, .n_slots = n_slots, .max_len = max_len,
+                         .max_tokens = max_tokens};
+    cr_assert(rc_backend_open(&b, m, &o) == 0, "%s", rc_last_error());
+    return b;
+}
+
 static void seq_logits(rc_engine *e, const int *ids, int len, int slot, float *logits) {
     int d = e->model->cfg.hidden_size;
     int *sl = malloc(sizeof(int) * len), *pos = malloc(sizeof(int) * len), *rows = malloc(sizeof(int) * len);
@@ -131,13 +144,11 @@ Test(forward, greedy_matches_transformers_batched_and_not) {
         int **ps = malloc(sizeof(int *) * np);
         for (int i = 0; i < np; i++) ps[i] = ints(cJSON_GetArrayItem(pr, i), &lens[i]);
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-            rc_engine e;
-            cr_assert(rc_engine_init(&e, &m, shapes[s][0], shapes[s][1], shapes[s][2]) == 0, "%s",
-                      rc_last_error());
+            rc_backend *e = open_cpu(&m, shapes[s][0], shapes[s][1], shapes[s][2]);
             rc_gen_params gp = {.max_new_tokens = 32, .stop_at_eos = 0,
                                 .sample = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 1}};
             rc_gen_output *out = calloc(np, sizeof *out);
-            cr_assert(rc_generate(&e, np, (const int *const *)ps, lens, &gp, NULL, out) == 0, "%s",
+            cr_assert(rc_generate(e, np, (const int *const *)ps, lens, &gp, NULL, out) == 0, "%s",
                       rc_last_error());
             for (int i = 0; i < np; i++) {
                 int nw;
@@ -153,7 +164,7 @@ Test(forward, greedy_matches_transformers_batched_and_not) {
             }
             rc_gen_output_free(out, np);
             free(out);
-            rc_engine_free(&e);
+            rc_backend_close(e);
         }
         fprintf(stderr, "[forward] %-26s greedy 3 x 32 tokens identical to HF (4 batch shapes)\n",
                 k_causal[mi]);
@@ -288,71 +299,128 @@ static int capture(void *ud, int n, const float *hidden, const int *seq, const i
     return 0;
 }
 
-static int zero_edit(void *ud, int n, float *hidden, const int *seq) {
-    memset(hidden, 0, sizeof(float) * (size_t)n * *(int *)ud);
-    return 0;
-}
-
 static int abort_capture(void *ud, int n, const float *hidden, const int *seq, const int *step) {
     return rc_fail("stop requested");
 }
 
-Test(forward, hooks_capture_edit_and_eos) {
+// A hand-made RE-Control greedy loop for one prompt: forward, edit with rc_control_apply, LM head,
+// argmax; the reference the generation loop's control must equal.
+static void manual_control(const rc_model *m, const rc_value_mlp *v, float alpha, int steps,
+                           const int *p, int len, int n_new, int *out) {
+    rc_engine e;
+    cr_assert(rc_engine_init(&e, m, 1, 64, 64) == 0);
+    rc_control c;
+    cr_assert(rc_control_init(&c, v, alpha, steps, 1) == 0);
+    const int d = m->cfg.hidden_size, V = m->cfg.vocab_size;
+    float *h = malloc(sizeof(float) * d), *lg = malloc(sizeof(float) * V);
+    int sl[64] = {0}, pos[64], rows[64];
+    for (int i = 0; i < len; i++) pos[i] = i, rows[i] = i == len - 1 ? 0 : -1;
+    cr_assert(rc_forward(&e, len, p, sl, pos, rows, h) == 0);
+    for (int t = 0; t < n_new; t++) {
+        cr_assert(rc_control_apply(&c, 1, h) == 0);
+        rc_lm_head(&e, 1, h, lg);
+        out[t] = rc_argmax(lg, V);
+        int ps = len + t, r0 = 0;
+        cr_assert(rc_forward(&e, 1, &out[t], sl, &ps, &r0, h) == 0);
+    }
+    free(h), free(lg);
+    rc_control_free(&c);
+    rc_engine_free(&e);
+}
+
+Test(forward, hooks_capture_control_and_eos) {
     rc_model m;
     load("mha_hd32_tied", &m); // hidden 64
     cJSON *g = golden("mha_hd32_tied");
     const cJSON *pr = cJSON_GetObjectItem(g, "prompts"), *gr = cJSON_GetObjectItem(g, "greedy");
     int lens[3], *ps[3];
     for (int i = 0; i < 3; i++) ps[i] = ints(cJSON_GetArrayItem(pr, i), &lens[i]);
-    rc_engine e;
-    cr_assert(rc_engine_init(&e, &m, 2, 64, 6) == 0);
-    rc_gen_params gp = {.max_new_tokens = 10, .stop_at_eos = 1, .sample = {.temperature = 0, .top_p = 1}};
+    rc_backend *e = open_cpu(&m, 2, 64, 6);
+    rc_gen_params gp = {.max_new_tokens = 10, .stop_at_eos = 1, .control = -1,
+                        .sample = {.temperature = 0, .top_p = 1}};
     rc_gen_output out[3];
 
     // capture: one state per emitted token, steps 0..9 in order; step 0 of prompt 0 equals the
     // post-norm state of its last prompt position from a plain forward.
     cap_state cs = {0};
-    rc_gen_hooks hk = {.capture = capture, .capture_ud = &cs};
-    m.cfg.n_eos = 0; // no EOS for this part
-    cr_assert(rc_generate(&e, 3, (const int *const *)ps, lens, &gp, &hk, out) == 0, "%s", rc_last_error());
+    rc_gen_hooks hk = {.capture = capture, .ud = &cs};
+    e->cfg.n_eos = 0; // no EOS for this part
+    cr_assert(rc_generate(e, 3, (const int *const *)ps, lens, &gp, &hk, out) == 0, "%s", rc_last_error());
     cr_assert_eq(cs.rows, 30);
     cr_assert(!cs.bad_step, "capture steps out of order");
     float *h = malloc(sizeof(float) * 64 * lens[0]);
-    int sl[16] = {0}, pos[16], rows[16];
-    for (int i = 0; i < lens[0]; i++) pos[i] = i, rows[i] = i;
-    cr_assert(rc_forward(&e, lens[0], ps[0], sl, pos, rows, h) == 0);
+    {
+        rc_engine pe;
+        cr_assert(rc_engine_init(&pe, &m, 1, 64, 64) == 0);
+        int sl[16] = {0}, pos[16], rows[16];
+        for (int i = 0; i < lens[0]; i++) pos[i] = i, rows[i] = i;
+        cr_assert(rc_forward(&pe, lens[0], ps[0], sl, pos, rows, h) == 0);
+        rc_engine_free(&pe);
+    }
     for (int j = 0; j < 64; j++)
         cr_assert_float_eq(cs.first_state[j], h[(lens[0] - 1) * 64 + j], 1e-5, "captured state %d", j);
     rc_gen_output_free(out, 3);
 
-    // edit: zeroing the state before the LM head makes every logit 0 -> argmax picks id 0.
-    int d = 64;
-    rc_gen_hooks he = {.edit = zero_edit, .edit_ud = &d};
-    cr_assert(rc_generate(&e, 3, (const int *const *)ps, lens, &gp, &he, out) == 0);
-    for (int i = 0; i < 3; i++)
-        for (int t = 0; t < out[i].n_tokens; t++) cr_assert_eq(out[i].tokens[t], 0);
+    // RE-Control inside the loop (a random value net 64 -> 16 -> 1, alpha 4, 6 steps) equals the
+    // hand-made loop token for token, for every prompt of a batch of 3 in 2 slots; and it changes
+    // the greedy output (else the check would prove nothing)
+    rc_value_mlp v;
+    int hid[1] = {16};
+    cr_assert(rc_value_alloc(&v, 64, 1, hid) == 0);
+    rc_value_init(&v, 7);
+    int ctl = rc_backend_control_add(e, &v);
+    cr_assert(ctl == 0, "%s", rc_last_error());
+    rc_gen_params gc = gp;
+    gc.control = ctl, gc.alpha = 4.f, gc.steps = 6;
+    cr_assert(rc_generate(e, 3, (const int *const *)ps, lens, &gc, NULL, out) == 0, "%s", rc_last_error());
+    int changed = 0;
+    for (int i = 0; i < 3; i++) {
+        int want[10], nw, *plain = ints(cJSON_GetArrayItem(gr, i), &nw);
+        manual_control(&m, &v, 4.f, 6, ps[i], lens[i], 10, want);
+        cr_assert_eq(out[i].n_tokens, 10);
+        for (int t = 0; t < 10; t++) {
+            cr_assert_eq(out[i].tokens[t], want[t], "prompt %d token %d: loop %d, hand-made %d", i, t,
+                         out[i].tokens[t], want[t]);
+            changed += want[t] != plain[t];
+        }
+        free(plain);
+    }
+    cr_assert(changed > 0, "the edit did not change any token");
+    rc_gen_output_free(out, 3);
+    // an unknown control id is refused before anything runs
+    gc.control = 3;
+    cr_assert(rc_generate(e, 3, (const int *const *)ps, lens, &gc, NULL, out) == -1);
+    cr_assert(strstr(rc_last_error(), "unknown control"), "%s", rc_last_error());
     rc_gen_output_free(out, 3);
 
     // EOS: declare HF's 6th greedy token of prompt 1 an EOS id; generation stops right after it.
     int nw, *want = ints(cJSON_GetArrayItem(gr, 1), &nw);
     int eos = want[5], first = 0;
     while (want[first] != eos) first++;
-    m.cfg.eos_token_ids[0] = eos;
-    m.cfg.n_eos = 1;
-    cr_assert(rc_generate(&e, 3, (const int *const *)ps, lens, &gp, NULL, out) == 0);
+    e->cfg.eos_token_ids[0] = eos;
+    e->cfg.n_eos = 1;
+    cr_assert(rc_generate(e, 3, (const int *const *)ps, lens, &gp, NULL, out) == 0);
     cr_assert_eq(out[1].n_tokens, first + 1);
     cr_assert_eq(out[1].finish, RC_FINISH_EOS);
     cr_assert_eq(out[1].tokens[first], eos);
     rc_gen_output_free(out, 3);
+    // the same id as a request's stop id (EOS off) ends it the same way
+    rc_gen_params gs = gp;
+    gs.stop_at_eos = 0, gs.stop_ids = &eos, gs.n_stop_ids = 1;
+    cr_assert(rc_generate(e, 3, (const int *const *)ps, lens, &gs, NULL, out) == 0);
+    cr_assert_eq(out[1].n_tokens, first + 1);
+    cr_assert_eq(out[1].finish, RC_FINISH_EOS);
+    rc_gen_output_free(out, 3);
 
     // a failing hook aborts with its message
     rc_gen_hooks ha = {.capture = abort_capture};
-    cr_assert(rc_generate(&e, 3, (const int *const *)ps, lens, &gp, &ha, out) == -1);
+    cr_assert(rc_generate(e, 3, (const int *const *)ps, lens, &gp, &ha, out) == -1);
     cr_assert(strstr(rc_last_error(), "stop requested"), "%s", rc_last_error());
     rc_gen_output_free(out, 3);
     free(want), free(h);
     for (int i = 0; i < 3; i++) free(ps[i]);
-    rc_engine_free(&e);
+    rc_backend_close(e);
+    rc_value_free(&v);
     cJSON_Delete(g);
     rc_model_free(&m);
 }
@@ -372,30 +440,41 @@ Test(forward, errors_are_clear) {
     sl = 0, pos = 16;
     cr_assert(rc_forward(&e, 1, &tok, &sl, &pos, &row, h) == -1);
     cr_assert(strstr(rc_last_error(), "beyond the KV cache"), "%s", rc_last_error());
+    rc_engine_free(&e);
     // prompt longer than the cache
+    rc_backend *be = open_cpu(&m, 2, 16, 4);
     int prompt[20] = {0}, len = 20;
     const int *pp = prompt;
-    rc_gen_params gp = {.max_new_tokens = 4, .stop_at_eos = 1, .sample = {.top_p = 1}};
+    rc_gen_params gp = {.max_new_tokens = 4, .stop_at_eos = 1, .control = -1, .sample = {.top_p = 1}};
     rc_gen_output out;
-    cr_assert(rc_generate(&e, 1, &pp, &len, &gp, NULL, &out) == -1);
+    cr_assert(rc_generate(be, 1, &pp, &len, &gp, NULL, &out) == -1);
     cr_assert(strstr(rc_last_error(), "cache holds 16"), "%s", rc_last_error());
     len = 14; // fits, but 14 + 4 - 1 = 17 positions do not
-    cr_assert(rc_generate(&e, 1, &pp, &len, &gp, NULL, &out) == -1);
+    cr_assert(rc_generate(be, 1, &pp, &len, &gp, NULL, &out) == -1);
     len = 13;
-    cr_assert(rc_generate(&e, 1, &pp, &len, &gp, NULL, &out) == 0, "%s", rc_last_error());
+    cr_assert(rc_generate(be, 1, &pp, &len, &gp, NULL, &out) == 0, "%s", rc_last_error());
     cr_assert_eq(out.n_tokens, 4);
     rc_gen_output_free(&out, 1);
-    rc_engine_free(&e);
+    // an empty prompt and a NaN temperature are refused with the reason
+    len = 0;
+    cr_assert(rc_generate(be, 1, &pp, &len, &gp, NULL, &out) == -1);
+    cr_assert(strstr(rc_last_error(), "empty"), "%s", rc_last_error());
+    len = 3;
+    gp.sample.temperature = NAN;
+    cr_assert(rc_generate(be, 1, &pp, &len, &gp, NULL, &out) == -1);
+    cr_assert(strstr(rc_last_error(), "temperature"), "%s", rc_last_error());
+    rc_backend_close(be);
     // absurd cache: fails cleanly, no crash
     cr_assert(rc_engine_init(&e, &m, 1 << 20, 1 << 20, 4) == -1);
     cr_assert(strstr(rc_last_error(), "GiB"), "%s", rc_last_error());
     rc_model_free(&m);
     // a reward model cannot generate
     load("rm_score", &m);
-    cr_assert(rc_engine_init(&e, &m, 1, 16, 4) == 0);
+    be = open_cpu(&m, 1, 16, 4);
     len = 3;
-    cr_assert(rc_generate(&e, 1, &pp, &len, &gp, NULL, &out) == -1);
+    gp.sample.temperature = 0;
+    cr_assert(rc_generate(be, 1, &pp, &len, &gp, NULL, &out) == -1);
     cr_assert(strstr(rc_last_error(), "reward model"), "%s", rc_last_error());
-    rc_engine_free(&e);
+    rc_backend_close(be);
     rc_model_free(&m);
 }

@@ -149,10 +149,11 @@ Test(sampler, seeded_generation_independent_of_batching) {
     const int shapes[3][2] = {{1, 64}, {3, 64}, {2, 2}};
     rc_gen_output ref[3];
     for (int s = 0; s < 3; s++) {
-        rc_engine e;
-        cr_assert(rc_engine_init(&e, &m, shapes[s][0], 32, shapes[s][1]) == 0);
+        rc_backend *e = NULL;
+        rc_backend_opts o = {.n_slots = shapes[s][0], .max_len = 32, .max_tokens = shapes[s][1]};
+        cr_assert(rc_backend_open(&e, &m, &o) == 0, "%s", rc_last_error());
         rc_gen_output out[3];
-        cr_assert(rc_generate(&e, 3, ps, lens, &gp, NULL, out) == 0, "%s", rc_last_error());
+        cr_assert(rc_generate(e, 3, ps, lens, &gp, NULL, out) == 0, "%s", rc_last_error());
         for (int i = 0; i < 3; i++) {
             cr_assert_eq(out[i].n_tokens, 20);
             if (s == 0) {
@@ -163,20 +164,21 @@ Test(sampler, seeded_generation_independent_of_batching) {
             }
         }
         if (s > 0) rc_gen_output_free(out, 3);
-        rc_engine_free(&e);
+        rc_backend_close(e);
     }
     // the draws are not all greedy (the sampler really sampled)
-    rc_engine e;
-    cr_assert(rc_engine_init(&e, &m, 3, 32, 64) == 0);
+    rc_backend *e = NULL;
+    rc_backend_opts o = {.n_slots = 3, .max_len = 32, .max_tokens = 64};
+    cr_assert(rc_backend_open(&e, &m, &o) == 0);
     rc_gen_params greedy = gp;
     greedy.sample.temperature = 0;
     rc_gen_output g[3];
-    cr_assert(rc_generate(&e, 3, ps, lens, &greedy, NULL, g) == 0);
+    cr_assert(rc_generate(e, 3, ps, lens, &greedy, NULL, g) == 0);
     int differ = 0;
     for (int i = 0; i < 3; i++) differ += memcmp(g[i].tokens, ref[i].tokens, sizeof(int) * 20) != 0;
     cr_assert(differ > 0);
     rc_gen_output_free(g, 3);
     rc_gen_output_free(ref, 3);
-    rc_engine_free(&e);
+    rc_backend_close(e);
     rc_model_free(&m);
 }

@@ -1,0 +1,567 @@
+// Stage 1 as a library function (pipeline/stages.h): greedy rollouts for a prompt dataset and
+// the post-norm final hidden state of every valid decode step, written as ragged safetensors
+// shards plus responses JSONL (layout in eval/rundir.h), on either backend. Step t = 0 is the
+// state at the last prompt position; steps run up to and including the one that emits EOS, so a
+// sequence has n_tokens states. Crash-safe and resumable: each shard is written acts-first, then
+// responses (the commit point), both atomically; a rerun with the same settings continues after
+// the last commit. With a value model the rollouts are RE-Control generations.
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/common.h"
+#include "base/default_model.h"
+#include "base/progress.h"
+#include "base/safetensors.h"
+#include "engine/backend.h"
+#include "engine/generate.h"
+#include "eval/rundir.h"
+#include "pipeline/codec.h"
+#include "pipeline/dataset.h"
+#include "pipeline/stages.h"
+#include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
+
+// ---- capture of states into per-sequence buffers -----------------------------------------
+
+typedef struct {
+    int d;
+    rc_dtype dt;
+    size_t esz;
+    int store;         // 0 with --no-acts
+    int n;             // sequences in this chunk
+    unsigned char **buf; // (n) each (cap[i], d) in dt
+    int *len, *cap;    // (n)
+    rc_progress *prog;
+    int *ntok;               // (n) tokens emitted so far per sequence (progress only)
+    int max_new;             //
+    const rc_config *cfg;    // EOS ids
+    int chunk_done;          // sequences of this chunk finished
+} capture_ctx;
+
+static int capture_fn(void *ud, int n, const float *hidden, const int *seq, const int *step) {
+    capture_ctx *c = ud;
+    if (!c->store) return 0;
+    for (int r = 0; r < n; r++) {
+        int q = seq[r];
+        if (q < 0 || q >= c->n) return rc_fail("capture: sequence %d outside the chunk", q);
+        if (step[r] != c->len[q])
+            return rc_fail("capture: sequence %d step %d arrived after %d states", q, step[r], c->len[q]);
+        if (c->len[q] == c->cap[q]) {
+            int nc = c->cap[q] ? c->cap[q] * 2 : 16;
+            unsigned char *nb = realloc(c->buf[q], (size_t)nc * (size_t)c->d * c->esz);
+            if (!nb) return rc_fail("out of memory storing hidden states");
+            c->buf[q] = nb;
+            c->cap[q] = nc;
+        }
+        const float *src = hidden + (size_t)r * c->d;
+        unsigned char *dst = c->buf[q] + (size_t)c->len[q] * c->d * c->esz;
+        if (c->dt == RC_DT_F32) {
+            memcpy(dst, src, sizeof(float) * (size_t)c->d);
+        } else {
+            uint16_t *h = (uint16_t *)dst;
+            for (int i = 0; i < c->d; i++)
+                h[i] = c->dt == RC_DT_F16 ? rc_f32_to_f16(src[i]) : rc_f32_to_bf16(src[i]);
+        }
+        c->len[q]++;
+    }
+    return 0;
+}
+
+static int token_fn(void *ud, int seq, int token) {
+    capture_ctx *c = ud;
+    c->prog->tokens++;
+    if (seq >= 0 && seq < c->n) {
+        int fin = ++c->ntok[seq] >= c->max_new;
+        for (int i = 0; i < c->cfg->n_eos && !fin; i++) fin = c->cfg->eos_token_ids[i] == token;
+        if (fin) {
+            c->prog->done++; // a finished sequence counts for the ETA as soon as it ends
+            c->chunk_done++;
+        }
+    }
+    rc_progress_tick(c->prog, 0);
+    return 0;
+}
+
+// ---- run manifest --------------------------------------------------------------------------
+
+static cJSON *settings_json(const rc_extract_opts *o, const char *model_path) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", model_path);
+    cJSON_AddStringToObject(j, "data", o->data);
+    cJSON_AddStringToObject(j, "data_format", o->format);
+    cJSON_AddBoolToObject(j, "chat", o->chat);
+    cJSON_AddNumberToObject(j, "max_new_tokens", (double)o->max_new);
+    cJSON_AddNumberToObject(j, "max_prompt_tokens", (double)o->max_prompt);
+    cJSON_AddStringToObject(j, "dtype", o->dtype);
+    cJSON_AddNumberToObject(j, "shard_size", (double)o->shard_size);
+    cJSON_AddNumberToObject(j, "limit", (double)o->limit);
+    cJSON_AddBoolToObject(j, "acts", !o->no_acts);
+    cJSON_AddStringToObject(j, "value_model", o->value_model ? o->value_model : "");
+    cJSON_AddNumberToObject(j, "step_size", o->value_model ? o->step_size : 0);
+    cJSON_AddNumberToObject(j, "steps", o->value_model ? (double)o->steps : 0);
+    // the numbers depend on where they are computed: a resume must use the same engine
+    char eng[32];
+    snprintf(eng, sizeof eng, "%s%s%s", rc_device_name(o->device), o->device == RC_DEVICE_CPU ? "" : "-",
+             o->device == RC_DEVICE_CPU ? "" : rc_wtype_name(o->wtype));
+    cJSON_AddStringToObject(j, "engine", eng);
+    cJSON *eos = cJSON_AddArrayToObject(j, "extra_eos_ids");
+    for (int i = 0; i < o->n_extra_eos; i++) cJSON_AddItemToArray(eos, cJSON_CreateNumber(o->extra_eos[i]));
+    return j;
+}
+
+static int write_json_atomic(const char *path, const cJSON *j) {
+    char *s = cJSON_Print(j);
+    if (!s) return rc_fail("out of memory serialising %s", path);
+    size_t n = strlen(s);
+    char *t = realloc(s, n + 2);
+    if (!t) {
+        free(s);
+        return rc_fail("out of memory");
+    }
+    t[n] = '\n';
+    t[n + 1] = 0;
+    int rc = rc_write_file_atomic(path, t, n + 1);
+    free(t);
+    return rc;
+}
+
+// Compares the settings of an existing run with ours; fails naming the first difference.
+static int check_resume(const char *manifest, const cJSON *ours) {
+    size_t len;
+    char *txt = rc_read_file(manifest, &len);
+    if (!txt) return -1;
+    cJSON *old = cJSON_Parse(txt);
+    free(txt);
+    if (!old) return rc_fail("%s is not valid JSON (use --overwrite to start again)", manifest);
+    const cJSON *os = cJSON_GetObjectItemCaseSensitive(old, "settings");
+    int rc = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, ours) {
+        const cJSON *v = os ? cJSON_GetObjectItemCaseSensitive(os, it->string) : NULL;
+        if (!v || !cJSON_Compare(v, it, 1)) {
+            char *a = v ? cJSON_PrintUnformatted(v) : NULL, *b = cJSON_PrintUnformatted(it);
+            rc = rc_fail("%s: the run in this directory used %s = %s, this call asks for %s; resume "
+                         "needs the same settings (or use --overwrite, or another --out)",
+                         manifest, it->string, a ? a : "(absent)", b ? b : "?");
+            free(a);
+            free(b);
+            break;
+        }
+    }
+    cJSON_Delete(old);
+    return rc;
+}
+
+static int mkdir_p(const char *path) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return rc_fail("path too long");
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0755);
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) != 0 && !rc_is_dir(tmp))
+        return rc_fail("cannot create directory %s: %s", path, strerror(errno));
+    return 0;
+}
+
+// Removes shard files from k on (stale files past the last commit, or everything).
+static void remove_shards_from(const char *dir, int k) {
+    char p[4096];
+    for (int misses = 0; misses < 2; k++) {
+        int any = 0;
+        rc_run_acts_path(p, sizeof p, dir, k);
+        if (rc_file_exists(p)) any = 1, unlink(p);
+        rc_run_resp_path(p, sizeof p, dir, k);
+        if (rc_file_exists(p)) any = 1, unlink(p);
+        misses = any ? 0 : misses + 1;
+    }
+}
+
+// Concatenates the shard responses into DIR/responses.jsonl (atomically).
+static int write_combined(const char *dir, int n_shards) {
+    size_t cap = 1 << 16, len = 0;
+    char *all = rc_malloc(cap, "responses"), path[4096];
+    if (!all) return -1;
+    for (int k = 0; k < n_shards; k++) {
+        rc_run_resp_path(path, sizeof path, dir, k);
+        size_t n;
+        char *b = rc_read_file(path, &n);
+        if (!b) {
+            free(all);
+            return -1;
+        }
+        if (len + n + 1 > cap) {
+            while (len + n + 1 > cap) cap *= 2;
+            char *na = realloc(all, cap);
+            if (!na) {
+                free(b);
+                free(all);
+                return rc_fail("out of memory joining responses");
+            }
+            all = na;
+        }
+        memcpy(all + len, b, n);
+        len += n;
+        free(b);
+    }
+    rc_path_join(path, sizeof path, dir, "responses.jsonl");
+    int rc = rc_write_file_atomic(path, all, len);
+    free(all);
+    return rc;
+}
+
+void rc_extract_opts_default(rc_extract_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->format = "hh";
+    o->dtype = "bf16";
+    o->max_new = 128;
+    o->batch = 32;
+    o->max_prompt = 512;
+    o->shard_size = 256;
+    o->steps = 30;
+    o->step_size = 0.5;
+    o->device = RC_DEVICE_CPU;
+    o->wtype = RC_WT_F16;
+}
+
+int rc_extract_run(const rc_extract_opts *o) {
+    int rc = -1;
+    rc_dataset ds = {0};
+    rc_model m = {0};
+    int model_loaded = 0, value_ok = 0;
+    rc_backend *be = NULL;
+    rc_codec codec = {0};
+    rc_value_mlp vm = {0};
+    cJSON *settings = NULL, *manifest = NULL;
+    int **pids = NULL;
+    int *plen = NULL, *pitem = NULL;
+    rc_gen_output *gout = NULL;
+    capture_ctx cap = {0};
+    char path[4096];
+
+    char default_path[4096];
+    const char *model_path = o->model;
+    if (!model_path) {
+        if (rc_default_model_require(default_path, sizeof default_path)) goto done;
+        model_path = default_path;
+    }
+    rc_ds_format fmt;
+    if (rc_ds_format_parse(o->format, &fmt)) goto done;
+    if (fmt == RC_DS_IDS && o->chat) {
+        rc_fail("--chat needs text prompts; --format ids gives token ids");
+        goto done;
+    }
+
+    // Settings and resume point.
+    if (mkdir_p(o->out)) goto done;
+    settings = settings_json(o, model_path);
+    char manifest_path[4096];
+    rc_path_join(manifest_path, sizeof manifest_path, o->out, "extract.json");
+    if (o->overwrite) {
+        remove_shards_from(o->out, 0);
+        // outputs of later stages describe the old responses: drop them too
+        const char *later[] = {"responses.jsonl", "rewards.jsonl", "rewards.partial.jsonl", "label.json",
+                               "eval.json", "eval.md"};
+        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+            rc_path_join(path, sizeof path, o->out, later[i]);
+            unlink(path);
+        }
+        unlink(manifest_path);
+    }
+    int k0 = rc_run_count_shards(o->out);
+    if (rc_file_exists(manifest_path)) {
+        if (check_resume(manifest_path, settings)) goto done;
+    } else if (k0 > 0) {
+        rc_fail("%s holds responses-*.jsonl but no extract.json: not a run this command can resume "
+                "(use --overwrite or another --out)",
+                o->out);
+        goto done;
+    }
+    remove_shards_from(o->out, k0); // orphans of an interrupted shard
+    int64_t next_seq = 0, next_item = 0;
+    if (k0 > 0) {
+        rc_resp_set prev;
+        if (rc_run_read_responses(o->out, &prev)) goto done;
+        next_seq = prev.n;
+        if (prev.n > 0) next_item = prev.r[prev.n - 1].item + 1;
+        rc_resp_set_free(&prev);
+        fprintf(stderr, "[extract] resuming %s: %d shards, %lld sequences done, continuing at record %lld\n",
+                o->out, k0, (long long)next_seq, (long long)next_item);
+    }
+    manifest = cJSON_CreateObject();
+    cJSON_AddStringToObject(manifest, "format", "recontrol-extract-v1");
+    cJSON_AddStringToObject(manifest, "status", "running");
+    cJSON_AddItemToObject(manifest, "settings", cJSON_Duplicate(settings, 1));
+    if (write_json_atomic(manifest_path, manifest)) goto done;
+
+    // Data.
+    if (rc_dataset_load(o->data, fmt, o->limit, &ds, stderr)) goto done;
+    fprintf(stderr, "[extract] %s: %d prompts read, %ld lines skipped\n", o->data, ds.n, ds.n_bad);
+
+    // Model, tokenizer, optional control.
+    if (rc_model_load(model_path, &m)) goto done;
+    model_loaded = 1;
+    for (int i = 0; i < o->n_extra_eos; i++)
+        if (m.cfg.n_eos < RC_MAX_EOS) m.cfg.eos_token_ids[m.cfg.n_eos++] = o->extra_eos[i];
+    if (rc_codec_open(&codec, model_path, &m, fmt == RC_DS_IDS)) goto done;
+    rc_chat_spec chat;
+    if (o->chat) {
+        const char *tpl = rc_tokenizer_chat_template(codec.tok);
+        if (!tpl) {
+            rc_fail("%s has no chat template: drop --chat (the prompt is then used as plain text)", model_path);
+            goto done;
+        }
+        if (rc_chat_spec_from_template(tpl, &chat)) goto done;
+        // The turn end ("<|im_end|>", "<|eot_id|>") stops a sequence like EOS.
+        const char *eot = rc_chat_end_of_turn(&chat);
+        int eot_id = eot ? rc_tokenizer_token_id(codec.tok, eot) : -1;
+        int known = 0;
+        for (int i = 0; i < m.cfg.n_eos; i++) known |= m.cfg.eos_token_ids[i] == eot_id;
+        if (eot_id >= 0 && !known && m.cfg.n_eos < RC_MAX_EOS) m.cfg.eos_token_ids[m.cfg.n_eos++] = eot_id;
+        fprintf(stderr, "[extract] chat format %s (turn end id %d)\n", rc_chat_format_name(chat.format), eot_id);
+    }
+    if (o->value_model) {
+        if (rc_value_load(&vm, o->value_model)) goto done;
+        value_ok = 1;
+    }
+    int max_len = (int)(o->max_prompt + o->max_new);
+    int max_tokens = (int)(o->batch + (o->max_prompt < 512 ? o->max_prompt : 512));
+    rc_backend_opts bo = {.device = o->device, .wtype = o->wtype, .n_slots = (int)o->batch,
+                          .max_len = max_len, .max_tokens = max_tokens, .n_threads = (int)o->threads};
+    if (rc_backend_open(&be, &m, &bo)) goto done;
+    int control = -1;
+    if (value_ok && (control = rc_backend_control_add(be, &vm)) < 0) {
+        rc_fail_ctx("%s", o->value_model);
+        goto done;
+    }
+
+    const int d = m.cfg.hidden_size;
+    rc_dtype dt = !strcmp(o->dtype, "fp32") ? RC_DT_F32 : !strcmp(o->dtype, "fp16") ? RC_DT_F16 : RC_DT_BF16;
+    const int S = (int)o->shard_size;
+    pids = rc_calloc((size_t)S, sizeof *pids, "prompt ids");
+    plen = rc_calloc((size_t)S, sizeof *plen, "prompt lengths");
+    pitem = rc_calloc((size_t)S, sizeof *pitem, "prompt items");
+    gout = rc_calloc((size_t)S, sizeof *gout, "outputs");
+    cap.buf = rc_calloc((size_t)S, sizeof *cap.buf, "state buffers");
+    cap.len = rc_calloc((size_t)S, sizeof *cap.len, "state lengths");
+    cap.cap = rc_calloc((size_t)S, sizeof *cap.cap, "state capacities");
+    cap.ntok = rc_calloc((size_t)S, sizeof *cap.ntok, "token counts");
+    if (!pids || !plen || !pitem || !gout || !cap.buf || !cap.len || !cap.cap || !cap.ntok) goto done;
+    cap.max_new = (int)o->max_new;
+    cap.cfg = &m.cfg;
+    cap.d = d;
+    cap.dt = dt;
+    cap.esz = rc_dtype_size(dt);
+    cap.store = !o->no_acts;
+
+    rc_gen_params gp = {0};
+    gp.max_new_tokens = (int)o->max_new;
+    gp.stop_at_eos = 1;
+    gp.sample.temperature = 0;
+    gp.sample.top_p = 1;
+    gp.control = control;
+    gp.alpha = (float)o->step_size;
+    gp.steps = control >= 0 ? (int)o->steps : 0;
+    rc_gen_hooks hooks = {.capture = capture_fn, .on_token = token_fn, .ud = &cap};
+    rc_progress prog;
+    rc_progress_init(&prog, "extract", ds.n - next_item);
+    cap.prog = &prog;
+    const char *abort_env = getenv("RC_EXTRACT_ABORT_AFTER_SHARDS"); // test hook: simulate a kill
+    long abort_after = abort_env ? atol(abort_env) : -1;
+    int shards_this_run = 0, k = k0;
+    long n_skipped_now = 0;
+
+    int64_t it = next_item;
+    while (it < ds.n) {
+        // Collect up to S prompts that fit.
+        int n = 0;
+        while (it < ds.n && n < S) {
+            rc_ds_item *di = &ds.items[it];
+            int *ids = NULL, nid = 0;
+            if (fmt == RC_DS_IDS) {
+                ids = rc_malloc(sizeof(int) * (size_t)di->n_ids, "ids");
+                if (!ids) goto done;
+                memcpy(ids, di->ids, sizeof(int) * (size_t)di->n_ids);
+                nid = di->n_ids;
+            } else if (o->chat) {
+                rc_chat_msg msg = {"user", di->prompt};
+                char *txt = rc_chat_render(&chat, &msg, 1, 1);
+                int e = txt ? rc_tokenizer_encode(codec.tok, txt, strlen(txt), 0, &ids, &nid) : -1;
+                free(txt);
+                if (e) {
+                    rc_fail_ctx("%s:%ld: rendering and tokenizing the chat prompt", o->data, di->line);
+                    goto done;
+                }
+            } else if (rc_codec_encode(&codec, di->prompt, &ids, &nid)) {
+                rc_fail_ctx("%s:%ld: tokenizing the prompt", o->data, di->line);
+                goto done;
+            }
+            if (nid > o->max_prompt) {
+                fprintf(stderr, "%s:%ld: prompt has %d tokens, over --max-prompt-tokens %ld; skipped\n",
+                        o->data, di->line, nid, o->max_prompt);
+                free(ids);
+                n_skipped_now++;
+                it++;
+                prog.done++;
+                continue;
+            }
+            pids[n] = ids;
+            plen[n] = nid;
+            pitem[n] = (int)it;
+            n++;
+            it++;
+        }
+        if (n == 0) break;
+        cap.n = n;
+        cap.chunk_done = 0;
+        for (int i = 0; i < n; i++) cap.len[i] = cap.ntok[i] = 0;
+        if (rc_generate(be, n, (const int *const *)pids, plen, &gp, &hooks, gout)) {
+            rc_fail_ctx("generating shard %d", k);
+            rc_gen_output_free(gout, n);
+            goto done;
+        }
+        // Shard arrays.
+        int64_t n_steps = 0;
+        for (int i = 0; i < n; i++) {
+            if (cap.store && cap.len[i] != gout[i].n_tokens) {
+                rc_fail("internal: sequence %d has %d states for %d tokens", i, cap.len[i], gout[i].n_tokens);
+                goto done;
+            }
+            n_steps += gout[i].n_tokens;
+        }
+        if (cap.store) {
+            unsigned char *hid = rc_malloc((size_t)n_steps * d * cap.esz + 1, "shard states");
+            int64_t *off = rc_malloc(sizeof(int64_t) * (size_t)(n + 1), "shard offsets");
+            if (!hid || !off) {
+                free(hid);
+                free(off);
+                goto done;
+            }
+            off[0] = 0;
+            for (int i = 0; i < n; i++) {
+                memcpy(hid + (size_t)off[i] * d * cap.esz, cap.buf[i], (size_t)cap.len[i] * d * cap.esz);
+                off[i + 1] = off[i] + cap.len[i];
+            }
+            char s_first[32], s_n[32], s_ib[32], s_ie[32];
+            snprintf(s_first, sizeof s_first, "%lld", (long long)next_seq);
+            snprintf(s_n, sizeof s_n, "%d", n);
+            snprintf(s_ib, sizeof s_ib, "%d", pitem[0]);
+            snprintf(s_ie, sizeof s_ie, "%lld", (long long)it);
+            const char *meta[] = {"format", "recontrol-acts-v1", "first_seq", s_first, "n_seq", s_n,
+                                  "item_begin", s_ib, "item_end", s_ie, "dtype", o->dtype, NULL};
+            rc_st_entry ent[2] = {{"hidden", dt, 2, {n_steps, d}, hid}, {"offsets", RC_DT_I64, 1, {n + 1}, off}};
+            rc_run_acts_path(path, sizeof path, o->out, k);
+            int wr = rc_st_write(path, ent, 2, meta);
+            free(hid);
+            free(off);
+            if (wr) goto done;
+        }
+        // Responses (the commit point).
+        size_t rcap = 1 << 16, rlen = 0;
+        char *rbuf = rc_malloc(rcap, "responses");
+        if (!rbuf) goto done;
+        for (int i = 0; i < n; i++) {
+            rc_ds_item *di = &ds.items[pitem[i]];
+            int nt = gout[i].n_tokens;
+            int ndec = gout[i].finish == RC_FINISH_EOS && nt > 0 ? nt - 1 : nt;
+            char *resp = rc_codec_decode(&codec, gout[i].tokens, ndec);
+            char *ptxt = fmt == RC_DS_IDS ? rc_ids_to_text(pids[i], plen[i]) : NULL;
+            rc_resp r = {.index = next_seq + i, .item = pitem[i], .line = di->line,
+                         .prompt = ptxt ? ptxt : di->prompt, .response = resp, .prompt_ids = pids[i],
+                         .n_prompt_ids = plen[i], .tokens = gout[i].tokens, .n_tokens = nt,
+                         .finish = gout[i].finish, .reference = di->reference};
+            char *line = resp ? rc_resp_to_json(&r) : NULL;
+            free(resp);
+            free(ptxt);
+            if (!line) {
+                free(rbuf);
+                goto done;
+            }
+            size_t ln = strlen(line);
+            if (rlen + ln + 2 > rcap) {
+                while (rlen + ln + 2 > rcap) rcap *= 2;
+                char *nb = realloc(rbuf, rcap);
+                if (!nb) {
+                    free(line);
+                    free(rbuf);
+                    rc_fail("out of memory");
+                    goto done;
+                }
+                rbuf = nb;
+            }
+            memcpy(rbuf + rlen, line, ln);
+            rlen += ln;
+            rbuf[rlen++] = '\n';
+            free(line);
+        }
+        rc_run_resp_path(path, sizeof path, o->out, k);
+        int wr = rc_write_file_atomic(path, rbuf, rlen);
+        free(rbuf);
+        if (wr) goto done;
+        rc_gen_output_free(gout, n);
+        for (int i = 0; i < n; i++) {
+            free(pids[i]);
+            pids[i] = NULL;
+        }
+        next_seq += n;
+        prog.done += n - cap.chunk_done; // (normally 0: every sequence was counted as it ended)
+        k++;
+        shards_this_run++;
+        rc_progress_tick(&prog, 1);
+        if (abort_after >= 0 && shards_this_run >= abort_after) {
+            fprintf(stderr, "[extract] RC_EXTRACT_ABORT_AFTER_SHARDS=%ld: stopping abruptly (test hook)\n",
+                    abort_after);
+            _exit(3);
+        }
+    }
+
+    // Finished: combined responses and the manifest with totals.
+    if (write_combined(o->out, k)) goto done;
+    int64_t n_skipped = (int64_t)ds.n - next_seq;
+    cJSON_ReplaceItemInObject(manifest, "status", cJSON_CreateString("complete"));
+    cJSON_AddNumberToObject(manifest, "n_records", ds.n);
+    cJSON_AddNumberToObject(manifest, "n_bad_lines", (double)ds.n_bad);
+    cJSON_AddNumberToObject(manifest, "n_sequences", (double)next_seq);
+    cJSON_AddNumberToObject(manifest, "n_skipped_long", (double)n_skipped);
+    cJSON_AddNumberToObject(manifest, "n_shards", k);
+    cJSON_AddNumberToObject(manifest, "hidden_size", d);
+    if (write_json_atomic(manifest_path, manifest)) goto done;
+    fprintf(stderr,
+            "[extract] done: %lld sequences in %d shards; %lld prompts over %ld tokens skipped; %ld bad "
+            "lines; %lld new tokens this call (%.1f tok/s)\n",
+            (long long)next_seq, k, (long long)n_skipped, o->max_prompt, ds.n_bad, (long long)prog.tokens,
+            prog.tokens / (rc_time_s() - prog.t0 + 1e-9));
+    (void)n_skipped_now;
+    rc = 0;
+done:
+    if (pids)
+        for (long i = 0; i < o->shard_size; i++) free(pids[i]);
+    free(pids);
+    if (gout) rc_gen_output_free(gout, (int)o->shard_size);
+    free(plen);
+    free(pitem);
+    free(gout);
+    if (cap.buf)
+        for (long i = 0; i < o->shard_size; i++) free(cap.buf[i]);
+    free(cap.buf);
+    free(cap.len);
+    free(cap.cap);
+    free(cap.ntok);
+    rc_backend_close(be);
+    if (value_ok) rc_value_free(&vm);
+    rc_codec_close(&codec);
+    if (model_loaded) rc_model_free(&m);
+    rc_dataset_free(&ds);
+    cJSON_Delete(settings);
+    cJSON_Delete(manifest);
+    return rc;
+}
+

@@ -1,0 +1,292 @@
+// All stages of RE-Control from one recipe file, calling the stage functions directly:
+// extract -> label -> train -> plain and controlled generation on the test prompts -> label both
+// -> eval side by side. Finished stages are kept and skipped on a rerun (each stage writes its
+// outputs atomically and resumes on its own). The recipe's "device" ("cpu" or "cuda") and
+// "weight_dtype" choose the backend of every model stage.
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/common.h"
+#include "engine/backend.h"
+#include "engine/value_mlp.h"
+#include "eval/report.h"
+#include "pipeline/stages.h"
+#include "train/train.h"
+
+typedef struct {
+    char name[128];
+    char model[1024];
+    char reward_model[1024];
+    char judge[1024];
+    char format[32];
+    int chat;
+    char train_data[1024];
+    char test_data[1024];
+    char out[1024];
+    int ex_max_new, ex_batch, ex_max_prompt;
+    char ex_dtype[16];
+    char hidden[128];
+    int epochs, batch_size, seed;
+    double lr;
+    double step_size;
+    int steps;
+    int gen_max_new, gen_batch;
+    rc_device device;
+    rc_wtype wtype;
+} recipe;
+
+// "${recipe_dir}/x" -> "<dir of the recipe file>/x"; "default" model -> "" (the default).
+static int resolve_path(char *out, size_t cap, const char *val, const char *recipe_dir) {
+    const char *tag = "${recipe_dir}";
+    size_t nt = strlen(tag);
+    int n;
+    if (!strncmp(val, tag, nt))
+        n = snprintf(out, cap, "%s%s", recipe_dir, val + nt);
+    else
+        n = snprintf(out, cap, "%s", val);
+    if (n < 0 || (size_t)n >= cap) return rc_fail("recipe path too long: %s", val);
+    return 0;
+}
+
+static const cJSON *obj_get(const cJSON *o, const char *k) {
+    return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
+}
+
+static int get_str(const cJSON *o, const char *k, char *out, size_t cap, const char *dflt,
+                   const char *recipe_dir, const char *file) {
+    const cJSON *v = obj_get(o, k);
+    if (!v) {
+        if (!dflt) return rc_fail("%s: recipe is missing \"%s\"", file, k);
+        snprintf(out, cap, "%s", dflt);
+        return 0;
+    }
+    if (!cJSON_IsString(v)) return rc_fail("%s: \"%s\" must be a string", file, k);
+    return resolve_path(out, cap, v->valuestring, recipe_dir);
+}
+
+static int get_num(const cJSON *o, const char *k, double *out, double dflt, const char *file) {
+    const cJSON *v = obj_get(o, k);
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v)) return rc_fail("%s: \"%s\" must be a number", file, k);
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int recipe_load(const char *path, recipe *r) {
+    memset(r, 0, sizeof *r);
+    char *text = rc_read_file(path, NULL);
+    if (!text) return -1;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return rc_fail("%s: not a JSON object (recipe files are JSON; see recipes/demo.json)", path);
+    }
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", dirname(tmp));
+    const cJSON *ex = obj_get(j, "extract"), *val = obj_get(j, "value"), *ctl = obj_get(j, "control"),
+                *gen = obj_get(j, "generate"), *rew = obj_get(j, "reward");
+    double d = 0;
+    int rc = 0;
+    // Short-circuit so that the message names the first missing or bad key.
+    if (get_str(j, "name", r->name, sizeof r->name, "recipe", dir, path) ||
+        get_str(j, "model", r->model, sizeof r->model, NULL, dir, path) ||
+        get_str(j, "format", r->format, sizeof r->format, "plain", dir, path) ||
+        get_str(j, "train_data", r->train_data, sizeof r->train_data, NULL, dir, path) ||
+        get_str(j, "test_data", r->test_data, sizeof r->test_data, NULL, dir, path) ||
+        get_str(j, "out", r->out, sizeof r->out, NULL, dir, path))
+        goto fail;
+    if (!rew || !cJSON_IsObject(rew)) {
+        rc_fail("%s: recipe needs \"reward\": {\"reward_model\": PATH} or {\"judge\": PATH}", path);
+        goto fail;
+    }
+    rc |= get_str(rew, "reward_model", r->reward_model, sizeof r->reward_model, "", dir, path);
+    rc |= get_str(rew, "judge", r->judge, sizeof r->judge, "", dir, path);
+    if (rc) goto fail;
+    if (!r->reward_model[0] == !r->judge[0]) {
+        rc_fail("%s: \"reward\" needs exactly one of \"reward_model\" and \"judge\"", path);
+        goto fail;
+    }
+    const cJSON *chat = obj_get(j, "chat");
+    r->chat = chat && cJSON_IsTrue(chat);
+    rc |= get_num(ex, "max_new_tokens", &d, 128, path), r->ex_max_new = (int)d;
+    rc |= get_num(ex, "batch", &d, 32, path), r->ex_batch = (int)d;
+    rc |= get_num(ex, "max_prompt_tokens", &d, 512, path), r->ex_max_prompt = (int)d;
+    rc |= get_str(ex, "dtype", r->ex_dtype, sizeof r->ex_dtype, "fp32", dir, path);
+    const cJSON *hid = obj_get(val, "hidden");
+    if (hid && cJSON_IsArray(hid)) {
+        size_t off = 0;
+        const cJSON *h;
+        cJSON_ArrayForEach(h, hid) {
+            if (!cJSON_IsNumber(h) || h->valueint <= 0) {
+                rc_fail("%s: value.hidden must be a list of positive widths", path);
+                goto fail;
+            }
+            off += (size_t)snprintf(r->hidden + off, sizeof r->hidden - off, "%s%d", off ? "," : "",
+                                    h->valueint);
+        }
+    } else {
+        snprintf(r->hidden, sizeof r->hidden, "4096");
+    }
+    rc |= get_num(val, "epochs", &d, 100, path), r->epochs = (int)d;
+    rc |= get_num(val, "batch_size", &d, 512, path), r->batch_size = (int)d;
+    rc |= get_num(val, "lr", &r->lr, 1e-4, path);
+    rc |= get_num(val, "seed", &d, 0, path), r->seed = (int)d;
+    rc |= get_num(ctl, "step_size", &r->step_size, 0.5, path);
+    rc |= get_num(ctl, "steps", &d, 30, path), r->steps = (int)d;
+    rc |= get_num(gen, "max_new_tokens", &d, 128, path), r->gen_max_new = (int)d;
+    rc |= get_num(gen, "batch", &d, 16, path), r->gen_batch = (int)d;
+    if (rc) goto fail;
+    char dev[16], wt[16];
+    if (get_str(j, "device", dev, sizeof dev, "cpu", dir, path) ||
+        get_str(j, "weight_dtype", wt, sizeof wt, "f16", dir, path) ||
+        rc_device_parse(dev, &r->device) || rc_wtype_parse(wt, &r->wtype)) {
+        rc_fail_ctx("%s", path);
+        goto fail;
+    }
+    cJSON_Delete(j);
+    return 0;
+fail:
+    cJSON_Delete(j);
+    return -1;
+}
+
+static void stage_title(const char *title) { fprintf(stderr, "\n== %s ==\n", title); }
+
+static int stage_done(const char *title, double t0, int rc) {
+    if (rc) return rc_fail_ctx("stage '%s'", title);
+    fprintf(stderr, "  done in %.1f s\n", rc_time_s() - t0);
+    return 0;
+}
+
+static int rollouts(const recipe *r, const char *title, const char *data, const char *out,
+                    int with_acts, const char *value_model, int max_new, int batch) {
+    rc_extract_opts o;
+    rc_extract_opts_default(&o);
+    o.model = strcmp(r->model, "default") ? r->model : NULL;
+    o.data = data;
+    o.format = r->format;
+    o.chat = r->chat;
+    o.out = out;
+    o.max_new = max_new;
+    o.batch = batch;
+    o.max_prompt = r->ex_max_prompt;
+    if (with_acts) o.dtype = r->ex_dtype;
+    else o.no_acts = 1;
+    if (value_model) {
+        o.value_model = value_model;
+        o.step_size = r->step_size;
+        o.steps = r->steps;
+    }
+    o.device = r->device;
+    o.wtype = r->wtype;
+    stage_title(title);
+    fprintf(stderr, "  extract --data %s --out %s --batch %d --max-new-tokens %d --device %s%s%s\n",
+            data, out, batch, max_new, rc_device_name(r->device), value_model ? " --value-model " : "",
+            value_model ? value_model : "");
+    double t0 = rc_time_s();
+    return stage_done(title, t0, rc_extract_run(&o));
+}
+
+static int label(const recipe *r, const char *title, const char *run) {
+    rc_label_opts o;
+    rc_label_opts_default(&o);
+    o.run = run;
+    if (r->reward_model[0]) o.rm = r->reward_model;
+    else o.judge = r->judge;
+    o.device = r->device;
+    o.wtype = r->wtype;
+    stage_title(title);
+    fprintf(stderr, "  label --run %s %s %s --device %s\n", run, o.rm ? "--reward-model" : "--judge",
+            o.rm ? o.rm : o.judge, rc_device_name(r->device));
+    double t0 = rc_time_s();
+    return stage_done(title, t0, rc_label_run(&o));
+}
+
+static int mkdir_p(const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0755);
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && !rc_is_dir(tmp)) return rc_fail("cannot create directory %s", path);
+    return 0;
+}
+
+int rc_pipeline_run(const char *recipe_path, const char *out_override, int device_override,
+                    int wtype_override) {
+    recipe r;
+    if (recipe_load(recipe_path, &r) != 0) return -1;
+    if (out_override) snprintf(r.out, sizeof r.out, "%s", out_override);
+    if (device_override >= 0) r.device = (rc_device)device_override;
+    if (wtype_override >= 0) r.wtype = (rc_wtype)wtype_override;
+    if (rc_device_check(r.device)) return -1;
+    if (mkdir_p(r.out) != 0) return -1;
+    char train_dir[1100], plain_dir[1100], ctrl_dir[1100], value[1100], report[1100];
+    snprintf(train_dir, sizeof train_dir, "%s/train", r.out);
+    snprintf(plain_dir, sizeof plain_dir, "%s/test-plain", r.out);
+    snprintf(ctrl_dir, sizeof ctrl_dir, "%s/test-control", r.out);
+    snprintf(value, sizeof value, "%s/value.safetensors", r.out);
+    snprintf(report, sizeof report, "%s/report", r.out);
+    fprintf(stderr, "recontrol pipeline '%s' -> %s (device %s)\n", r.name, r.out, rc_device_name(r.device));
+    double t0 = rc_time_s();
+
+    if (rollouts(&r, "1/5 rollouts and hidden states (train prompts)", r.train_data, train_dir, 1,
+                 NULL, r.ex_max_new, r.ex_batch))
+        return -1;
+    if (label(&r, "2/5 reward labels (train rollouts)", train_dir)) return -1;
+
+    const char *t3 = "3/5 value network";
+    if (rc_file_exists(value)) {
+        stage_title(t3);
+        fprintf(stderr, "  kept %s (delete it to retrain)\n", value);
+    } else {
+        rc_train_opts to;
+        rc_train_opts_default(&to);
+        to.data_dir = train_dir;
+        to.out_path = value;
+        int nh = rc_value_parse_hidden(r.hidden, to.hidden);
+        if (nh < 0) return rc_fail_ctx("%s: value.hidden", recipe_path);
+        to.n_hidden = nh;
+        to.epochs = r.epochs;
+        to.batch_size = r.batch_size;
+        to.lr = r.lr;
+        to.seed = (uint64_t)r.seed;
+        stage_title(t3);
+        fprintf(stderr, "  train --data %s --out %s --hidden %s --epochs %d\n", train_dir, value, r.hidden,
+                r.epochs);
+        double t = rc_time_s();
+        if (stage_done(t3, t, rc_train_run(&to))) return -1;
+    }
+
+    if (rollouts(&r, "4/5 plain generation (test prompts)", r.test_data, plain_dir, 0, NULL,
+                 r.gen_max_new, r.gen_batch))
+        return -1;
+    if (rollouts(&r, "4/5 RE-Control generation (test prompts)", r.test_data, ctrl_dir, 0, value,
+                 r.gen_max_new, r.gen_batch))
+        return -1;
+    if (label(&r, "5/5 reward labels (plain)", plain_dir)) return -1;
+    if (label(&r, "5/5 reward labels (RE-Control)", ctrl_dir)) return -1;
+
+    const char *t5 = "5/5 evaluation: plain vs RE-Control";
+    stage_title(t5);
+    double t = rc_time_s();
+    if (stage_done(t5, t, rc_eval_report(plain_dir, ctrl_dir, report, 1, stdout))) return -1;
+    fprintf(stderr, "\npipeline '%s' finished in %.1f s; report in %s.{json,md}\n", r.name,
+            rc_time_s() - t0, report);
+    return 0;
+}
