@@ -7,6 +7,7 @@ typedef int (*rc_cmd_fn)(int argc, char **argv);
 #define RC_COMMANDS(X)                                                                             \
     X(generate, "generate text (plain or RE-Control) for prompts or a JSONL file")                \
     X(chat, "interactive chat with the model's chat template, streaming")                         \
+    X(serve, "OpenAI-compatible HTTP server, continuous batching, RE-Control per request")        \
     X(logits, "float32 logits (or rewards) of one forward over token ids, as .npy")               \
     X(tokenize, "encode text to token ids, or --decode ids to text")                               \
     X(extract, "stage 1: greedy rollouts and post-norm hidden states as safetensors shards")      \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The layers of the build (CMakeLists.txt) as a rule on includes: a file may include headers of
 # its own folder and of the layers below it, never above. Fails naming each offending line.
-#   base < kernels < engine < train, eval < pipeline < cli;  tokenizer < eval, pipeline, cli
+#   base < kernels < engine < train, eval < pipeline < serve < cli;  tokenizer < eval, pipeline,
+#   serve, cli
 set -euo pipefail
 S="$2"
 cd "$S"
@@ -13,7 +14,8 @@ declare -A allowed=(
     [train]="base kernels engine train"
     [eval]="base kernels engine tokenizer eval"
     [pipeline]="base kernels engine tokenizer train eval pipeline"
-    [cli]="base kernels engine tokenizer train eval pipeline cli"
+    [serve]="base kernels engine tokenizer train eval pipeline serve"
+    [cli]="base kernels engine tokenizer train eval pipeline serve cli"
 )
 bad=0
 checked=0
