@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/args.h"
 #include "base/common.h"
 #include "base/default_model.h"
 #include "cli/commands.h"
@@ -64,15 +65,6 @@ static void serve_usage(FILE *f) {
             "  --quiet                 no log line per request\n"
             "  -h, --help              this text\n",
             MAX_VALUES);
-}
-
-static int parse_int(const char *opt, const char *s, long lo, long hi, long *v) {
-    char *end;
-    long x = strtol(s, &end, 10);
-    if (!*s || *end || x < lo || x > hi)
-        return rc_fail("%s: expected an integer from %ld to %ld, got \"%s\"", opt, lo, hi, s);
-    *v = x;
-    return 0;
 }
 
 // The last path component without a trailing slash or a .gguf extension.
@@ -131,7 +123,7 @@ int cmd_serve(int argc, char **argv) {
         case 'm': model_path = optarg; break;
         case O_NAME: model_name = optarg; break;
         case O_HOST: so.host = optarg; break;
-        case O_PORT: bad = parse_int("--port", optarg, 0, 65535, &port); break;
+        case O_PORT: bad = rc_parse_int("--port", optarg, 0, 65535, &port); break;
         case O_KEY: api_key = optarg; break;
         case O_VALUE: {
             char *eq = strchr(optarg, '=');
@@ -153,19 +145,19 @@ int cmd_serve(int argc, char **argv) {
             alpha = strtof(optarg, &end);
             if (*end || !(alpha >= 0)) bad = rc_fail("--step-size: expected a number >= 0");
             break;
-        case O_STEPS: bad = parse_int("--steps", optarg, 0, 100000, &steps); break;
-        case O_MAXSTEPS: bad = parse_int("--max-steps", optarg, 0, 100000, &max_steps); break;
+        case O_STEPS: bad = rc_parse_int("--steps", optarg, 0, 100000, &steps); break;
+        case O_MAXSTEPS: bad = rc_parse_int("--max-steps", optarg, 0, 100000, &max_steps); break;
         case O_FMT: fmt = optarg; break;
-        case O_PAR: bad = parse_int("--parallel", optarg, 1, 4096, &parallel); break;
-        case O_CTX: bad = parse_int("--ctx", optarg, 2, 1 << 20, &ctx); break;
-        case O_BT: bad = parse_int("--batch-tokens", optarg, 1, 1 << 16, &batch_tokens); break;
-        case O_MAXTOK: bad = parse_int("--max-tokens", optarg, 1, 1 << 20, &max_tokens); break;
-        case O_MAXPROMPT: bad = parse_int("--max-prompt-tokens", optarg, 1, 1 << 20, &max_prompt); break;
-        case O_BODY: bad = parse_int("--max-body", optarg, 256, 1L << 30, &max_body); break;
-        case O_QUEUE: bad = parse_int("--max-queue", optarg, 1, 100000, &max_queue); break;
-        case O_TIMEOUT: bad = parse_int("--timeout", optarg, 1, 1L << 30, &timeout); break;
-        case O_IDLE: bad = parse_int("--idle-timeout", optarg, 1, 1L << 30, &idle); break;
-        case O_THREADS: bad = parse_int("--threads", optarg, 0, 4096, &threads); break;
+        case O_PAR: bad = rc_parse_int("--parallel", optarg, 1, 4096, &parallel); break;
+        case O_CTX: bad = rc_parse_int("--ctx", optarg, 2, 1 << 20, &ctx); break;
+        case O_BT: bad = rc_parse_int("--batch-tokens", optarg, 1, 1 << 16, &batch_tokens); break;
+        case O_MAXTOK: bad = rc_parse_int("--max-tokens", optarg, 1, 1 << 20, &max_tokens); break;
+        case O_MAXPROMPT: bad = rc_parse_int("--max-prompt-tokens", optarg, 1, 1 << 20, &max_prompt); break;
+        case O_BODY: bad = rc_parse_int("--max-body", optarg, 256, 1L << 30, &max_body); break;
+        case O_QUEUE: bad = rc_parse_int("--max-queue", optarg, 1, 100000, &max_queue); break;
+        case O_TIMEOUT: bad = rc_parse_int("--timeout", optarg, 1, 1L << 30, &timeout); break;
+        case O_IDLE: bad = rc_parse_int("--idle-timeout", optarg, 1, 1L << 30, &idle); break;
+        case O_THREADS: bad = rc_parse_int("--threads", optarg, 0, 4096, &threads); break;
         case O_DEVICE: bad = rc_device_parse(optarg, &bo.device); break;
         case O_DTYPE: bad = rc_wtype_parse(optarg, &bo.wtype); break;
         case O_QUIET: quiet = 1; break;
