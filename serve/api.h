@@ -94,6 +94,10 @@ size_t rc_api_stop_holdback(const char *text, size_t len, char *const *stop, int
 // were checked before): its start offset, or -1.
 long rc_api_stop_find(const char *text, size_t len, size_t from, char *const *stop, int n_stop);
 
+// Appends n bytes to a growing buffer (*buf of *cap bytes holding *len, kept NUL-terminated).
+// 0 / -1 (out of memory; the buffer is unchanged).
+int rc_text_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -108,17 +108,7 @@ static const char *finish_name(int finish) {
 
 static int out_add(conn *k, const char *s, size_t n) {
     if (k->out_off == k->out_len) k->out_off = k->out_len = 0;
-    if (k->out_len + n > k->out_cap) {
-        size_t cap = k->out_cap ? k->out_cap * 2 : 4096;
-        while (cap < k->out_len + n) cap *= 2;
-        char *o = realloc(k->out, cap);
-        if (!o) return -1;
-        k->out = o;
-        k->out_cap = cap;
-    }
-    memcpy(k->out + k->out_len, s, n);
-    k->out_len += n;
-    return 0;
+    return rc_text_append(&k->out, &k->out_len, &k->out_cap, s, n);
 }
 
 // "data: <json>\n\n"; takes json.
@@ -400,19 +390,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (*upload_size) {
         if (!k->too_big && k->len + *upload_size > s->o.max_body) k->too_big = 1;
-        if (!k->too_big) {
-            if (k->len + *upload_size + 1 > k->cap) {
-                size_t cap = k->cap ? k->cap * 2 : 4096;
-                while (cap < k->len + *upload_size + 1) cap *= 2;
-                char *b = realloc(k->body, cap);
-                if (!b) return MHD_NO;
-                k->body = b;
-                k->cap = cap;
-            }
-            memcpy(k->body + k->len, upload, *upload_size);
-            k->len += *upload_size;
-            k->body[k->len] = 0;
-        }
+        if (!k->too_big && rc_text_append(&k->body, &k->len, &k->cap, upload, *upload_size))
+            return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }

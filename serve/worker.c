@@ -111,18 +111,7 @@ const char *rc_job_error(const rc_job *j) { return j->err; }
 static rc_job *job_of(rc_worker *w, int id) { return id >= 0 && id < w->id_cap ? w->by_id[id] : NULL; }
 
 static int append(rc_job *j, const char *s, size_t n) {
-    if (j->len + n + 1 > j->cap) {
-        size_t cap = j->cap ? j->cap * 2 : 256;
-        while (cap < j->len + n + 1) cap *= 2;
-        char *t = realloc(j->text, cap);
-        if (!t) return -1;
-        j->text = t;
-        j->cap = cap;
-    }
-    memcpy(j->text + j->len, s, n);
-    j->len += n;
-    j->text[j->len] = 0;
-    return 0;
+    return rc_text_append(&j->text, &j->len, &j->cap, s, n);
 }
 
 static int on_token(void *ud, int req, int token) {
