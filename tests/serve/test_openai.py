@@ -127,7 +127,8 @@ def main():
 
     # ---- the main server ----------------------------------------------------------------
     s = Server(model, "--api-key", KEY, "--value-model", "v=" + value, "--parallel", "4",
-               "--max-tokens", "64", "--max-prompt-tokens", "200", "--max-body", "8192")
+               "--max-tokens", "64", "--max-prompt-tokens", "200", "--max-body", "8192",
+               "--max-steps", "100000")
     check("startup line names model, device, value networks",
           all(x in s.startup for x in ("model", "device cpu", "v=", "32->16->1", "vicuna")), s.startup)
     cl = s.client()
@@ -202,6 +203,23 @@ def main():
     t, f, _, roles = chat_stream(cl, model="model", messages=msgs("Hello there"), max_tokens=24,
                                  temperature=0, stop=stop)
     check("stop string (stream)", (t, f, roles) == (want, "stop", ["assistant"]), repr((t, f, roles)))
+
+    # continuous batching: a short request joins while a long (slow, RE-Controlled) one runs,
+    # and leaves before it
+    slow = cl.completions.create(model="model", prompt="Hello", max_tokens=64, temperature=0,
+                                 stream=True, extra_body={"recontrol": {"value_model": "v",
+                                                                        "step_size": 0.01,
+                                                                        "steps": 20000}})
+    it = iter(slow)
+    next(it)
+    o = cl.chat.completions.create(model="model", messages=msgs("Hello there"), max_tokens=3,
+                                   temperature=0)
+    more = next(it, None)
+    check("a request joins the running batch and finishes before the long one",
+          o.choices[0].message.content == refs["chat greedy"]["text"][:len(o.choices[0].message.content)]
+          and o.choices[0].finish_reason == "length" and more is not None
+          and more.choices[0].finish_reason is None)
+    slow.close()
 
     # ---- errors -------------------------------------------------------------------------
     def bad(name, status, param=None, code=None, **kw):
@@ -293,6 +311,20 @@ def main():
     check("alive after all that", st == 200)
     code = s.stop()
     check("SIGTERM: clean exit (slow server)", code == 0, code)
+
+    # ---- the default model, when it has been downloaded ----------------------------------
+    default = os.environ.get("RECONTROL_MODEL") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "recontrol",
+        "SmolLM2-135M-Instruct.Q4_1.gguf")
+    if os.path.exists(default):
+        s = Server(default, "--parallel", "2", "--ctx", "256")
+        o = s.client(key="none").chat.completions.create(
+            model="x", messages=msgs("What is the capital of France?"), max_tokens=24, temperature=0)
+        check("default model (ChatML template): Paris", "Paris" in o.choices[0].message.content and
+              "im_end" not in o.choices[0].message.content, o.choices[0].message.content)
+        s.stop()
+    else:
+        print("skipped: default model not downloaded (run recontrol setup)")
 
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
