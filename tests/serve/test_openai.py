@@ -47,10 +47,11 @@ def check(name, ok, detail=""):
 
 
 class Server:
-    def __init__(self, model, *args):
+    def __init__(self, model, *args, env=None):
         self.log = tempfile.TemporaryFile(mode="w+")
         self.p = subprocess.Popen([BIN, "serve", "--model", model, "--port", "0", *args],
-                                  stdout=subprocess.PIPE, stderr=self.log, text=True)
+                                  stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                  env=dict(os.environ, **(env or {})))
         line = self.p.stdout.readline()
         if "http://127.0.0.1:" not in line:
             self.log.seek(0)
@@ -275,6 +276,20 @@ def main():
     check("still serving after the errors", len(o.choices[0].text) > 0)
     code = s.stop()
     check("SIGTERM: clean exit", code == 0, code)
+
+    # a value network of the wrong width is refused at start, naming both widths
+    r = subprocess.run([BIN, "serve", "--model", model, "--port", "0", "--value-model",
+                        "w=" + os.path.join(sys.argv[2], "tests", "fixtures", "value", "mlp2.safetensors")],
+                       capture_output=True, text=True, timeout=60)
+    check("value network of the wrong width refused", r.returncode != 0 and "20-dim" in r.stderr
+          and "32" in r.stderr, r.stderr)
+
+    # the API key from the environment
+    s = Server(model, env={"RECONTROL_API_KEY": "from-env"})
+    st1, _, _ = s.raw("GET", "/v1/models")
+    st2, _, _ = s.raw("GET", "/v1/models", headers={"Authorization": "Bearer from-env"})
+    check("RECONTROL_API_KEY: 401 without it, 200 with it", (st1, st2) == (401, 200), (st1, st2))
+    s.stop()
 
     # ---- a slow server: queue limit, disconnect, timeout -----------------------------------
     # RE-Control with very many ascent steps makes every token slow; one slot, a queue of one.
