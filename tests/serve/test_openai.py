@@ -346,4 +346,11 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    TMP = tempfile.mkdtemp(prefix="recontrol-serve-test-")
+    tempfile.tempdir = TMP  # everything below (model files, server logs) lands in TMP
+    try:
+        rc = main()
+    finally:
+        import shutil
+        shutil.rmtree(TMP, ignore_errors=True)
+    sys.exit(rc)
