@@ -2,6 +2,10 @@
 // the model's tokenizer) or token ids (--ids), both repeatable, or a JSONL file of
 // {"prompt": "..."} / {"ids": [...]}, with greedy / temperature / top-k / top-p sampling and an
 // explicit seed. Output: one line per prompt, in prompt order (text, ids, or JSON).
+// Under a launcher (base/dist.h) rank r generates the r-th of `world` even, consecutive parts of
+// the prompt list (generator indices stay global, so the samples are a one-process run's) and
+// rank 0 prints every part in order.
+#define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +22,7 @@
 #include "engine/backend.h"
 #include "base/common.h"
 #include "base/default_model.h"
+#include "base/dist.h"
 #include "engine/generate.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
@@ -142,6 +147,19 @@ static int read_jsonl(const char *path, prompt_list *pl) {
     return rc;
 }
 
+// Ranks must be started with the same command line: one message when they are not.
+static int agree_args(int argc, char **argv) {
+    size_t len = 1;
+    for (int i = 0; i < argc; i++) len += strlen(argv[i]) + 1;
+    char *t = rc_malloc(len, "command line");
+    if (!t) return -1;
+    size_t off = 0;
+    for (int i = 0; i < argc; i++) off += (size_t)sprintf(t + off, "%s%s", i ? " " : "", argv[i]);
+    int rc = rc_dist_agree("generate command line", t);
+    free(t);
+    return rc;
+}
+
 static void print_ids(FILE *f, const int *ids, int n, const char *sep) {
     for (int i = 0; i < n; i++) fprintf(f, "%s%d", i ? sep : "", ids[i]);
 }
@@ -188,7 +206,11 @@ int cmd_generate(int argc, char **argv) {
     rc_model m;
     memset(&m, 0, sizeof m);
     rc_gen_output *outs = NULL;
-    FILE *of = stdout;
+    FILE *of = stdout, *ms = NULL;
+    char *mbuf = NULL, *all = NULL;
+    size_t msz = 0, n_all = 0;
+    const int rank = rc_dist_rank(), world = rc_dist_size();
+    int lo = 0, mn = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hm:i:j:o:p:", opts, NULL)) != -1) {
         char *end = NULL;
@@ -298,6 +320,10 @@ int cmd_generate(int argc, char **argv) {
             rc_fail("prompt %d encodes to no tokens", i);
             goto fail;
         }
+    if (world > 1 && agree_args(argc, argv)) goto fail;
+    lo = (int)((int64_t)pl.n * rank / world);
+    mn = (int)((int64_t)pl.n * (rank + 1) / world) - lo; // this rank's prompts: [lo, lo + mn)
+    gp.index0 = (uint64_t)lo;
     if (rc_model_load(model_path, &m)) goto fail;
     if (eot_id >= 0 && m.cfg.n_eos < RC_MAX_EOS) {
         int known = 0;
@@ -307,10 +333,10 @@ int cmd_generate(int argc, char **argv) {
     int max_prompt = 0;
     for (int i = 0; i < pl.n; i++)
         if (pl.len[i] > max_prompt) max_prompt = pl.len[i];
-    int slots = batch < pl.n ? batch : pl.n;
+    int slots = batch < mn ? batch : mn > 0 ? mn : 1;
     rc_backend_opts bo = {.device = device, .wtype = dtype, .n_slots = slots,
                           .max_len = max_prompt + gp.max_new_tokens, .max_tokens = 256,
-                          .n_threads = threads};
+                          .n_threads = threads, .gpu = rc_dist()->local_rank};
     if (rc_backend_open(&be, &m, &bo)) goto fail;
     gp.control = -1;
     if (value_path) {
@@ -322,21 +348,23 @@ int cmd_generate(int argc, char **argv) {
         gp.alpha = alpha;
         gp.steps = steps;
     }
-    outs = rc_calloc((size_t)pl.n, sizeof *outs, "outputs");
+    outs = rc_calloc((size_t)(mn ? mn : 1), sizeof *outs, "outputs");
     if (!outs) goto fail;
     double t0 = rc_time_s();
-    if (rc_generate(be, pl.n, (const int *const *)pl.p, pl.len, &gp, NULL, outs)) goto fail;
-    double dt = rc_time_s() - t0;
-    if (out_path && !(of = fopen(out_path, "w"))) {
-        rc_fail("cannot write %s: %s", out_path, strerror(errno));
+    if (rc_generate(be, mn, (const int *const *)pl.p + lo, pl.len + lo, &gp, NULL, outs)) goto fail;
+    // This rank's lines, then every rank's in rank order on rank 0.
+    if (!(ms = open_memstream(&mbuf, &msz))) {
+        rc_fail("out of memory (output)");
         goto fail;
     }
-    long total = 0;
-    for (int i = 0; i < pl.n; i++) {
-        total += outs[i].n_tokens;
-        const char *fin = outs[i].finish == RC_FINISH_EOS ? "eos" : "length";
+    int64_t total = 0;
+    for (int j = 0; j < mn; j++) {
+        const int i = lo + j;
+        const rc_gen_output *g = &outs[j];
+        total += g->n_tokens;
+        const char *fin = g->finish == RC_FINISH_EOS ? "eos" : "length";
         char *text = NULL;
-        if (tok && !(text = rc_tokenizer_decode(tok, outs[i].tokens, outs[i].n_tokens, 1))) {
+        if (tok && !(text = rc_tokenizer_decode(tok, g->tokens, g->n_tokens, 1))) {
             rc_fail_ctx("decoding output %d", i);
             goto fail;
         }
@@ -344,33 +372,49 @@ int cmd_generate(int argc, char **argv) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "index", i);
             cJSON_AddItemToObject(o, "prompt_ids", cJSON_CreateIntArray(pl.p[i], pl.len[i]));
-            cJSON_AddItemToObject(o, "ids", cJSON_CreateIntArray(outs[i].tokens, outs[i].n_tokens));
+            cJSON_AddItemToObject(o, "ids", cJSON_CreateIntArray(g->tokens, g->n_tokens));
             cJSON_AddStringToObject(o, "finish", fin);
             if (text) cJSON_AddStringToObject(o, "text", text);
             char *line = cJSON_PrintUnformatted(o);
-            fprintf(of, "%s\n", line ? line : "{}");
+            fprintf(ms, "%s\n", line ? line : "{}");
             cJSON_free(line);
             cJSON_Delete(o);
         } else if (text) {
             cJSON *str = cJSON_CreateString(text);
             char *line = cJSON_PrintUnformatted(str);
-            fprintf(of, "%s\n", line ? line : "\"\"");
+            fprintf(ms, "%s\n", line ? line : "\"\"");
             cJSON_free(line);
             cJSON_Delete(str);
         } else {
-            print_ids(of, outs[i].tokens, outs[i].n_tokens, " ");
-            fprintf(of, "\n");
+            print_ids(ms, g->tokens, g->n_tokens, " ");
+            fprintf(ms, "\n");
         }
         free(text);
     }
-    if (of != stdout && fclose(of) != 0) {
-        of = stdout;
-        rc_fail("cannot write %s", out_path);
+    if (fclose(ms) != 0) {
+        ms = NULL;
+        rc_fail("out of memory (output)");
         goto fail;
     }
-    of = stdout;
-    fprintf(stderr, "recontrol generate: %d prompts, %ld new tokens in %.2f s (%.1f tok/s)%s\n",
-            pl.n, total, dt, dt > 0 ? total / dt : 0.0, value_path ? ", RE-Control on" : "");
+    ms = NULL;
+    if (rc_dist_gather(mbuf, msz, 0, &all, &n_all) || rc_dist_sum_i64(&total, 1)) goto fail;
+    double dt = rc_time_s() - t0; // (every rank is done once the gather returns)
+    if (rank == 0) {
+        if (out_path && !(of = fopen(out_path, "w"))) {
+            rc_fail("cannot write %s: %s", out_path, strerror(errno));
+            goto fail;
+        }
+        int werr = fwrite(all, 1, n_all, of) != n_all;
+        if (of != stdout) werr |= fclose(of) != 0;
+        of = stdout;
+        if (werr) {
+            rc_fail("cannot write %s", out_path ? out_path : "the output");
+            goto fail;
+        }
+        fprintf(stderr, "recontrol generate: %d prompts, %lld new tokens in %.2f s (%.1f tok/s)%s%s\n", pl.n,
+                (long long)total, dt, dt > 0 ? total / dt : 0.0, value_path ? ", RE-Control on" : "",
+                world > 1 ? " over all ranks" : "");
+    }
     rc = 0;
     goto out;
 fail:
@@ -378,7 +422,10 @@ fail:
     rc = 1;
 out:
     if (of != stdout) fclose(of);
-    if (outs) rc_gen_output_free(outs, pl.n);
+    if (ms) fclose(ms);
+    free(mbuf);
+    free(all);
+    if (outs) rc_gen_output_free(outs, mn);
     free(outs);
     for (int i = 0; i < pl.n; i++) free(pl.p[i]), free(pl.text[i]);
     free(pl.p);

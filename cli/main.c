@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/common.h"
+#include "base/dist.h"
 #include "cli/commands.h"
 
 typedef struct {
@@ -45,8 +47,15 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++)
-        if (k_cmds[i].fn && !strcmp(argv[1], k_cmds[i].name)) return k_cmds[i].fn(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++) {
+        if (!k_cmds[i].fn || strcmp(argv[1], k_cmds[i].name)) continue;
+        // Under a launcher (mpirun, srun) this process is one rank of a job; alone, a world of 1.
+        if (rc_dist_init()) {
+            fprintf(stderr, "recontrol %s: %s\n", argv[1], rc_last_error());
+            return rc_dist_end(1);
+        }
+        return rc_dist_end(k_cmds[i].fn(argc - 1, argv + 1));
+    }
     fprintf(stderr, "recontrol: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

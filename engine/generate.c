@@ -416,8 +416,8 @@ int rc_generate(rc_backend *b, int n, const int *const *prompts, const int *prom
         rc_request r = {.prompt = prompts[i], .prompt_len = prompt_lens[i],
                         .max_new_tokens = gp->max_new_tokens, .stop_at_eos = gp->stop_at_eos,
                         .stop_ids = gp->stop_ids, .n_stop_ids = gp->n_stop_ids,
-                        .sample = gp->sample, .index = (uint64_t)i, .control = gp->control,
-                        .alpha = gp->alpha, .steps = gp->steps};
+                        .sample = gp->sample, .index = gp->index0 + (uint64_t)i,
+                        .control = gp->control, .alpha = gp->alpha, .steps = gp->steps};
         if (rc_batcher_submit(bt, &r) != i) {
             rc_fail_ctx("rc_generate: prompt %d", i);
             goto done;

@@ -83,9 +83,10 @@ typedef struct {
     int steps;
     const int *stop_ids; // extra ids ending a sequence (may be NULL)
     int n_stop_ids;
+    uint64_t index0;     // generator index of the first prompt (a rank's part of a longer list)
 } rc_gen_params;
 
-// Generates for n prompts (prompt i gets generator index i), up to b->n_slots at a time. out has
+// Generates for n prompts (prompt i gets generator index index0 + i), up to b->n_slots at a time. out has
 // n entries. hooks may be NULL (req ids in hooks are the prompt indices). 0 / -1 (on -1 the
 // outputs written so far are still valid and owned).
 int rc_generate(rc_backend *b, int n, const int *const *prompts, const int *prompt_lens,

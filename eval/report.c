@@ -1,7 +1,10 @@
 // Run statistics and reports: rewards, diversity, lengths; JSON and Markdown, two runs side by
 // side with deltas and a paired win/tie/loss share by dataset item.
+// Over the ranks of a job (base/dist.h) rank r scores the words of responses i % world == r; the
+// per-response figures are then summed in index order as one process would, and rank 0 writes.
 #include "eval/report.h"
 #include "base/common.h"
+#include "base/dist.h"
 #include "engine/generate.h"
 #include "eval/diversity.h"
 #include "eval/rundir.h"
@@ -45,21 +48,40 @@ int rc_eval_run(const char *dir, rc_eval_stats *s) {
         for (int64_t i = 0; i < n; i++) s->reward[i] = NAN;
     }
     double rsum = 0, rsq = 0, div = 0, lt = 0, lw = 0, eos = 0;
+    const int rank = rc_dist_rank(), world = rc_dist_size();
+    double *dw = rc_calloc((size_t)(n ? 2 * n : 1), sizeof *dw, "diversity"); // (n, 2) diversity, words
+    if (!dw) goto fail;
+    for (int64_t i = 0; i < n; i++) {
+        size_t cut = rc_response_cut_len(rs.r[i].response);
+        s->response[i] = rc_malloc(cut + 1, "response");
+        if (!s->response[i]) {
+            free(dw);
+            goto fail;
+        }
+        memcpy(s->response[i], rs.r[i].response, cut);
+        s->response[i][cut] = 0;
+        if (i % world != rank) continue;
+        rc_words w;
+        if (rc_word_tokenize(s->response[i], &w)) {
+            free(dw);
+            goto fail;
+        }
+        dw[2 * i] = rc_diversity_tokens(&w);
+        dw[2 * i + 1] = (double)w.n;
+        rc_words_free(&w);
+    }
+    // others' figures arrive added to zeros: exact
+    if (rc_dist_sum_f64(dw, (size_t)(2 * n))) {
+        free(dw);
+        goto fail;
+    }
     for (int64_t i = 0; i < n; i++) {
         rc_resp *r = &rs.r[i];
         s->item[i] = r->item;
-        size_t cut = rc_response_cut_len(r->response);
-        s->response[i] = rc_malloc(cut + 1, "response");
-        if (!s->response[i]) goto fail;
-        memcpy(s->response[i], r->response, cut);
-        s->response[i][cut] = 0;
         s->prompt[i] = r->prompt;
         r->prompt = NULL;
-        rc_words w;
-        if (rc_word_tokenize(s->response[i], &w)) goto fail;
-        div += rc_diversity_tokens(&w);
-        lw += w.n;
-        rc_words_free(&w);
+        div += dw[2 * i];
+        lw += dw[2 * i + 1];
         lt += r->n_tokens - (r->finish == RC_FINISH_EOS && r->n_tokens > 0 ? 1 : 0);
         eos += r->finish == RC_FINISH_EOS;
         if (!isnan(s->reward[i])) {
@@ -67,6 +89,7 @@ int rc_eval_run(const char *dir, rc_eval_stats *s) {
             rsq += s->reward[i] * s->reward[i];
         }
     }
+    free(dw);
     double dn = n ? (double)n : 1.0;
     s->diversity = n ? div / dn : NAN;
     s->len_tokens = n ? lt / dn : NAN;
@@ -283,13 +306,18 @@ char *rc_eval_markdown(const rc_eval_stats *a, const rc_eval_stats *b, int examp
 
 int rc_eval_report(const char *run, const char *against, const char *out, int example, FILE *md_out) {
     rc_eval_stats a = {0}, b = {0};
-    int have_b = 0, rc = -1;
+    int have_b = 0, rc = -1, joint = 0;
     char *js = NULL, *md = NULL;
     char prefix[4096], path[4200];
     if (rc_eval_run(run, &a)) goto done;
     if (against) {
         if (rc_eval_run(against, &b)) goto done;
         have_b = 1;
+    }
+    joint = 1;                 // every rank is here: rank 0's result below is everyone's
+    if (rc_dist_rank() != 0) { // rank 0 writes the report
+        rc = 0;
+        goto done;
     }
     if (a.n_rewarded == 0)
         fprintf(stderr, "eval: %s has no rewards.jsonl (run `recontrol label --run %s`): reward "
@@ -319,5 +347,8 @@ done:
     free(md);
     rc_eval_stats_free(&a);
     if (have_b) rc_eval_stats_free(&b);
+    // every rank returns only once the report is written (or with rank 0's failure); a failure
+    // before is this rank's own (the job is then stopped by rc_dist_end)
+    if (joint && rc_dist_all_ok(rc == 0, "the evaluation report")) return -1;
     return rc;
 }

@@ -5,6 +5,11 @@
 // sequence has n_tokens states. Crash-safe and resumable: each shard is written acts-first, then
 // responses (the commit point), both atomically; a rerun with the same settings continues after
 // the last commit. With a value model the rollouts are RE-Control generations.
+// Over the ranks of a job (base/dist.h): the prompts that fit are cut into shards of
+// --shard-size sequences in dataset order, shard k holds sequences [k*S, k*S + n) and is run by
+// rank k % world; rank 0 writes the manifest and, after every rank is done, the combined
+// responses. The plan does not depend on the number of ranks, so a run resumes (missing shards
+// only) with any number of ranks.
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -16,6 +21,7 @@
 
 #include "base/common.h"
 #include "base/default_model.h"
+#include "base/dist.h"
 #include "base/progress.h"
 #include "base/safetensors.h"
 #include "engine/backend.h"
@@ -218,6 +224,76 @@ static int write_combined(const char *dir, int n_shards) {
     return rc;
 }
 
+// The prompt ids of one dataset item as the model sees them (rendered in the chat format with
+// --chat). *ids malloc'd. 0 / -1 naming file:line.
+static int encode_item(const rc_extract_opts *o, rc_ds_format fmt, rc_codec *codec, const rc_chat_spec *chat,
+                       const rc_ds_item *di, int **ids, int *nid) {
+    *ids = NULL;
+    *nid = 0;
+    if (fmt == RC_DS_IDS) {
+        if (!(*ids = rc_malloc(sizeof(int) * (size_t)di->n_ids, "ids"))) return -1;
+        memcpy(*ids, di->ids, sizeof(int) * (size_t)di->n_ids);
+        *nid = di->n_ids;
+        return 0;
+    }
+    if (chat) {
+        rc_chat_msg msg = {"user", di->prompt};
+        char *txt = rc_chat_render(chat, &msg, 1, 1);
+        int e = txt ? rc_tokenizer_encode(codec->tok, txt, strlen(txt), 0, ids, nid) : -1;
+        free(txt);
+        if (e) return rc_fail_ctx("%s:%ld: rendering and tokenizing the chat prompt", o->data, di->line);
+        return 0;
+    }
+    if (rc_codec_encode(codec, di->prompt, ids, nid))
+        return rc_fail_ctx("%s:%ld: tokenizing the prompt", o->data, di->line);
+    return 0;
+}
+
+// Rank 0, before any rank writes: creates the directory (emptied with --overwrite), checks the
+// settings of a run to resume against ours and marks the manifest running. 0 / -1.
+static int prepare_dir(const rc_extract_opts *o, const cJSON *settings, const char *manifest_path,
+                       cJSON **manifest) {
+    char path[4096];
+    if (mkdir_p(o->out)) return -1;
+    if (o->overwrite) {
+        remove_shards_from(o->out, 0);
+        // outputs of later stages describe the old responses: drop them too
+        const char *later[] = {"responses.jsonl", "rewards.jsonl", "rewards.partial.jsonl", "label.json",
+                               "eval.json", "eval.md"};
+        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+            rc_path_join(path, sizeof path, o->out, later[i]);
+            unlink(path);
+        }
+        unlink(manifest_path);
+    }
+    if (rc_file_exists(manifest_path)) {
+        if (check_resume(manifest_path, settings)) return -1;
+    } else if (rc_run_count_shards(o->out) > 0) {
+        return rc_fail("%s holds responses-*.jsonl but no extract.json: not a run this command can resume "
+                       "(use --overwrite or another --out)",
+                       o->out);
+    }
+    *manifest = cJSON_CreateObject();
+    cJSON_AddStringToObject(*manifest, "format", "recontrol-extract-v1");
+    cJSON_AddStringToObject(*manifest, "status", "running");
+    cJSON_AddItemToObject(*manifest, "settings", cJSON_Duplicate(settings, 1));
+    return write_json_atomic(manifest_path, *manifest);
+}
+
+// Rank 0, once every shard is committed: the combined responses and the manifest's totals.
+static int finish_run(const rc_extract_opts *o, cJSON *manifest, const char *manifest_path, int n_shards,
+                      const rc_dataset *ds, int n_kept, int d) {
+    if (write_combined(o->out, n_shards)) return -1;
+    cJSON_ReplaceItemInObject(manifest, "status", cJSON_CreateString("complete"));
+    cJSON_AddNumberToObject(manifest, "n_records", ds->n);
+    cJSON_AddNumberToObject(manifest, "n_bad_lines", (double)ds->n_bad);
+    cJSON_AddNumberToObject(manifest, "n_sequences", n_kept);
+    cJSON_AddNumberToObject(manifest, "n_skipped_long", ds->n - n_kept);
+    cJSON_AddNumberToObject(manifest, "n_shards", n_shards);
+    cJSON_AddNumberToObject(manifest, "hidden_size", d);
+    return write_json_atomic(manifest_path, manifest);
+}
+
 void rc_extract_opts_default(rc_extract_opts *o) {
     memset(o, 0, sizeof *o);
     o->format = "hh";
@@ -246,6 +322,7 @@ int rc_extract_run(const rc_extract_opts *o) {
     rc_gen_output *gout = NULL;
     capture_ctx cap = {0};
     char path[4096];
+    int *plan = NULL, *mine = NULL, prog_on = 0;
 
     char default_path[4096];
     const char *model_path = o->model;
@@ -260,51 +337,23 @@ int rc_extract_run(const rc_extract_opts *o) {
         goto done;
     }
 
-    // Settings and resume point.
-    if (mkdir_p(o->out)) goto done;
+    // Settings: the same on every rank; rank 0 prepares the directory while the others wait.
+    const int rank = rc_dist_rank(), world = rc_dist_size();
     settings = settings_json(o, model_path);
+    {
+        char *txt = cJSON_PrintUnformatted(settings);
+        int e = txt ? rc_dist_agree("extract settings", txt) : rc_fail("out of memory");
+        free(txt);
+        if (e) goto done;
+    }
     char manifest_path[4096];
     rc_path_join(manifest_path, sizeof manifest_path, o->out, "extract.json");
-    if (o->overwrite) {
-        remove_shards_from(o->out, 0);
-        // outputs of later stages describe the old responses: drop them too
-        const char *later[] = {"responses.jsonl", "rewards.jsonl", "rewards.partial.jsonl", "label.json",
-                               "eval.json", "eval.md"};
-        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
-            rc_path_join(path, sizeof path, o->out, later[i]);
-            unlink(path);
-        }
-        unlink(manifest_path);
-    }
-    int k0 = rc_run_count_shards(o->out);
-    if (rc_file_exists(manifest_path)) {
-        if (check_resume(manifest_path, settings)) goto done;
-    } else if (k0 > 0) {
-        rc_fail("%s holds responses-*.jsonl but no extract.json: not a run this command can resume "
-                "(use --overwrite or another --out)",
-                o->out);
-        goto done;
-    }
-    remove_shards_from(o->out, k0); // orphans of an interrupted shard
-    int64_t next_seq = 0, next_item = 0;
-    if (k0 > 0) {
-        rc_resp_set prev;
-        if (rc_run_read_responses(o->out, &prev)) goto done;
-        next_seq = prev.n;
-        if (prev.n > 0) next_item = prev.r[prev.n - 1].item + 1;
-        rc_resp_set_free(&prev);
-        fprintf(stderr, "[extract] resuming %s: %d shards, %lld sequences done, continuing at record %lld\n",
-                o->out, k0, (long long)next_seq, (long long)next_item);
-    }
-    manifest = cJSON_CreateObject();
-    cJSON_AddStringToObject(manifest, "format", "recontrol-extract-v1");
-    cJSON_AddStringToObject(manifest, "status", "running");
-    cJSON_AddItemToObject(manifest, "settings", cJSON_Duplicate(settings, 1));
-    if (write_json_atomic(manifest_path, manifest)) goto done;
+    int setup = rank == 0 ? prepare_dir(o, settings, manifest_path, &manifest) : 0;
+    if (rc_dist_all_ok(setup == 0, "preparing the run directory")) goto done;
 
     // Data.
     if (rc_dataset_load(o->data, fmt, o->limit, &ds, stderr)) goto done;
-    fprintf(stderr, "[extract] %s: %d prompts read, %ld lines skipped\n", o->data, ds.n, ds.n_bad);
+    if (rank == 0) fprintf(stderr, "[extract] %s: %d prompts read, %ld lines skipped\n", o->data, ds.n, ds.n_bad);
 
     // Model, tokenizer, optional control.
     if (rc_model_load(model_path, &m)) goto done;
@@ -332,10 +381,55 @@ int rc_extract_run(const rc_extract_opts *o) {
         if (rc_value_load(&vm, o->value_model)) goto done;
         value_ok = 1;
     }
+    // The plan (see the top of this file).
+    const int S = (int)o->shard_size;
+    plan = rc_malloc(sizeof(int) * (size_t)(ds.n ? ds.n : 1) + 1, "shard plan");
+    if (!plan) goto done;
+    int n_kept = 0;
+    for (int i = 0; i < ds.n; i++) {
+        int *ids = NULL, nid = 0;
+        if (encode_item(o, fmt, &codec, o->chat ? &chat : NULL, &ds.items[i], &ids, &nid)) goto done;
+        free(ids);
+        if (nid > o->max_prompt) {
+            if (rank == 0)
+                fprintf(stderr, "%s:%ld: prompt has %d tokens, over --max-prompt-tokens %ld; skipped\n",
+                        o->data, ds.items[i].line, nid, o->max_prompt);
+            continue;
+        }
+        plan[n_kept++] = i;
+    }
+    const int n_shards = (n_kept + S - 1) / S;
+    {
+        char txt[160];
+        snprintf(txt, sizeof txt, "%s: %d records, %ld bad lines, %d prompts that fit", o->data, ds.n, ds.n_bad,
+                 n_kept);
+        if (rc_dist_agree("prompts read", txt)) goto done;
+    }
+    if (rank == 0) remove_shards_from(o->out, n_shards); // files of an older, longer plan
+    if (rc_dist_barrier()) goto done;
+    // Committed shards are kept; this rank runs its own among the others.
+    int n_committed = 0, n_mine = 0;
+    int64_t job_todo = 0;
+    mine = rc_malloc(sizeof(int) * (size_t)(n_shards ? n_shards : 1), "shard list");
+    if (!mine) goto done;
+    for (int k = 0; k < n_shards; k++) {
+        rc_run_resp_path(path, sizeof path, o->out, k);
+        if (rc_file_exists(path)) {
+            n_committed++;
+            continue;
+        }
+        job_todo += k + 1 < n_shards ? S : n_kept - (int64_t)k * S;
+        if (k % world == rank) mine[n_mine++] = k;
+    }
+    if (rank == 0 && n_committed > 0)
+        fprintf(stderr, "[extract] resuming %s: %d of %d shards committed; %lld sequences left for %d rank%s\n",
+                o->out, n_committed, n_shards, (long long)job_todo, world, world > 1 ? "s" : "");
+
     int max_len = (int)(o->max_prompt + o->max_new);
     int max_tokens = (int)(o->batch + (o->max_prompt < 512 ? o->max_prompt : 512));
     rc_backend_opts bo = {.device = o->device, .wtype = o->wtype, .n_slots = (int)o->batch,
-                          .max_len = max_len, .max_tokens = max_tokens, .n_threads = (int)o->threads};
+                          .max_len = max_len, .max_tokens = max_tokens, .n_threads = (int)o->threads,
+                          .gpu = rc_dist()->local_rank};
     if (rc_backend_open(&be, &m, &bo)) goto done;
     int control = -1;
     if (value_ok && (control = rc_backend_control_add(be, &vm)) < 0) {
@@ -345,7 +439,6 @@ int rc_extract_run(const rc_extract_opts *o) {
 
     const int d = m.cfg.hidden_size;
     rc_dtype dt = !strcmp(o->dtype, "fp32") ? RC_DT_F32 : !strcmp(o->dtype, "fp16") ? RC_DT_F16 : RC_DT_BF16;
-    const int S = (int)o->shard_size;
     pids = rc_calloc((size_t)S, sizeof *pids, "prompt ids");
     plen = rc_calloc((size_t)S, sizeof *plen, "prompt lengths");
     pitem = rc_calloc((size_t)S, sizeof *pitem, "prompt items");
@@ -372,54 +465,25 @@ int rc_extract_run(const rc_extract_opts *o) {
     gp.steps = control >= 0 ? (int)o->steps : 0;
     rc_gen_hooks hooks = {.capture = capture_fn, .on_token = token_fn, .ud = &cap};
     rc_progress prog;
-    rc_progress_init(&prog, "extract", ds.n - next_item);
+    if (rc_progress_init_job(&prog, "extract", job_todo)) goto done;
+    prog_on = 1;
     cap.prog = &prog;
     const char *abort_env = getenv("RC_EXTRACT_ABORT_AFTER_SHARDS"); // test hook: simulate a kill
-    long abort_after = abort_env ? atol(abort_env) : -1;
-    int shards_this_run = 0, k = k0;
-    long n_skipped_now = 0;
+    const char *abort_rank = getenv("RC_EXTRACT_ABORT_RANK");        // (only on this rank)
+    long abort_after = abort_env && (!abort_rank || atoi(abort_rank) == rank) ? atol(abort_env) : -1;
+    int shards_this_run = 0;
 
-    int64_t it = next_item;
-    while (it < ds.n) {
-        // Collect up to S prompts that fit.
-        int n = 0;
-        while (it < ds.n && n < S) {
-            rc_ds_item *di = &ds.items[it];
-            int *ids = NULL, nid = 0;
-            if (fmt == RC_DS_IDS) {
-                ids = rc_malloc(sizeof(int) * (size_t)di->n_ids, "ids");
-                if (!ids) goto done;
-                memcpy(ids, di->ids, sizeof(int) * (size_t)di->n_ids);
-                nid = di->n_ids;
-            } else if (o->chat) {
-                rc_chat_msg msg = {"user", di->prompt};
-                char *txt = rc_chat_render(&chat, &msg, 1, 1);
-                int e = txt ? rc_tokenizer_encode(codec.tok, txt, strlen(txt), 0, &ids, &nid) : -1;
-                free(txt);
-                if (e) {
-                    rc_fail_ctx("%s:%ld: rendering and tokenizing the chat prompt", o->data, di->line);
-                    goto done;
-                }
-            } else if (rc_codec_encode(&codec, di->prompt, &ids, &nid)) {
-                rc_fail_ctx("%s:%ld: tokenizing the prompt", o->data, di->line);
+    for (int mi = 0; mi < n_mine; mi++) {
+        const int k = mine[mi];
+        const int64_t next_seq = (int64_t)k * S;
+        int n = (int)(n_kept - next_seq < S ? n_kept - next_seq : S);
+        for (int i = 0; i < n; i++) {
+            pitem[i] = plan[next_seq + i];
+            if (encode_item(o, fmt, &codec, o->chat ? &chat : NULL, &ds.items[pitem[i]], &pids[i], &plen[i]))
                 goto done;
-            }
-            if (nid > o->max_prompt) {
-                fprintf(stderr, "%s:%ld: prompt has %d tokens, over --max-prompt-tokens %ld; skipped\n",
-                        o->data, di->line, nid, o->max_prompt);
-                free(ids);
-                n_skipped_now++;
-                it++;
-                prog.done++;
-                continue;
-            }
-            pids[n] = ids;
-            plen[n] = nid;
-            pitem[n] = (int)it;
-            n++;
-            it++;
         }
-        if (n == 0) break;
+        // item_end: one past the last item, or the dataset's end for the last (short) shard
+        int64_t it = n < S ? ds.n : pitem[n - 1] + 1;
         cap.n = n;
         cap.chunk_done = 0;
         for (int i = 0; i < n; i++) cap.len[i] = cap.ntok[i] = 0;
@@ -511,37 +575,34 @@ int rc_extract_run(const rc_extract_opts *o) {
             free(pids[i]);
             pids[i] = NULL;
         }
-        next_seq += n;
         prog.done += n - cap.chunk_done; // (normally 0: every sequence was counted as it ended)
-        k++;
         shards_this_run++;
         rc_progress_tick(&prog, 1);
         if (abort_after >= 0 && shards_this_run >= abort_after) {
-            fprintf(stderr, "[extract] RC_EXTRACT_ABORT_AFTER_SHARDS=%ld: stopping abruptly (test hook)\n",
-                    abort_after);
+            fprintf(stderr, "[extract] RC_EXTRACT_ABORT_AFTER_SHARDS=%ld: rank %d stopping abruptly (test hook)\n",
+                    abort_after, rank);
             _exit(3);
         }
     }
 
-    // Finished: combined responses and the manifest with totals.
-    if (write_combined(o->out, k)) goto done;
-    int64_t n_skipped = (int64_t)ds.n - next_seq;
-    cJSON_ReplaceItemInObject(manifest, "status", cJSON_CreateString("complete"));
-    cJSON_AddNumberToObject(manifest, "n_records", ds.n);
-    cJSON_AddNumberToObject(manifest, "n_bad_lines", (double)ds.n_bad);
-    cJSON_AddNumberToObject(manifest, "n_sequences", (double)next_seq);
-    cJSON_AddNumberToObject(manifest, "n_skipped_long", (double)n_skipped);
-    cJSON_AddNumberToObject(manifest, "n_shards", k);
-    cJSON_AddNumberToObject(manifest, "hidden_size", d);
-    if (write_json_atomic(manifest_path, manifest)) goto done;
-    fprintf(stderr,
-            "[extract] done: %lld sequences in %d shards; %lld prompts over %ld tokens skipped; %ld bad "
-            "lines; %lld new tokens this call (%.1f tok/s)\n",
-            (long long)next_seq, k, (long long)n_skipped, o->max_prompt, ds.n_bad, (long long)prog.tokens,
-            prog.tokens / (rc_time_s() - prog.t0 + 1e-9));
-    (void)n_skipped_now;
+    // Finished here; once every rank is, rank 0 writes the combined responses and the totals.
+    prog_on = 0;
+    if (rc_progress_end(&prog)) goto done;
+    int64_t job_tokens = prog.tokens;
+    if (rc_dist_sum_i64(&job_tokens, 1)) goto done;
+    int fin = rank == 0 ? finish_run(o, manifest, manifest_path, n_shards, &ds, n_kept, d) : 0;
+    if (rc_dist_all_ok(fin == 0, "writing the combined responses")) goto done;
+    if (rank == 0)
+        fprintf(stderr,
+                "[extract] done: %d sequences in %d shards; %d prompts over %ld tokens skipped; %ld bad "
+                "lines; %lld new tokens this call (%.1f tok/s%s)\n",
+                n_kept, n_shards, ds.n - n_kept, o->max_prompt, ds.n_bad, (long long)job_tokens,
+                job_tokens / (rc_time_s() - prog.t0 + 1e-9), world > 1 ? ", all ranks" : "");
     rc = 0;
 done:
+    if (prog_on) free(prog.table);
+    free(plan);
+    free(mine);
     if (pids)
         for (long i = 0; i < o->shard_size; i++) free(pids[i]);
     free(pids);

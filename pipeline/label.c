@@ -10,10 +10,15 @@
 //    in the judge's chat format.
 // Resumable: finished batches are appended to rewards.partial.jsonl (flushed and fsynced); a
 // rerun skips them (a torn last line is dropped); the final file is written atomically.
+// Over the ranks of a job (base/dist.h): the responses still to score are cut into batches of
+// --batch in index order (as one process would) and batch j is scored by rank j % world, which
+// logs it to its own rewards.partial-RANK.jsonl; rank 0 writes rewards.jsonl once all are done.
+// Every partial log is read on resume, so a run resumes with any number of ranks.
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +27,7 @@
 
 #include "base/common.h"
 #include "base/default_model.h"
+#include "base/dist.h"
 #include "base/progress.h"
 #include "engine/backend.h"
 #include "eval/rundir.h"
@@ -153,6 +159,78 @@ static int read_partial(const char *path, int64_t n, double *rew, char *done, in
     return 0;
 }
 
+// Every partial log of DIR: rewards.partial.jsonl (one process) and rewards.partial-R.jsonl (rank
+// R of a job). 0 / -1.
+static int glob_partials(const char *dir, glob_t *g) {
+    char pat[4200];
+    snprintf(pat, sizeof pat, "%s/rewards.partial*.jsonl", dir);
+    int e = glob(pat, 0, NULL, g);
+    if (e == GLOB_NOMATCH) g->gl_pathc = 0;
+    else if (e) return rc_fail("cannot list %s", pat);
+    return 0;
+}
+
+// Reads every partial log (see read_partial). 0 / -1.
+static int read_partials(const char *dir, int64_t n, double *rew, char *done, int64_t *n_done) {
+    glob_t g = {0};
+    if (glob_partials(dir, &g)) return -1;
+    int rc = 0;
+    *n_done = 0;
+    for (size_t i = 0; i < g.gl_pathc && rc == 0; i++) {
+        int64_t k = 0;
+        rc = read_partial(g.gl_pathv[i], n, rew, done, &k);
+        *n_done += k;
+    }
+    globfree(&g);
+    return rc;
+}
+
+static void remove_partials(const char *dir) {
+    glob_t g = {0};
+    if (glob_partials(dir, &g)) return;
+    for (size_t i = 0; i < g.gl_pathc; i++) unlink(g.gl_pathv[i]);
+    globfree(&g);
+}
+
+// Rank 0, before the others read: --overwrite clears the old labels; otherwise the settings of
+// an earlier labelling must be ours. Writes label.json. 0 / -1.
+static int prepare_labels(const rc_label_opts *o, const cJSON *man, const char *man_path, const char *out_path) {
+    if (o->overwrite) {
+        remove_partials(o->run);
+        unlink(out_path);
+    } else if (rc_file_exists(man_path)) {
+        size_t l;
+        char *t = rc_read_file(man_path, &l);
+        cJSON *old = t ? cJSON_Parse(t) : NULL;
+        free(t);
+        int same = old && cJSON_Compare(old, man, 1);
+        cJSON_Delete(old);
+        if (!same) return rc_fail("%s was labelled with other settings (%s); use --overwrite to relabel", o->run, man_path);
+    }
+    char *t = cJSON_Print(man);
+    int w = t ? rc_write_file_atomic(man_path, t, strlen(t)) : -1;
+    free(t);
+    return w;
+}
+
+// rewards.jsonl in index order, atomically; then the partial logs go. 0 / -1.
+static int write_rewards(const char *out_path, const char *dir, int64_t n, const double *rew) {
+    size_t cap = (size_t)(n + 1) * 48, len = 0;
+    char *buf = rc_malloc(cap, "rewards text");
+    if (!buf) return -1;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(buf + len, cap - len, "{\"index\": %lld, \"reward\": %.9g}\n", (long long)i, rew[i]);
+        sum += rew[i];
+    }
+    int w = rc_write_file_atomic(out_path, buf, len);
+    free(buf);
+    if (w) return -1;
+    remove_partials(dir);
+    fprintf(stderr, "[label] wrote %s: %lld rewards, mean %.4f\n", out_path, (long long)n, n ? sum / n : 0.0);
+    return 0;
+}
+
 int rc_label_run(const rc_label_opts *o) {
     int rc = -1, model_ok = 0;
     rc_resp_set rs = {0};
@@ -163,11 +241,15 @@ int rc_label_run(const rc_label_opts *o) {
     char *done = NULL;
     int **ids = NULL;
     int *lens = NULL;
-    int fd = -1;
+    int fd = -1, prog_on = 0;
+    char *mine = NULL;
+    rc_progress prog;
     cJSON *man = NULL;
     char out_path[4096], part_path[4096], man_path[4096], default_path[4096];
     rc_path_join(out_path, sizeof out_path, o->run, "rewards.jsonl");
-    rc_path_join(part_path, sizeof part_path, o->run, "rewards.partial.jsonl");
+    const int rank = rc_dist_rank(), world = rc_dist_size();
+    if (world == 1) rc_path_join(part_path, sizeof part_path, o->run, "rewards.partial.jsonl");
+    else snprintf(part_path, sizeof part_path, "%s/rewards.partial-%d.jsonl", o->run, rank);
     rc_path_join(man_path, sizeof man_path, o->run, "label.json");
 
     if (rc_run_read_responses(o->run, &rs)) goto done;
@@ -186,27 +268,18 @@ int rc_label_run(const rc_label_opts *o) {
                  o->device == RC_DEVICE_CPU ? "" : "-", o->device == RC_DEVICE_CPU ? "" : rc_wtype_name(o->wtype));
         cJSON_AddStringToObject(man, "engine", eng);
     }
-    if (o->overwrite) {
-        unlink(part_path);
-        unlink(out_path);
-    } else if (rc_file_exists(man_path)) {
-        size_t l;
-        char *t = rc_read_file(man_path, &l);
-        cJSON *old = t ? cJSON_Parse(t) : NULL;
-        free(t);
-        int same = old && cJSON_Compare(old, man, 1);
-        cJSON_Delete(old);
-        if (!same) {
-            rc_fail("%s was labelled with other settings (%s); use --overwrite to relabel", o->run, man_path);
-            goto done;
-        }
-    }
     {
-        char *t = cJSON_Print(man);
-        int w = t ? rc_write_file_atomic(man_path, t, strlen(t)) : -1;
-        free(t);
-        if (w) goto done;
+        char *t = cJSON_PrintUnformatted(man), num[64];
+        snprintf(num, sizeof num, " on %lld responses", (long long)rs.n);
+        size_t tl = t ? strlen(t) : 0;
+        char *u = t ? realloc(t, tl + sizeof num) : NULL;
+        if (u) memcpy(u + tl, num, strlen(num) + 1);
+        int e = u ? rc_dist_agree("label settings", u) : rc_fail("out of memory");
+        free(u ? u : t);
+        if (e) goto done;
     }
+    int setup = rank == 0 ? prepare_labels(o, man, man_path, out_path) : 0;
+    if (rc_dist_all_ok(setup == 0, "preparing the labels")) goto done;
 
     int64_t n = rs.n;
     rew = rc_calloc((size_t)(n ? n : 1), sizeof *rew, "rewards");
@@ -237,10 +310,21 @@ int rc_label_run(const rc_label_opts *o) {
             goto done;
         }
     }
+    // Rank 0 repairs torn tails first; then the others read; nobody appends before all have read.
     int64_t n_part = 0;
-    if (read_partial(part_path, n, rew, done, &n_part)) goto done;
+    int rd = rank == 0 ? read_partials(o->run, n, rew, done, &n_part) : 0;
+    if (rc_dist_all_ok(rd == 0, "reading the partial labels")) goto done;
+    rd = rank != 0 ? read_partials(o->run, n, rew, done, &n_part) : 0;
+    if (rc_dist_all_ok(rd == 0, "reading the partial labels")) goto done;
     n_done += n_part;
-    if (n_done) fprintf(stderr, "[label] resuming: %lld of %lld already scored\n", (long long)n_done, (long long)n);
+    if (n_done && rank == 0)
+        fprintf(stderr, "[label] resuming: %lld of %lld already scored\n", (long long)n_done, (long long)n);
+    // This rank's batches: pending responses in index order, B at a time, batch j to rank j % world.
+    const int B = (int)o->batch;
+    mine = rc_calloc((size_t)(n ? n : 1), 1, "batch owners");
+    if (!mine) goto done;
+    for (int64_t i = 0, np = 0; i < n; i++)
+        if (!done[i]) mine[i] = (np++ / B) % world == rank;
 
     if (rc_model_load(model_path, &m)) goto done;
     model_ok = 1;
@@ -299,7 +383,7 @@ int rc_label_run(const rc_label_opts *o) {
     if (!ids || !lens) goto done;
     int max_len = 1;
     for (int64_t i = 0; i < n; i++) {
-        if (done[i]) continue;
+        if (done[i] || !mine[i]) continue;
         rc_resp *r = &rs.r[i];
         if (text_mode) {
             size_t cut = rc_response_cut_len(r->response);
@@ -355,9 +439,8 @@ int rc_label_run(const rc_label_opts *o) {
         }
         if (lens[i] > max_len) max_len = lens[i];
     }
-    int B = (int)o->batch;
     rc_backend_opts bo = {.device = o->device, .wtype = o->wtype, .n_slots = B, .max_len = max_len,
-                          .max_tokens = 2048, .n_threads = (int)o->threads};
+                          .max_tokens = 2048, .n_threads = (int)o->threads, .gpu = rc_dist()->local_rank};
     if (rc_backend_open(&sc.b, &m, &bo)) goto done;
     int outw = sc.judge ? m.cfg.vocab_size : (m.cfg.num_labels > 0 ? m.cfg.num_labels : 1);
     sc.out = rc_malloc(sizeof(float) * (size_t)B * outw, "label outputs");
@@ -368,8 +451,8 @@ int rc_label_run(const rc_label_opts *o) {
         rc_fail("cannot open %s: %s", part_path, strerror(errno));
         goto done;
     }
-    rc_progress prog;
-    rc_progress_init(&prog, "label", n - n_done);
+    if (rc_progress_init_job(&prog, "label", n - n_done)) goto done;
+    prog_on = 1;
     int64_t pend[4096];
     const char *abort_env = getenv("RC_LABEL_ABORT_AFTER_BATCHES"); // test hook: simulate a kill
     long abort_after = abort_env ? atol(abort_env) : -1, batches = 0;
@@ -383,7 +466,7 @@ int rc_label_run(const rc_label_opts *o) {
             goto done;
         }
         while (i < n && nb < B) {
-            if (!done[i]) {
+            if (!done[i] && mine[i]) {
                 pend[nb] = i;
                 bi[nb] = ids[i];
                 bl[nb] = lens[i];
@@ -434,25 +517,27 @@ int rc_label_run(const rc_label_opts *o) {
             _exit(3);
         }
     }
-    rc_progress_tick(&prog, 1);
-    // Final file, in index order, atomically; then drop the partial log.
-    {
-        size_t cap = (size_t)(n + 1) * 48, len = 0;
-        char *buf = rc_malloc(cap, "rewards text");
-        if (!buf) goto done;
-        double sum = 0;
-        for (int64_t i = 0; i < n; i++) {
-            len += (size_t)snprintf(buf + len, cap - len, "{\"index\": %lld, \"reward\": %.9g}\n", (long long)i, rew[i]);
-            sum += rew[i];
-        }
-        int w = rc_write_file_atomic(out_path, buf, len);
-        free(buf);
-        if (w) goto done;
-        unlink(part_path);
-        fprintf(stderr, "[label] wrote %s: %lld rewards, mean %.4f\n", out_path, (long long)n, n ? sum / n : 0.0);
+    prog_on = 0;
+    if (rc_progress_end(&prog)) goto done;
+    // Every rank's new rewards to all (each value is summed with zeros only: exact).
+    if (world > 1) {
+        double *add = rc_calloc((size_t)(n ? n : 1), sizeof *add, "rewards");
+        if (!add) goto done;
+        for (int64_t i = 0; i < n; i++)
+            if (mine[i]) add[i] = rew[i];
+        int e = rc_dist_sum_f64(add, (size_t)n);
+        for (int64_t i = 0; i < n && !e; i++)
+            if (!done[i]) rew[i] = add[i]; // another rank's
+        free(add);
+        if (e) goto done;
     }
+    // Final file, in index order, atomically (rank 0); then drop the partial logs.
+    int wr = rank == 0 ? write_rewards(out_path, o->run, n, rew) : 0;
+    if (rc_dist_all_ok(wr == 0, "writing the rewards")) goto done;
     rc = 0;
 done:
+    if (prog_on) free(prog.table);
+    free(mine);
     if (fd >= 0) close(fd);
     if (ids)
         for (int64_t i = 0; i < rs.n; i++) free(ids[i]);
