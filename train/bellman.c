@@ -5,8 +5,13 @@
 
 double rc_bellman_loss(rc_bellman_mode mode, int n_seq, const int64_t *off, const float *v,
                        const float *r, float *dv) {
-    if (n_seq <= 0) return 0.0;
-    double total = 0, inv_b = 1.0 / n_seq;
+    return rc_bellman_loss_part(mode, n_seq, n_seq, off, v, r, dv);
+}
+
+double rc_bellman_loss_part(rc_bellman_mode mode, int n_seq, int n_norm, const int64_t *off,
+                            const float *v, const float *r, float *dv) {
+    if (n_seq <= 0 || n_norm <= 0) return 0.0;
+    double total = 0, inv_b = 1.0 / n_norm;
     if (dv)
         for (int64_t i = 0; i < off[n_seq]; i++) dv[i] = 0;
     for (int s = 0; s < n_seq; s++) {

@@ -25,6 +25,10 @@ typedef enum {
 // dLoss/dV (n_rows) (overwritten, not accumulated). Sums are accumulated in double.
 double rc_bellman_loss(rc_bellman_mode mode, int n_seq, const int64_t *off, const float *v,
                        const float *r, float *dv);
+// The same, divided by n_norm instead of n_seq: one rank's part of a batch of n_norm sequences
+// (data parallel), whose parts then add up to the whole batch's loss and dLoss/dV.
+double rc_bellman_loss_part(rc_bellman_mode mode, int n_seq, int n_norm, const int64_t *off,
+                            const float *v, const float *r, float *dv);
 
 #ifdef __cplusplus
 }

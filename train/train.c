@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/dist.h"
 
 int rc_trainer_init(rc_trainer *t, rc_value_mlp *m, rc_bellman_mode mode, double lr, int cap_seq,
                     int64_t cap_rows, int chunk_rows) {
@@ -28,6 +29,7 @@ int rc_trainer_init(rc_trainer *t, rc_value_mlp *m, rc_bellman_mode mode, double
     t->off = rc_malloc((size_t)(cap_seq + 1) * sizeof(int64_t), "batch offsets");
     t->r = rc_malloc((size_t)cap_seq * sizeof(float), "batch rewards");
     if (!t->grad || !t->rows || !t->v || !t->dv || !t->off || !t->r) goto fail;
+    t->dist = rc_dist_size() > 1;
     return 0;
 fail:
     rc_trainer_free(t);
@@ -51,9 +53,17 @@ int rc_trainer_batch(rc_trainer *t, const rc_acts *a, int n, const int64_t *ids,
     if (n <= 0 || n > t->cap_seq) return rc_fail("trainer: batch of %d sequences (capacity %d)", n, t->cap_seq);
     if (a->d != t->m->dims[0])
         return rc_fail("states have width %d but the value model expects %d", a->d, t->m->dims[0]);
-    int64_t rows = rc_acts_rows(a, n, ids);
+    const int n_norm = n; // the loss is the whole batch's mean
+    if (t->dist) {        // this rank's part (may be empty)
+        int64_t lo = (int64_t)n * rc_dist_rank() / rc_dist_size();
+        int64_t hi = (int64_t)n * (rc_dist_rank() + 1) / rc_dist_size();
+        ids += lo;
+        n = (int)(hi - lo);
+    }
+    int64_t rows = n ? rc_acts_rows(a, n, ids) : 0;
     if (rows > t->cap_rows) return rc_fail("trainer: batch of %lld rows (capacity %lld)", (long long)rows, (long long)t->cap_rows);
-    if (rc_acts_gather(a, n, ids, t->rows, t->off, t->r) != 0) return -1;
+    t->off[0] = 0;
+    if (n && rc_acts_gather(a, n, ids, t->rows, t->off, t->r) != 0) return -1;
     const size_t d = (size_t)a->d;
     const int cr = t->chunk_rows;
     int single = rows <= cr; // activations of the whole batch fit: no recompute
@@ -61,9 +71,10 @@ int rc_trainer_batch(rc_trainer *t, const rc_acts *a, int n, const int64_t *ids,
         int m = (int)(rows - r0 < cr ? rows - r0 : cr);
         if (rc_value_forward(t->m, &t->ws, m, t->rows + (size_t)r0 * d, t->v + r0) != 0) return -1;
     }
-    double l = rc_bellman_loss(t->mode, n, t->off, t->v, t->r, update ? t->dv : NULL);
+    double l = rc_bellman_loss_part(t->mode, n, n_norm, t->off, t->v, t->r, update ? t->dv : NULL);
+    if (t->dist && !update && rc_dist_sum_f64(&l, 1) != 0) return -1;
     if (!isfinite(l)) return rc_fail("the Bellman loss is not finite (%g): lower the learning rate", l);
-    if (loss) *loss = l;
+    if (loss && !(t->dist && update)) *loss = l;
     if (!update) return 0;
     memset(t->grad, 0, t->m->n_params * sizeof(float));
     for (int64_t r0 = 0; r0 < rows; r0 += cr) {
@@ -71,6 +82,10 @@ int rc_trainer_batch(rc_trainer *t, const rc_acts *a, int n, const int64_t *ids,
         if (!single && rc_value_forward(t->m, &t->ws, m, t->rows + (size_t)r0 * d, NULL) != 0) return -1;
         if (rc_value_backward(t->m, &t->ws, t->dv + r0, t->grad, NULL) != 0) return -1;
     }
+    // Data parallel: the parts' gradients and losses add up to the batch's, summed in rank order
+    // (the same bits on every rank, so the weights stay identical everywhere).
+    if (t->dist && (rc_dist_sum_f32(t->grad, t->m->n_params) != 0 || rc_dist_sum_f64(&l, 1) != 0)) return -1;
+    if (t->dist && loss) *loss = l;
     rc_adam_step(&t->adam, t->m->params, t->grad);
     return 0;
 }
@@ -129,13 +144,27 @@ static int write_log(const rc_train_opts *o, const char *path, const rc_value_ml
     }
     W("\n  ]\n}\n");
 #undef W
-    int rc = n < cap ? rc_write_file_atomic(path, buf, n) : rc_fail("training log overflow");
+    int rc = n >= cap ? rc_fail("training log overflow")
+             : rc_dist_rank() == 0 ? rc_write_file_atomic(path, buf, n) : 0; // rank 0's file
     free(buf);
     return rc;
 }
 
+// Data parallel: every rank must train the same model on the same data; one message otherwise.
+static int agree_settings(const rc_train_opts *o, const rc_acts *a) {
+    char txt[1024];
+    int k = snprintf(txt, sizeof txt, "data %s (%lld sequences, %lld states, d %d), hidden", o->data_dir,
+                     (long long)a->n_seq, (long long)a->n_steps, a->d);
+    for (int i = 0; i < o->n_hidden && k < 900; i++) k += snprintf(txt + k, sizeof txt - (size_t)k, " %d", o->hidden[i]);
+    snprintf(txt + k, sizeof txt - (size_t)k, ", epochs %d, batch %d, lr %.17g, seed %llu, val %.17g, loss %d, dtype %d, init %s",
+             o->epochs, o->batch_size, o->lr, (unsigned long long)o->seed, o->val_frac, (int)o->mode, (int)o->dtype,
+             o->init_path ? o->init_path : "-");
+    return rc_dist_agree("training settings", txt);
+}
+
 int rc_train_run(const rc_train_opts *o) {
-    FILE *out = o->out ? o->out : stderr;
+    FILE *out = o->out ? o->out : stderr, *quiet = NULL;
+    if (rc_dist_rank() != 0 && (quiet = fopen("/dev/null", "w"))) out = quiet; // rank 0 reports
     if (o->epochs < 0 || o->batch_size <= 0) return rc_fail("epochs must be >= 0 and batch size > 0");
     if (!(o->lr > 0)) return rc_fail("learning rate must be > 0 (got %g)", o->lr);
     char log_path[1200];
@@ -156,6 +185,7 @@ int rc_train_run(const rc_train_opts *o) {
     int64_t *tr_ids = NULL, *va_ids = NULL, n_tr = 0, n_va = 0;
     double *hist = NULL;
     if (rc_acts_split(a.n_seq, o->val_frac, o->seed, &tr_ids, &n_tr, &va_ids, &n_va) != 0) goto done;
+    if (agree_settings(o, &a) != 0) goto done;
     if (o->init_path) {
         if (rc_value_load(&m, o->init_path) != 0) goto done;
         if (m.dims[0] != a.d) {
@@ -223,9 +253,11 @@ int rc_train_run(const rc_train_opts *o) {
         }
         if (write_log(o, log_path, &m, &a, n_tr, n_va, e + 1, h_tr, h_va, h_s) != 0) goto done;
     }
-    if (rc_value_save(&m, o->out_path) != 0) goto done;
+    if (rc_dist_rank() == 0 && rc_value_save(&m, o->out_path) != 0) goto done;
     if (o->epochs == 0 && write_log(o, log_path, &m, &a, n_tr, n_va, 0, h_tr, h_va, h_s) != 0) goto done;
-    fprintf(out, "train: wrote %s and %s (%.1f s)\n", o->out_path, log_path, rc_time_s() - t_start);
+    if (rc_dist_barrier() != 0) goto done; // the model is on disk before any rank goes on
+    fprintf(out, "train: wrote %s and %s (%.1f s)%s\n", o->out_path, log_path, rc_time_s() - t_start,
+            rc_dist_size() > 1 ? " (data parallel)" : "");
     rc = 0;
 done:
     free(hist);
@@ -234,5 +266,6 @@ done:
     rc_trainer_free(&t);
     rc_value_free(&m);
     rc_acts_close(&a);
+    if (quiet) fclose(quiet);
     return rc;
 }

@@ -27,6 +27,9 @@ typedef struct {
     float *v, *dv;        // (cap_rows)
     int64_t *off;         // (cap_seq + 1)
     float *r;             // (cap_seq)
+    int dist;             // data parallel over the job's ranks (base/dist.h; set by init when the
+                          // world is > 1): each rank takes its part of every batch, the gradient
+                          // and loss are summed over ranks before the Adam step
 } rc_trainer;
 
 int rc_trainer_init(rc_trainer *t, rc_value_mlp *m, rc_bellman_mode mode, double lr, int cap_seq,
@@ -34,7 +37,8 @@ int rc_trainer_init(rc_trainer *t, rc_value_mlp *m, rc_bellman_mode mode, double
 void rc_trainer_free(rc_trainer *t);
 
 // Bellman loss of sequences ids[0..n-1] of a (n <= cap_seq); with update != 0 also one Adam step
-// on its gradient. When the batch has more rows than chunk_rows, V is first computed chunk by
+// on its gradient. Data parallel (t->dist), every rank passes the whole batch and works on its
+// part, ids[n*rank/world .. n*(rank+1)/world), and all get the whole batch's loss and step. When the batch has more rows than chunk_rows, V is first computed chunk by
 // chunk, then each chunk is recomputed for its backward (same result, bounded memory).
 int rc_trainer_batch(rc_trainer *t, const rc_acts *a, int n, const int64_t *ids, int update,
                      double *loss);
