@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -581,6 +582,7 @@ int rc_extract_run(const rc_extract_opts *o) {
         if (abort_after >= 0 && shards_this_run >= abort_after) {
             fprintf(stderr, "[extract] RC_EXTRACT_ABORT_AFTER_SHARDS=%ld: rank %d stopping abruptly (test hook)\n",
                     abort_after, rank);
+            if (abort_rank) raise(SIGKILL); // one rank of a job crashing
             _exit(3);
         }
     }

@@ -3,15 +3,20 @@
 // -> eval side by side. Finished stages are kept and skipped on a rerun (each stage writes its
 // outputs atomically and resumes on its own). The recipe's "device" ("cpu" or "cuda") and
 // "weight_dtype" choose the backend of every model stage.
+// Under a launcher (`mpirun -np N recontrol pipeline RECIPE`, srun) every rank runs every stage,
+// each stage spreading its work over the ranks (pipeline/stages.h, train/train.h); rank 0 prints
+// the stage lines and the job's progress.
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "base/common.h"
+#include "base/dist.h"
 #include "engine/backend.h"
 #include "engine/value_mlp.h"
 #include "eval/report.h"
@@ -161,11 +166,21 @@ fail:
     return -1;
 }
 
-static void stage_title(const char *title) { fprintf(stderr, "\n== %s ==\n", title); }
+// Stage lines go to rank 0's stderr only (the other ranks' would repeat them).
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+    if (rc_dist_rank() != 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+static void stage_title(const char *title) { say("\n== %s ==\n", title); }
 
 static int stage_done(const char *title, double t0, int rc) {
     if (rc) return rc_fail_ctx("stage '%s'", title);
-    fprintf(stderr, "  done in %.1f s\n", rc_time_s() - t0);
+    say("  done in %.1f s\n", rc_time_s() - t0);
     return 0;
 }
 
@@ -191,7 +206,7 @@ static int rollouts(const recipe *r, const char *title, const char *data, const 
     o.device = r->device;
     o.wtype = r->wtype;
     stage_title(title);
-    fprintf(stderr, "  extract --data %s --out %s --batch %d --max-new-tokens %d --device %s%s%s\n",
+    say("  extract --data %s --out %s --batch %d --max-new-tokens %d --device %s%s%s\n",
             data, out, batch, max_new, rc_device_name(r->device), value_model ? " --value-model " : "",
             value_model ? value_model : "");
     double t0 = rc_time_s();
@@ -207,7 +222,7 @@ static int label(const recipe *r, const char *title, const char *run) {
     o.device = r->device;
     o.wtype = r->wtype;
     stage_title(title);
-    fprintf(stderr, "  label --run %s %s %s --device %s\n", run, o.rm ? "--reward-model" : "--judge",
+    say("  label --run %s %s %s --device %s\n", run, o.rm ? "--reward-model" : "--judge",
             o.rm ? o.rm : o.judge, rc_device_name(r->device));
     double t0 = rc_time_s();
     return stage_done(title, t0, rc_label_run(&o));
@@ -235,14 +250,28 @@ int rc_pipeline_run(const char *recipe_path, const char *out_override, int devic
     if (device_override >= 0) r.device = (rc_device)device_override;
     if (wtype_override >= 0) r.wtype = (rc_wtype)wtype_override;
     if (rc_device_check(r.device)) return -1;
-    if (mkdir_p(r.out) != 0) return -1;
+    {
+        // every rank must run the same recipe with the same overrides
+        char *txt = rc_read_file(recipe_path, NULL);
+        if (!txt) return -1;
+        size_t tl = strlen(txt);
+        char *all = rc_malloc(tl + 1200, "recipe");
+        if (all) snprintf(all, tl + 1200, "%s\nout %s, device %d, weights %d", txt, r.out, (int)r.device, (int)r.wtype);
+        free(txt);
+        int e = all ? rc_dist_agree("recipe", all) : -1;
+        free(all);
+        if (e) return -1;
+    }
+    int made = rc_dist_rank() == 0 ? mkdir_p(r.out) : 0;
+    if (rc_dist_all_ok(made == 0, "creating the output directory")) return -1;
     char train_dir[1100], plain_dir[1100], ctrl_dir[1100], value[1100], report[1100];
     snprintf(train_dir, sizeof train_dir, "%s/train", r.out);
     snprintf(plain_dir, sizeof plain_dir, "%s/test-plain", r.out);
     snprintf(ctrl_dir, sizeof ctrl_dir, "%s/test-control", r.out);
     snprintf(value, sizeof value, "%s/value.safetensors", r.out);
     snprintf(report, sizeof report, "%s/report", r.out);
-    fprintf(stderr, "recontrol pipeline '%s' -> %s (device %s)\n", r.name, r.out, rc_device_name(r.device));
+    say("recontrol pipeline '%s' -> %s (device %s, %d rank%s)\n", r.name, r.out, rc_device_name(r.device),
+        rc_dist_size(), rc_dist_size() > 1 ? "s" : "");
     double t0 = rc_time_s();
 
     if (rollouts(&r, "1/5 rollouts and hidden states (train prompts)", r.train_data, train_dir, 1,
@@ -251,9 +280,11 @@ int rc_pipeline_run(const char *recipe_path, const char *out_override, int devic
     if (label(&r, "2/5 reward labels (train rollouts)", train_dir)) return -1;
 
     const char *t3 = "3/5 value network";
-    if (rc_file_exists(value)) {
+    int kept = rc_file_exists(value); // rank 0's view decides for all
+    if (rc_dist_bcast(&kept, sizeof kept, 0)) return -1;
+    if (kept) {
         stage_title(t3);
-        fprintf(stderr, "  kept %s (delete it to retrain)\n", value);
+        say("  kept %s (delete it to retrain)\n", value);
     } else {
         rc_train_opts to;
         rc_train_opts_default(&to);
@@ -267,8 +298,7 @@ int rc_pipeline_run(const char *recipe_path, const char *out_override, int devic
         to.lr = r.lr;
         to.seed = (uint64_t)r.seed;
         stage_title(t3);
-        fprintf(stderr, "  train --data %s --out %s --hidden %s --epochs %d\n", train_dir, value, r.hidden,
-                r.epochs);
+        say("  train --data %s --out %s --hidden %s --epochs %d\n", train_dir, value, r.hidden, r.epochs);
         double t = rc_time_s();
         if (stage_done(t3, t, rc_train_run(&to))) return -1;
     }
@@ -286,7 +316,6 @@ int rc_pipeline_run(const char *recipe_path, const char *out_override, int devic
     stage_title(t5);
     double t = rc_time_s();
     if (stage_done(t5, t, rc_eval_report(plain_dir, ctrl_dir, report, 1, stdout))) return -1;
-    fprintf(stderr, "\npipeline '%s' finished in %.1f s; report in %s.{json,md}\n", r.name,
-            rc_time_s() - t0, report);
+    say("\npipeline '%s' finished in %.1f s; report in %s.{json,md}\n", r.name, rc_time_s() - t0, report);
     return 0;
 }
