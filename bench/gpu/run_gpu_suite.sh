@@ -36,6 +36,12 @@ if [ "${1:-}" = "--prepare" ]; then
         ldd "$exe" | awk '/=> \//{print $3}' | grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so|libcuda|libcudart|libcublas|libstdc\+\+|libgcc_s' |
             while read -r lib; do cp -L "$lib" "$B/gpu-run/lib/"; done
     done
+    # the NCCL path (built when the CUDA build finds NCCL): libnccl is carried with it
+    if [ -x "$B/nccl_tests" ]; then
+        cp "$B/nccl_tests" "$B/gpu-run/"
+        ldd "$B/nccl_tests" | awk '/=> \//{print $3}' | grep -E 'libnccl|libmpi|libopen-|libpmix|libhwloc|libevent' |
+            while read -r lib; do cp -L "$lib" "$B/gpu-run/lib/"; done
+    fi
     git rev-parse HEAD > "$B/gpu-run/commit" 2>/dev/null || echo unknown > "$B/gpu-run/commit"
     git status --porcelain --untracked-files=no | grep -q . && echo "+local changes" >> "$B/gpu-run/commit"
     du -sh "$B/gpu-run"
@@ -90,6 +96,11 @@ if has tests; then
     rc=$?; [ $rc -ne 0 ] && rc_all=1
     grep -E "^(FAIL|device:|-- )" "$OUTDIR/gpu_tests.log"
     tail -n 1 "$OUTDIR/gpu_tests.log"; log "gpu_tests exit $rc"
+    if [ -x "$BIN/nccl_tests" ]; then # one rank: communicator bootstrap and a device sum
+        timeout "$(lim 60)" "$BIN/nccl_tests" > "$OUTDIR/nccl_tests.log" 2>&1
+        rc=$?; [ $rc -ne 0 ] && rc_all=1
+        tail -n 3 "$OUTDIR/nccl_tests.log"; log "nccl_tests exit $rc"
+    fi
 fi
 
 # The CLI on the device against the CPU engine in the same binary: f32 logits and greedy
