@@ -7,6 +7,8 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <glob.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,15 @@ void rc_run_acts_path(char *out, size_t cap, const char *dir, int k) {
 
 void rc_run_resp_path(char *out, size_t cap, const char *dir, int k) {
     snprintf(out, cap, "%s/responses-%05d.jsonl", dir, k);
+}
+
+void rc_run_remove_partial_rewards(const char *dir) {
+    char pat[4200];
+    snprintf(pat, sizeof pat, "%s/rewards.partial*.jsonl", dir);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0) return;
+    for (size_t i = 0; i < g.gl_pathc; i++) unlink(g.gl_pathv[i]);
+    globfree(&g);
 }
 
 int rc_run_count_shards(const char *dir) {

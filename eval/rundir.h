@@ -55,6 +55,10 @@ int rc_resp_parse(const char *line, rc_resp *r);
 char *rc_resp_to_json(const rc_resp *r);
 void rc_resp_free(rc_resp *r);
 
+// Deletes the partial reward logs of `label`: rewards.partial.jsonl and the ranks'
+// rewards.partial-R.jsonl.
+void rc_run_remove_partial_rewards(const char *dir);
+
 // Reads DIR/rewards.jsonl (or another file) into reward[n] (NaN where missing); *n_found
 // counts the indices present. Lines with an index outside [0, n) or malformed are errors.
 int rc_run_read_rewards(const char *path, int64_t n, double *reward, int64_t *n_found);

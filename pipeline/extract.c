@@ -259,8 +259,8 @@ static int prepare_dir(const rc_extract_opts *o, const cJSON *settings, const ch
     if (o->overwrite) {
         remove_shards_from(o->out, 0);
         // outputs of later stages describe the old responses: drop them too
-        const char *later[] = {"responses.jsonl", "rewards.jsonl", "rewards.partial.jsonl", "label.json",
-                               "eval.json", "eval.md"};
+        const char *later[] = {"responses.jsonl", "rewards.jsonl", "label.json", "eval.json", "eval.md"};
+        rc_run_remove_partial_rewards(o->out);
         for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
             rc_path_join(path, sizeof path, o->out, later[i]);
             unlink(path);

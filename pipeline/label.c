@@ -185,18 +185,11 @@ static int read_partials(const char *dir, int64_t n, double *rew, char *done, in
     return rc;
 }
 
-static void remove_partials(const char *dir) {
-    glob_t g = {0};
-    if (glob_partials(dir, &g)) return;
-    for (size_t i = 0; i < g.gl_pathc; i++) unlink(g.gl_pathv[i]);
-    globfree(&g);
-}
-
 // Rank 0, before the others read: --overwrite clears the old labels; otherwise the settings of
 // an earlier labelling must be ours. Writes label.json. 0 / -1.
 static int prepare_labels(const rc_label_opts *o, const cJSON *man, const char *man_path, const char *out_path) {
     if (o->overwrite) {
-        remove_partials(o->run);
+        rc_run_remove_partial_rewards(o->run);
         unlink(out_path);
     } else if (rc_file_exists(man_path)) {
         size_t l;
@@ -226,7 +219,7 @@ static int write_rewards(const char *out_path, const char *dir, int64_t n, const
     int w = rc_write_file_atomic(out_path, buf, len);
     free(buf);
     if (w) return -1;
-    remove_partials(dir);
+    rc_run_remove_partial_rewards(dir);
     fprintf(stderr, "[label] wrote %s: %lld rewards, mean %.4f\n", out_path, (long long)n, n ? sum / n : 0.0);
     return 0;
 }
