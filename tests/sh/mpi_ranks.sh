@@ -20,6 +20,8 @@ grep -q "start them with mpirun or srun" "$T/e1" || { cat "$T/e1"; fail "no clea
 if OMPI_COMM_WORLD_RANK=3 OMPI_COMM_WORLD_SIZE=2 "$B" info --help >"$T/e2" 2>&1; then fail "rank 3 of 2 accepted"; fi
 grep -q "rank must be below size" "$T/e2" || { cat "$T/e2"; fail "no clear message for rank >= size"; }
 RANK=0 WORLD_SIZE=1 "$B" info --help >/dev/null || fail "a world of 1 from RANK/WORLD_SIZE"
+# a Slurm batch script (no job step: not started by srun) is one process, whatever SLURM_NTASKS says
+SLURM_PROCID=0 SLURM_NTASKS=16 SLURM_LOCALID=0 "$B" info --help >/dev/null || fail "Slurm batch step taken for a rank"
 pass=$((pass + 1))
 
 if ! command -v mpirun >/dev/null; then
