@@ -8,18 +8,23 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "engine/backend.h"
 #include "base/common.h"
 #include "engine/model.h"
 #include "base/safetensors.h"
 
 static void info_usage(FILE *f) {
-    fprintf(f, "usage: recontrol info --model PATH [--json] [--load]\n\n"
+    fprintf(f, "usage: recontrol info --model PATH [--json] [--load]\n"
+               "       recontrol info --device\n\n"
                "Prints a model's config (HF config.json names), its parameter count and a summary\n"
                "of its weight files (shards, stored dtypes, bytes).\n\n"
                "  -m, --model PATH  HF model directory (config.json + safetensors) or .gguf file\n"
                "  --json            print one JSON object instead of text\n"
                "  --load            load and convert every weight (validates all tensors; GGUF\n"
                "                    files are always loaded)\n"
+               "  --device          instead: what this machine offers the backends (CPU cores; CUDA\n"
+               "                    module, runtime and driver versions, cuBLAS, each GPU with its\n"
+               "                    memory): the first step of every GPU run\n"
                "  -h, --help        this text\n");
 }
 
@@ -174,10 +179,11 @@ int cmd_info(int argc, char **argv) {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"json", no_argument, 0, 'j'},
                                          {"load", no_argument, 0, 'l'},
+                                         {"device", no_argument, 0, 'D'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *model = NULL;
-    int json = 0, load = 0, c;
+    int json = 0, load = 0, device = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hm:", opts, NULL)) != -1) {
         switch (c) {
@@ -190,6 +196,9 @@ int cmd_info(int argc, char **argv) {
         case 'l':
             load = 1;
             break;
+        case 'D':
+            device = 1;
+            break;
         case 'h':
             info_usage(stdout);
             return 0;
@@ -198,6 +207,7 @@ int cmd_info(int argc, char **argv) {
             return 2;
         }
     }
+    if (device && optind == argc && !model) return rc_device_info(stdout) ? 1 : 0;
     if (optind != argc || !model) {
         if (!model) fprintf(stderr, "recontrol info: --model is required\n");
         info_usage(stderr);

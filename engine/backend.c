@@ -24,10 +24,13 @@ int rc_cpu_backend_create(rc_backend *b, const rc_model *m, const rc_backend_opt
 int rc_cuda_backend_create(rc_backend *b, const rc_model *m, const rc_backend_opts *o)
     __attribute__((weak));
 int rc_cuda_device_usable(char *why, size_t cap) __attribute__((weak));
+int rc_cuda_backend_create_random(rc_backend *b, const rc_config *cfg, const rc_backend_opts *o,
+                                  uint64_t seed) __attribute__((weak));
 int rc_cuda_device_report(FILE *f) __attribute__((weak));
 
 typedef int (*create_fn)(rc_backend *, const rc_model *, const rc_backend_opts *);
 typedef int (*usable_fn)(char *, size_t);
+typedef int (*random_fn)(rc_backend *, const rc_config *, const rc_backend_opts *, uint64_t);
 typedef int (*report_fn)(FILE *);
 
 static void *g_module;
@@ -144,21 +147,47 @@ const char *rc_wtype_name(rc_wtype t) {
     return t == RC_WT_F32 ? "f32" : t == RC_WT_BF16 ? "bf16" : "f16";
 }
 
-int rc_backend_open(rc_backend **out, const rc_model *m, const rc_backend_opts *o) {
-    *out = NULL;
-    if (!m || !o) return rc_fail("rc_backend_open: no model or options");
-    if (o->n_slots < 1 || o->max_len < 1 || o->max_tokens < 0)
-        return rc_fail("rc_backend_open: n_slots %d and max_len %d must be >= 1", o->n_slots,
-                       o->max_len);
+static rc_backend *backend_new(const rc_config *cfg, const rc_backend_opts *o) {
+    if (o->n_slots < 1 || o->max_len < 1 || o->max_tokens < 0) {
+        rc_fail("rc_backend_open: n_slots %d and max_len %d must be >= 1", o->n_slots, o->max_len);
+        return NULL;
+    }
     rc_backend *b = rc_calloc(1, sizeof *b, "backend");
-    if (!b) return -1;
-    b->model = m;
-    b->cfg = m->cfg;
+    if (!b) return NULL;
+    b->cfg = *cfg;
     b->device = o->device;
     b->n_slots = o->n_slots;
     b->max_len = o->max_len;
     b->max_tokens = o->max_tokens > 0 ? o->max_tokens : 256;
     b->row_cap = b->max_tokens > b->n_slots ? b->max_tokens : b->n_slots;
+    return b;
+}
+
+int rc_backend_open_random(rc_backend **out, const rc_config *cfg, const rc_backend_opts *o,
+                           uint64_t seed) {
+    *out = NULL;
+    if (o->device != RC_DEVICE_CUDA)
+        return rc_fail("random weights are drawn on the device: the CUDA backend only");
+    random_fn create = (random_fn)cuda_symbol("rc_cuda_backend_create_random",
+                                              (void *)rc_cuda_backend_create_random);
+    if (!create) return cuda_unavailable();
+    if (rc_device_check(RC_DEVICE_CUDA)) return -1;
+    rc_backend *b = backend_new(cfg, o);
+    if (!b) return -1;
+    if (create(b, cfg, o, seed)) {
+        free(b);
+        return -1;
+    }
+    *out = b;
+    return 0;
+}
+
+int rc_backend_open(rc_backend **out, const rc_model *m, const rc_backend_opts *o) {
+    *out = NULL;
+    if (!m || !o) return rc_fail("rc_backend_open: no model or options");
+    rc_backend *b = backend_new(&m->cfg, o);
+    if (!b) return -1;
+    b->model = m;
     int rc;
     if (o->device == RC_DEVICE_CPU) {
         rc = rc_cpu_backend_create(b, m, o);

@@ -81,6 +81,10 @@ struct rc_backend {
 // the module is missing, there is no device, or the model does not fit. 0 / -1.
 int rc_backend_open(rc_backend **b, const rc_model *m, const rc_backend_opts *o);
 void rc_backend_close(rc_backend *b);
+// A CUDA backend of cfg's shape with random weights drawn on the device (benchmarks of real
+// model shapes without a download or a host copy of the weights). 0 / -1.
+int rc_backend_open_random(rc_backend **b, const rc_config *cfg, const rc_backend_opts *o,
+                           uint64_t seed);
 
 // "cpu" / "cuda" -> device; "f32" / "f16" / "bf16" -> weight type. 0 / -1 naming the choices.
 int rc_device_parse(const char *s, rc_device *d);

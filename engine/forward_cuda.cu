@@ -90,7 +90,11 @@ static void plan(const rc_config *c, rc_cuda_dtype dt, int S, int max_len, int M
     PLACE(abase, &off, e->logits, float *, m * V * 4);
     // n*heads*splits <= 4*SMs + n*heads (see rc_cuda_attention_decode_splits)
     PLACE(abase, &off, e->attn_part, float *, ((size_t)4 * n_sms + nh + m * nh) * (hd + 2) * 4);
-    PLACE(abase, &off, e->d_ints, int *, 8 * m * 4);
+    PLACE(abase, &off, e->d_ints, int *, 9 * m * 4);
+    PLACE(abase, &off, e->hidden_tmp, float *, m * d * 4);
+    PLACE(abase, &off, e->cap_dev[0], float *, m * d * 4);
+    PLACE(abase, &off, e->cap_dev[1], float *, m * d * 4);
+    PLACE(abase, &off, e->d_samp, float *, 4 * m * 4);
     PLACE(abase, &off, e->d_argmax, int *, m * 4);
     PLACE(abase, &off, e->dec_tokens, int *, (size_t)S * 4);
     PLACE(abase, &off, e->dec_slots, int *, (size_t)S * 4);
@@ -120,6 +124,13 @@ extern "C" void rc_cuda_engine_free(rc_cuda_engine *e) {
     if (e->wbuf) cudaFree(e->wbuf);
     if (e->abuf) cudaFree(e->abuf);
     if (e->h_stage) cudaFreeHost(e->h_stage);
+    for (int i = 0; i < 2; i++) {
+        if (e->cap_host[i]) cudaFreeHost(e->cap_host[i]);
+        if (e->ev_snap[i]) cudaEventDestroy((cudaEvent_t)e->ev_snap[i]);
+        if (e->ev_copied[i]) cudaEventDestroy((cudaEvent_t)e->ev_copied[i]);
+    }
+    if (e->h_samp) cudaFreeHost(e->h_samp);
+    if (e->copy_stream) cudaStreamDestroy(e->copy_stream);
     if (e->stream) cudaStreamDestroy(e->stream);
     free(e->layers);
     free(e->h_dec_pos);
@@ -180,7 +191,15 @@ static int engine_setup(rc_cuda_engine *e, const rc_config *c, rc_cuda_dtype dt,
     plan(c, dt, n_slots, max_len, max_tokens, e->n_sms, e, (char *)e->wbuf, (char *)e->abuf, &wb,
          &ab);
     if (c->arch == RC_ARCH_CAUSAL_LM && c->tie_word_embeddings) e->lm_head = e->embed;
-    CUDA_CHECK(cudaMallocHost((void **)&e->h_stage, (size_t)8 * max_tokens * sizeof(int)));
+    CUDA_CHECK(cudaMallocHost((void **)&e->h_stage, (size_t)9 * max_tokens * sizeof(int)));
+    CUDA_CHECK(cudaMallocHost((void **)&e->cap_host[0], (size_t)max_tokens * c->hidden_size * 4));
+    CUDA_CHECK(cudaMallocHost((void **)&e->cap_host[1], (size_t)max_tokens * c->hidden_size * 4));
+    CUDA_CHECK(cudaMallocHost((void **)&e->h_samp, (size_t)4 * max_tokens * 4));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&e->copy_stream, cudaStreamNonBlocking));
+    for (int i = 0; i < 2; i++) {
+        CUDA_CHECK(cudaEventCreateWithFlags((cudaEvent_t *)&e->ev_snap[i], cudaEventDisableTiming));
+        CUDA_CHECK(cudaEventCreateWithFlags((cudaEvent_t *)&e->ev_copied[i], cudaEventDisableTiming));
+    }
     TRY(rc_cuda_blas_init(&e->blas, e->workspace, WORKSPACE_BYTES));
     e->fuse_gemv = 1;
     // RoPE tables exactly as the CPU engine builds them
@@ -458,6 +477,83 @@ extern "C" int rc_cuda_forward(rc_cuda_engine *e, int n, const int *tokens, cons
             return rc_fail_ctx("rc_cuda_forward");
     }
     return 0;
+}
+
+// dst[dst_rows[k]] = src[k] for k < n (rows of d floats).
+__global__ void scatter_rows_kernel(float *dst, const float *src, const int *dst_rows, int d) {
+    const float *sr = src + (size_t)blockIdx.x * d;
+    float *dr = dst + (size_t)dst_rows[blockIdx.x] * d;
+    for (int j = threadIdx.x; j < d; j += blockDim.x) dr[j] = sr[j];
+}
+
+static int forward_rows_chunk(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
+                              const int *pos, const int *out_rows) {
+    const int d = e->cfg.hidden_size;
+    CUDA_CHECK(cudaStreamSynchronize(e->stream)); // h_stage may still feed an earlier copy
+    int *h = e->h_stage;
+    memcpy(h, tokens, (size_t)n * sizeof(int));
+    memcpy(h + n, slots, (size_t)n * sizeof(int));
+    memcpy(h + 2 * n, pos, (size_t)n * sizeof(int));
+    int n_out = 0;
+    if (out_rows)
+        for (int i = 0; i < n; i++)
+            if (out_rows[i] >= 0) {
+                h[3 * n + n_out] = i;
+                h[8 * n + n_out] = out_rows[i];
+                n_out++;
+            }
+    int n_tiles = rc_cuda_attn_build_tiles(n, slots, pos, h + 4 * n);
+    int splits = n_tiles == n ? rc_cuda_attention_decode_splits(n, e->cfg.num_attention_heads,
+                                                                 e->max_len, e->n_sms)
+                              : 0;
+    int *dv = e->d_ints;
+    CUDA_CHECK(cudaMemcpyAsync(dv, h, (size_t)(4 * n + 4 * n_tiles) * sizeof(int),
+                               cudaMemcpyHostToDevice, e->stream));
+    if (n_out)
+        CUDA_CHECK(cudaMemcpyAsync(dv + 8 * n, h + 8 * n, (size_t)n_out * sizeof(int),
+                                   cudaMemcpyHostToDevice, e->stream));
+    TRY(run_layers(e, n, dv, dv + n, dv + 2 * n, dv + 4 * n, n_tiles, splits));
+    if (n_out == 0) return 0;
+    // final norm of the compact rows into hidden_tmp, then each to its row of hidden
+    gather_rows_kernel<<<n_out, 256, 0, e->stream>>>(e->hidden_tmp, e->x, dv + 3 * n, d);
+    CUDA_CHECK_LAUNCH();
+    TRY(rc_cuda_rmsnorm(e->hidden_tmp, e->norm, e->hidden_tmp, RC_CUDA_F32, n_out, d,
+                        e->cfg.rms_norm_eps, e->stream));
+    scatter_rows_kernel<<<n_out, 256, 0, e->stream>>>(e->hidden, e->hidden_tmp, dv + 8 * n, d);
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
+extern "C" int rc_cuda_forward_rows(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
+                                    const int *pos, const int *out_rows) {
+    if (!e || !e->wbuf) return rc_fail("rc_cuda_forward_rows: engine not initialised");
+    for (int i = 0; out_rows && i < n; i++)
+        if (out_rows[i] >= e->max_tokens)
+            return rc_fail("rc_cuda_forward_rows: output row %d beyond the %d rows kept", out_rows[i],
+                           e->max_tokens);
+    e->n_out = -1; // the compact-row calls (lm_head_last, greedy_last) do not apply
+    for (int s = 0; s < n; s += e->max_tokens) {
+        int cn = n - s < e->max_tokens ? n - s : e->max_tokens;
+        if (forward_rows_chunk(e, cn, tokens + s, slots + s, pos + s, out_rows ? out_rows + s : NULL))
+            return rc_fail_ctx("rc_cuda_forward_rows");
+    }
+    return 0;
+}
+
+extern "C" int rc_cuda_rows_lm_head(rc_cuda_engine *e, int n) {
+    if (!e->lm_head) return rc_fail("the model has no LM head (a reward model)");
+    TRY(rc_cuda_convert(e->hidden_t, e->dt, e->hidden, RC_CUDA_F32, (size_t)n * e->cfg.hidden_size,
+                        e->stream));
+    return rc_cuda_matmul(&e->blas, e->lm_head, e->hidden_t, e->dt, e->logits, n,
+                          e->cfg.hidden_size, e->cfg.vocab_size, 0.f, e->stream);
+}
+
+extern "C" int rc_cuda_rows_reward(rc_cuda_engine *e, int n) {
+    if (!e->score) return rc_fail("the model has no reward head");
+    TRY(rc_cuda_convert(e->hidden_t, e->dt, e->hidden, RC_CUDA_F32, (size_t)n * e->cfg.hidden_size,
+                        e->stream));
+    return rc_cuda_matmul(&e->blas, e->score, e->hidden_t, e->dt, e->logits, n,
+                          e->cfg.hidden_size, e->cfg.num_labels, 0.f, e->stream);
 }
 
 // The RE-Control edit of hidden rows [0, n), then their dt copy for the LM head.

@@ -61,14 +61,23 @@ typedef struct {
     void *hidden_t;             // (max_tokens, hidden_size) the same in dt (LM head input)
     float *logits;              // (max_tokens, vocab_size)
     float *attn_part;           // split-KV decode partials
-    int *d_ints;                // (8*max_tokens) per call: tokens, slots, positions, output
-                                // row indices (n each), prefill attention tiles (4n)
+    int *d_ints;                // (9*max_tokens) per call: tokens, slots, positions, output
+                                // row indices (n each), prefill attention tiles (4n), and the
+                                // rows the outputs go to (rc_cuda_forward_rows)
     int *d_argmax;              // (max_tokens)
     int *dec_tokens, *dec_slots, *dec_pos; // (n_slots) decode state, on the device
     int *dec_step;              // (1) steps run since rc_cuda_decode_run started
     int *dec_hist;              // (max_len, n_slots) tokens chosen by each decode step
     void *workspace;            // cuBLAS workspace
-    int *h_stage;               // pinned host staging for per-call ints (8*max_tokens)
+    int *h_stage;               // pinned host staging for per-call ints (9*max_tokens)
+    // backend support (engine/backend_cuda.cu)
+    float *hidden_tmp;          // (max_tokens, hidden_size) compact final states of one chunk
+    float *cap_dev[2];          // (max_tokens, hidden_size) device snapshots for the capture
+    float *cap_host[2];         // pinned host copies of them
+    float *d_samp;              // (4*max_tokens): uniforms, temperatures, top_p, top_k (as int)
+    float *h_samp;              // pinned host staging of d_samp
+    cudaStream_t copy_stream;   // device -> host copies of captured states
+    void *ev_snap[2], *ev_copied[2]; // cudaEvent_t: snapshot taken, copy done
 
     int n_out;                  // output rows of the last forward (rows of hidden / hidden_t);
                                 // -1 when they did not all fit in max_tokens rows
@@ -129,6 +138,20 @@ int rc_cuda_greedy_last(rc_cuda_engine *e, int *tokens_out);
 int rc_cuda_decode_begin(rc_cuda_engine *e, int n, const int *slots, const int *pos,
                          const int *tokens);
 int rc_cuda_decode_run(rc_cuda_engine *e, int n_steps, int *out_tokens);
+
+// ---- the CUDA backend's entry points (engine/backend_cuda.cu; looked up by engine/backend.c) ----
+// 1 when a device can be used; else 0 with the reason in why.
+int rc_cuda_device_usable(char *why, size_t cap);
+
+// ---- what the backend (engine/backend_cuda.cu) adds over the calls above ----
+// As rc_cuda_forward, but token i with out_rows[i] >= 0 leaves its post-norm state in row
+// out_rows[i] of e->hidden (rows are not compacted; rows may span chunks), nothing to the host.
+int rc_cuda_forward_rows(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
+                         const int *pos, const int *out_rows);
+// e->logits rows [0, n) = LM head of e->hidden rows [0, n) (through hidden_t, in dt). 0 / -1.
+int rc_cuda_rows_lm_head(rc_cuda_engine *e, int n);
+// e->logits rows [0, n) (num_labels wide) = reward head of e->hidden rows [0, n). 0 / -1.
+int rc_cuda_rows_reward(rc_cuda_engine *e, int n);
 
 #ifdef __cplusplus
 }

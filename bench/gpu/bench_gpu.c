@@ -17,7 +17,9 @@
 #include <time.h>
 
 #include "base/common.h"
+#include "engine/backend.h"
 #include "engine/forward_cuda.h"
+#include "engine/generate.h"
 #include "kernels/cuda/argmax.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/control.h"
@@ -502,8 +504,92 @@ static void bench_e2e(rc_cuda_dtype dt, const int *batches, int nb, int PL, int 
     }
 }
 
+// ---- extraction: the stage-1 workload through the backend and the generation loop -------------
+
+typedef struct {
+    int d;
+    uint16_t *store; // bf16 copies of every captured state (what extract writes)
+    size_t cap, used;
+    long rows;
+} ext_cap;
+
+static int ext_capture(void *ud, int n, const float *hidden, const int *req, const int *step) {
+    ext_cap *c = ud;
+    size_t need = (size_t)n * c->d;
+    if (c->used + need > c->cap) c->used = 0; // reuse: the bytes are converted, not kept
+    for (size_t i = 0; i < need; i++) c->store[c->used + i] = rc_f32_to_bf16(hidden[i]);
+    c->used += need;
+    c->rows += n;
+    return 0;
+}
+
+// New tokens per second of greedy rollouts with every step's post-norm state copied to the host
+// and converted to bf16 (as `recontrol extract` does), batch B, prompts of PL random tokens, NEW
+// new tokens each (no EOS), through rc_backend + rc_generate: the real stage-1 path.
+static void bench_extract(rc_cuda_dtype dt, const int *batches, int nb, int PL, int NEW) {
+    rc_config c = bench_shape();
+    cJSON *arr = cJSON_AddArrayToObject(g_root, "extract");
+    printf("extraction (%s, %s, prompt %d, %d new tokens, states captured to host as bf16):\n",
+           rc_cuda_dtype_name(dt), c.source, PL, NEW);
+    for (int bi = 0; bi < nb; bi++) {
+        int B = batches[bi];
+        rc_backend_opts o = {.device = RC_DEVICE_CUDA,
+                             .wtype = dt == RC_CUDA_BF16 ? RC_WT_BF16 : RC_WT_F16,
+                             .n_slots = B, .max_len = PL + NEW, .max_tokens = g_tiny ? 64 : 4096};
+        rc_backend *be = NULL;
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddNumberToObject(row, "batch", B);
+        cJSON_AddItemToArray(arr, row);
+        if (rc_backend_open_random(&be, &c, &o, 4321) != 0) {
+            printf("  batch %d: %s\n", B, rc_last_error());
+            cJSON_AddStringToObject(row, "error", rc_last_error());
+            save();
+            continue;
+        }
+        int **ps = malloc(sizeof(int *) * B), *lens = malloc(sizeof(int) * B);
+        uint64_t r = 0x2545F4914F6CDD1Dull;
+        for (int i = 0; i < B; i++) {
+            ps[i] = malloc(sizeof(int) * PL);
+            lens[i] = PL;
+            for (int j = 0; j < PL; j++) {
+                r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+                ps[i][j] = 3 + (int)(r % (uint64_t)(c.vocab_size - 3));
+            }
+        }
+        ext_cap cap = {.d = c.hidden_size};
+        cap.cap = (size_t)B * c.hidden_size * 8;
+        cap.store = malloc(cap.cap * sizeof(uint16_t));
+        rc_gen_params gp = {.max_new_tokens = NEW, .stop_at_eos = 0, .control = -1,
+                            .sample = {.temperature = 0, .top_p = 1}};
+        rc_gen_hooks hk = {.capture = ext_capture, .ud = &cap};
+        rc_gen_output *out = calloc(B, sizeof *out);
+        double best = 0;
+        for (int rep = 0; rep < 2; rep++) { // the first run warms up (cuBLAS, module load)
+            cap.rows = 0;
+            double t0 = rc_time_s();
+            OK(rc_generate(be, B, (const int *const *)ps, lens, &gp, &hk, out));
+            double t = rc_time_s() - t0;
+            rc_gen_output_free(out, B);
+            if (rep == 1 || g_tiny) best = t;
+        }
+        double tps = (double)B * NEW / best;
+        printf("  batch %3d: %9.1f new tok/s with capture (%.2f s for %d x %d tokens, %ld states)\n", B,
+               tps, best, B, NEW, cap.rows);
+        cJSON_AddNumberToObject(row, "prompt", PL);
+        cJSON_AddNumberToObject(row, "new_tokens", NEW);
+        cJSON_AddNumberToObject(row, "seconds", best);
+        cJSON_AddNumberToObject(row, "new_tok_per_s", tps);
+        cJSON_AddNumberToObject(row, "states", (double)cap.rows);
+        save();
+        for (int i = 0; i < B; i++) free(ps[i]);
+        free(ps), free(lens), free(out), free(cap.store);
+        rc_backend_close(be);
+    }
+}
+
 int main(int argc, char **argv) {
     int batches[8] = {1, 16, 64, 256}, nb = 4, PL = 256, NEW = 128, kernels = 1, e2e = 1, control = 1;
+    int xb[8] = {32, 64, 128, 256}, nxb = 4;
     rc_cuda_dtype dt = RC_CUDA_F16;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--out") && i + 1 < argc) g_out = argv[++i];
@@ -513,6 +599,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-kernels")) kernels = 0;
         else if (!strcmp(argv[i], "--no-e2e")) e2e = 0;
         else if (!strcmp(argv[i], "--no-control")) control = 0;
+        else if (!strcmp(argv[i], "--extract") && i + 1 < argc) {
+            nxb = 0;
+            for (char *s = strtok(argv[++i], ","); s && nxb < 8; s = strtok(NULL, ",")) xb[nxb++] = atoi(s);
+        }
         else if (!strcmp(argv[i], "--tiny")) {
             g_tiny = 1;
             PL = 16;
@@ -520,13 +610,16 @@ int main(int argc, char **argv) {
             nb = 2;
             batches[0] = 1;
             batches[1] = 4;
+            nxb = 1;
+            xb[0] = 4;
         }
         else if (!strcmp(argv[i], "--batches") && i + 1 < argc) {
             nb = 0;
             for (char *s = strtok(argv[++i], ","); s && nb < 8; s = strtok(NULL, ",")) batches[nb++] = atoi(s);
         } else {
             printf("usage: bench_gpu [--out FILE] [--batches 1,16,64,256] [--prompt 256] [--new 128]\n"
-                   "                 [--dtype f16|bf16] [--no-kernels] [--no-control] [--no-e2e] [--tiny]\n");
+                   "                 [--dtype f16|bf16] [--no-kernels] [--no-control] [--no-e2e]\n"
+                   "                 [--extract 32,64,128,256 | --extract 0] [--tiny]\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
     }
@@ -534,8 +627,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_gpu: --prompt must be >= 1 and --new >= 2\n");
         return 2;
     }
-    if (rc_cuda_device_count() < 1) {
-        printf("skipped: no CUDA device\n");
+    char why[256];
+    if (!rc_cuda_device_usable(why, sizeof why)) { // (also links the backend into this program)
+        printf("skipped: no CUDA device (%s)\n", why);
         return 0;
     }
     struct cudaDeviceProp p;
@@ -560,6 +654,7 @@ int main(int argc, char **argv) {
     if (kernels) bench_kernels(dt);
     if (control) bench_control(dt);
     if (e2e) bench_e2e(dt, batches, nb, PL, NEW);
+    if (nxb > 0 && xb[0] > 0) bench_extract(dt, xb, nxb, PL, NEW);
     save();
     cJSON_Delete(g_root);
     return 0;

@@ -6,8 +6,11 @@ second, (1) eager with the default dynamic cache and (2) with a static cache, wh
 transformers compiles with torch.compile on its own. Also measures the device-to-device copy
 bandwidth with torch, so that the two programs' ceilings can be compared.
 
+Also (3) the reference's stage 1: generate(output_hidden_states=True) with the last layer's state
+of every step moved to the host, at --extract batch sizes (bench_gpu --extract is our side).
+
 Usage: python3 bench/gpu/hf_reference.py --out hf_reference.json [--eager 1,16] [--static 1,16]
-       [--prompt 256] [--new 128]
+       [--extract 32] [--prompt 256] [--new 128]
 Writes the JSON after every measurement, so a run cut short still leaves what it measured.
 """
 import argparse
@@ -20,6 +23,10 @@ def main():
     ap.add_argument("--out", default="hf_reference.json")
     ap.add_argument("--eager", default="1,16", help="batch sizes for eager generate ('' = none)")
     ap.add_argument("--static", default="1,16", help="batch sizes for static-cache compiled generate")
+    ap.add_argument("--extract", default="32",
+                    help="batch sizes for generate(output_hidden_states=True) with the last layer's "
+                         "states moved to the host, as the reference's get_activations_only.py does "
+                         "('' = none)")
     ap.add_argument("--prompt", type=int, default=256)
     ap.add_argument("--new", type=int, default=128)
     args = ap.parse_args()
@@ -98,6 +105,31 @@ def main():
         gen(ids)  # warm-up
         dt = timed(ids, 2)
         put(f"hf_eager_b{bsz}_tok_per_s", round(bsz * args.new / dt, 1))
+
+    # stage 1 of the reference: rollouts with every step's final hidden state kept (fp16 on the
+    # device during generate, then the last layer's states of every step moved to the host)
+    for bsz in batches(args.extract):
+        ids = torch.randint(3, 32000, (bsz, args.prompt), device=dev)
+
+        def extract():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new,
+                                 min_new_tokens=args.new, do_sample=False, pad_token_id=0,
+                                 output_hidden_states=True, return_dict_in_generate=True)
+            states = [h[-1][:, -1, :].float().cpu() for h in out.hidden_states]
+            assert len(states) == args.new
+            return states
+
+        try:
+            extract()  # warm-up
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            extract()
+            torch.cuda.synchronize()
+            dt = time.perf_counter() - t
+            put(f"hf_extract_b{bsz}_tok_per_s", round(bsz * args.new / dt, 1))
+        except torch.cuda.OutOfMemoryError as e:
+            put(f"hf_extract_b{bsz}_error", "out of memory: " + str(e)[:200])
+            torch.cuda.empty_cache()
 
     model.generation_config.cache_implementation = "static"
     for bsz in batches(args.static):

@@ -7,6 +7,10 @@
 #include "kernels/cuda/sample.h"
 
 #define SMP_THREADS 1024
+#define TRY_ARGMAX(call)                                                                         \
+    do {                                                                                         \
+        if ((call) != 0) return -1;                                                              \
+    } while (0)
 
 static __device__ __forceinline__ uint32_t order_key(float f) {
     uint32_t u = __float_as_uint(f);
@@ -22,8 +26,12 @@ static __device__ __forceinline__ uint64_t xorshift64s(uint64_t *st) {
     return x * 0x2545F4914F6CDD1Dull;
 }
 
+// Per-row parameters (temp/topk/topp arrays, may be NULL: the scalars then) and the draw from the
+// row's device generator (rng) or given uniforms (u). Greedy rows (temperature <= 0 or top_k 1)
+// are left alone: the caller ran the argmax over every row first.
 __global__ void __launch_bounds__(SMP_THREADS)
-sample_kernel(const float *logits, int *out, uint64_t *rng, int vocab, float inv_temp, int top_k,
+sample_kernel(const float *logits, int *out, uint64_t *rng, const float *u_in, const float *temp,
+              const int *topk, const float *topp, int vocab, float inv_temp, int top_k,
               float top_p) {
     __shared__ float red[32];
     __shared__ float part[SMP_THREADS];
@@ -31,6 +39,15 @@ sample_kernel(const float *logits, int *out, uint64_t *rng, int vocab, float inv
     __shared__ float owner_rest;
     const float *row = logits + (size_t)blockIdx.x * vocab;
     int tid = threadIdx.x;
+    if (temp) {
+        float t = temp[blockIdx.x];
+        if (!(t > 0.f)) return; // greedy row
+        inv_temp = 1.f / t;
+        top_k = topk[blockIdx.x];
+        top_p = topp[blockIdx.x];
+        if (top_k == 1) return;
+        if (top_k >= vocab) top_k = 0;
+    }
     float mx = -INFINITY;
     for (int j = tid; j < vocab; j += blockDim.x) mx = fmaxf(mx, row[j]);
     mx = rc_block_max(mx, red);
@@ -79,8 +96,14 @@ sample_kernel(const float *logits, int *out, uint64_t *rng, int vocab, float inv
     if (tid == 0) {
         float total = 0.f;
         for (int t = 0; t < (int)blockDim.x; t++) total += part[t];
-        uint64_t r = xorshift64s(rng + blockIdx.x);
-        float u = (float)(r >> 40) * (1.0f / 16777216.0f) * total;
+        float u01;
+        if (u_in) {
+            u01 = u_in[blockIdx.x];
+        } else {
+            uint64_t r = xorshift64s(rng + blockIdx.x);
+            u01 = (float)(r >> 40) * (1.0f / 16777216.0f);
+        }
+        float u = u01 * total;
         int own = -1, lastnz = 0;
         float acc = 0.f, rest = 0.f;
         for (int t = 0; t < (int)blockDim.x; t++) {
@@ -121,8 +144,21 @@ extern "C" int rc_cuda_sample(const float *logits, int *out, uint64_t *rng, int 
     RC_CUDA_REQUIRE(vocab > 0 && top_k >= 0 && top_p > 0.f,
                     "rc_cuda_sample: bad parameters (vocab %d, top_k %d, top_p %g)", vocab, top_k,
                     (double)top_p);
-    sample_kernel<<<n, SMP_THREADS, 0, s>>>(logits, out, rng, vocab, 1.f / temperature, top_k,
-                                            top_p);
+    sample_kernel<<<n, SMP_THREADS, 0, s>>>(logits, out, rng, nullptr, nullptr, nullptr, nullptr, vocab,
+                                            1.f / temperature, top_k, top_p);
+    CUDA_CHECK_LAUNCH();
+    return 0;
+}
+
+extern "C" int rc_cuda_sample_rows(const float *logits, int *out, const float *u,
+                                   const float *temperature, const int *top_k, const float *top_p,
+                                   int n, int vocab, cudaStream_t s) {
+    if (n <= 0) return 0;
+    RC_CUDA_REQUIRE(vocab > 0 && u && temperature && top_k && top_p,
+                    "rc_cuda_sample_rows: bad arguments (vocab %d)", vocab);
+    TRY_ARGMAX(rc_cuda_argmax(logits, out, n, vocab, s));
+    sample_kernel<<<n, SMP_THREADS, 0, s>>>(logits, out, nullptr, u, temperature, top_k, top_p, vocab,
+                                            1.f, 0, 1.f);
     CUDA_CHECK_LAUNCH();
     return 0;
 }

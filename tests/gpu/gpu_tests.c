@@ -867,6 +867,52 @@ done:
     (void)nm;
 }
 
+// Per-row sampling with given draws against its CPU twin rc_sample_u: rows with different
+// temperature / top-k / top-p (greedy rows among them), one uniform each; the device must pick
+// the CPU's token on every row. Draws within 1e-3 of a cumulative boundary (where the fast-math
+// exp and another summation order may legitimately fall on the other side) are moved off it first,
+// so the check stays exact.
+static void test_sample_rows(void) {
+    const char *nm = "sample rows == rc_sample_u (per-row parameters, given draws)";
+    const int V = 1000, n = 48;
+    float *lg = malloc((size_t)n * V * 4), *scratch = malloc((size_t)V * 4);
+    float u[48], temp[48], topp[48];
+    int topk[48], want[48], got[48];
+    float *dl = NULL, *du = NULL, *dt = NULL, *dp = NULL;
+    int *dk = NULL, *dout = NULL;
+    rc_rng r;
+    rc_rng_seed(&r, 11);
+    fill(lg, (size_t)n * V, -3, 3);
+    for (int i = 0; i < n; i++) {
+        temp[i] = i % 6 == 0 ? 0.f : 0.3f + 0.1f * (i % 9);
+        topk[i] = i % 4 == 1 ? 1 : i % 4 == 2 ? 50 : i % 4 == 3 ? 0 : 7;
+        topp[i] = i % 3 == 0 ? 1.f : 0.5f + 0.05f * (i % 7);
+        u[i] = rc_rng_uniform(&r);
+        rc_sample_params sp = {temp[i], topk[i], topp[i], 0};
+        for (int tries = 0; tries < 8; tries++) { // keep u away from a boundary of the CPU's scan
+            int a = rc_sample_u(lg + (size_t)i * V, V, &sp, u[i] - 1e-3f > 0 ? u[i] - 1e-3f : 0, scratch);
+            int b = rc_sample_u(lg + (size_t)i * V, V, &sp, u[i] + 1e-3f < 1 ? u[i] + 1e-3f : u[i], scratch);
+            if (a == b) break;
+            u[i] = rc_rng_uniform(&r);
+        }
+        want[i] = rc_sample_u(lg + (size_t)i * V, V, &sp, u[i], scratch);
+    }
+    REQ(nm, (dl = dev_from(RC_CUDA_F32, lg, (size_t)n * V)) && (du = dev_from(RC_CUDA_F32, u, n)) &&
+                (dt = dev_from(RC_CUDA_F32, temp, n)) && (dp = dev_from(RC_CUDA_F32, topp, n)) &&
+                (dk = dev_ints(topk, n)) && (dout = dev_ints(want, n)));
+    REQ(nm, rc_cuda_sample_rows(dl, dout, du, dt, dk, dp, n, V, 0) == 0);
+    CU(nm, cudaMemcpy(got, dout, n * sizeof(int), cudaMemcpyDeviceToHost));
+    int bad = -1;
+    for (int i = 0; i < n && bad < 0; i++)
+        if (got[i] != want[i]) bad = i;
+    if (bad < 0) result(1, nm, "%d rows equal", n);
+    else result(0, nm, "row %d (T %g, k %d, p %g, u %g): device %d, CPU %d", bad, (double)temp[bad],
+                topk[bad], (double)topp[bad], (double)u[bad], got[bad], want[bad]);
+done:
+    cudaFree(dl), cudaFree(du), cudaFree(dt), cudaFree(dp), cudaFree(dk), cudaFree(dout);
+    free(lg), free(scratch);
+}
+
 // ---- the engine -------------------------------------------------------------------------------
 
 static int json_int_rows(cJSON *arr, int rows[][64], int *lens, int max_rows) {
@@ -1284,7 +1330,7 @@ int main(int argc, char **argv) {
         {"convert", test_convert},     {"embedding", test_embedding}, {"rmsnorm", test_rmsnorm},
         {"rope", test_rope},           {"rope_qkv", test_rope_qkv_store}, {"swiglu", test_swiglu},
         {"matmul", test_matmul},       {"gemv_fused", test_gemv_fused}, {"attention", test_attention}, {"argmax", test_argmax},
-        {"sample", test_sample},       {"control", test_control_kernel}, {"engine", test_engine_errors},
+        {"sample", test_sample},       {"sample rows", test_sample_rows}, {"control", test_control_kernel}, {"engine", test_engine_errors},
         {"model", test_fixtures},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

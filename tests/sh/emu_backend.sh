@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The CUDA backend, run on the CPU emulation of CUDA (tests/gpu/emu/build_module.sh builds
+# librecontrol_cuda.so against it; RC_CUDA_MODULE selects it), must equal the CPU backend with f32
+# weights: the whole pipeline on the tiny golden models (extract with state capture, reward labels,
+# value training, plain and RE-Control generation, eval) gives the same tokens exactly and states
+# and rewards within 1e-5 relative (fp32 sums in another order); logits within 1e-5; sampled
+# generation the same tokens (same draws, same sampler algorithm on both sides).
+set -euo pipefail
+BD="$1"
+B="$1/recontrol"
+S="$2"
+F="$S/tests/fixtures/tiny"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+# RC_BACKEND_REAL=1 (the GPU suite): the binary's own librecontrol_cuda.so on a real GPU instead
+if [ "${RC_BACKEND_REAL:-0}" != 1 ]; then
+    command -v g++ >/dev/null || { echo "skipped: no g++ to build the emulated CUDA module"; exit 0; }
+    MOD=$(bash "$S/tests/gpu/emu/build_module.sh" "$BD/emu-module" | tail -n 1)
+    [ -f "$MOD" ] || fail "emulated module not built"
+    export RC_CUDA_MODULE="$MOD"
+fi
+CU="--device cuda --dtype f32"
+pass=0
+
+"$B" info --device >"$T/info" 2>&1 || { cat "$T/info"; fail "info --device"; }
+grep -q "device 0:" "$T/info" || { cat "$T/info"; fail "info --device lists no device"; }
+pass=$((pass + 1))
+
+# numbers.py A B TOL: max |a-b| / max |a| over .npy or safetensors float tensors, no numpy needed
+cat >"$T/cmp.py" <<'PY'
+import json, struct, sys
+def floats(path):
+    b = open(path, "rb").read()
+    if path.endswith(".npy"):
+        hl = struct.unpack("<H", b[8:10])[0]; off = 10 + hl
+        return list(struct.unpack("<%df" % ((len(b) - off) // 4), b[off:]))
+    n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); out = []
+    for k, t in h.items():
+        if k == "__metadata__" or t["dtype"] != "F32": continue
+        s, e = t["data_offsets"]; d = b[8 + n + s: 8 + n + e]
+        out += struct.unpack("<%df" % (len(d) // 4), d)
+    return out
+a, b = floats(sys.argv[1]), floats(sys.argv[2])
+assert len(a) == len(b) and a, "sizes differ: %d vs %d" % (len(a), len(b))
+err = max(abs(x - y) for x, y in zip(a, b)) / max(abs(x) for x in a)
+print("max rel err %.3g over %d values" % (err, len(a)))
+sys.exit(0 if err <= float(sys.argv[3]) else 1)
+PY
+
+M="$F/mha_hd32_tied"
+"$B" logits --model $M --ids 1,5,9,33,7,100,42,3 --out "$T/l_cpu.npy" 2>/dev/null
+"$B" logits --model $M --ids 1,5,9,33,7,100,42,3 --out "$T/l_cu.npy" $CU 2>"$T/log" || { cat "$T/log"; fail "logits on cuda"; }
+python3 "$T/cmp.py" "$T/l_cpu.npy" "$T/l_cu.npy" 1e-5 || fail "logits differ"
+pass=$((pass + 1))
+
+gen="generate --model $M --ids 1,5,9,33 --ids 7,3 --ids 100,20,4,8,15 --max-new-tokens 12 --batch 2 --json"
+"$B" $gen --temperature 0.9 --top-p 0.9 --top-k 20 --seed 7 >"$T/s_cpu" 2>/dev/null
+"$B" $gen --temperature 0.9 --top-p 0.9 --top-k 20 --seed 7 $CU >"$T/s_cu" 2>"$T/log" || { cat "$T/log"; fail "sampling on cuda"; }
+cmp -s "$T/s_cpu" "$T/s_cu" || { diff "$T/s_cpu" "$T/s_cu"; fail "sampled tokens differ"; }
+pass=$((pass + 1))
+
+for i in $(seq 0 7); do
+    printf '{"ids": [%d, %d, %d, %d]}\n' $((1 + i)) $((40 + 3 * i)) $((100 + i)) $((7 * i + 2))
+done >"$T/train.jsonl"
+for i in $(seq 0 3); do printf '{"ids": [%d, %d, 9]}\n' $((200 + i)) $((3 + i)); done >"$T/test.jsonl"
+cat >"$T/recipe.json" <<JSON
+{
+  "name": "tiny", "model": "$M", "reward": {"reward_model": "$F/rm_score"}, "format": "ids",
+  "train_data": "\${recipe_dir}/train.jsonl", "test_data": "\${recipe_dir}/test.jsonl",
+  "extract": {"max_new_tokens": 5, "batch": 4, "dtype": "fp32"},
+  "value": {"hidden": [16], "epochs": 3, "batch_size": 4, "lr": 1e-3},
+  "control": {"step_size": 0.5, "steps": 4},
+  "generate": {"max_new_tokens": 5, "batch": 4},
+  "out": "\${recipe_dir}/run"
+}
+JSON
+"$B" pipeline "$T/recipe.json" --out "$T/cpu" >"$T/log" 2>&1 || { cat "$T/log"; fail "pipeline cpu"; }
+"$B" pipeline "$T/recipe.json" --out "$T/cu" $CU >"$T/log" 2>&1 || { cat "$T/log"; fail "pipeline cuda"; }
+grep -q "device cuda" "$T/log" || fail "the pipeline did not say it ran on cuda"
+for r in train test-plain test-control; do
+    cmp -s "$T/cpu/$r/responses.jsonl" "$T/cu/$r/responses.jsonl" || fail "$r responses differ"
+    python3 - "$T/cpu/$r/rewards.jsonl" "$T/cu/$r/rewards.jsonl" <<'PY' || fail "$r rewards differ"
+import json, sys
+a = [json.loads(l)["reward"] for l in open(sys.argv[1])]; b = [json.loads(l)["reward"] for l in open(sys.argv[2])]
+err = max(abs(x - y) for x, y in zip(a, b)) / max(abs(x) for x in a)
+print("rewards max rel err %.3g" % err); sys.exit(0 if len(a) == len(b) and err < 1e-5 else 1)
+PY
+done
+python3 "$T/cmp.py" "$T/cpu/train/acts-00000.safetensors" "$T/cu/train/acts-00000.safetensors" 1e-5 ||
+    fail "captured states differ"
+grep -q "average reward" "$T/cu/report.md" || fail "no report"
+pass=$((pass + 1))
+echo "emu_backend: $pass passed, 0 failed"
