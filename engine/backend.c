@@ -182,6 +182,12 @@ int rc_backend_open_random(rc_backend **out, const rc_config *cfg, const rc_back
     return 0;
 }
 
+const char *rc_engine_name(rc_device d, rc_wtype t, char *buf, size_t cap) {
+    if (d == RC_DEVICE_CPU) snprintf(buf, cap, "cpu");
+    else snprintf(buf, cap, "%s-%s", rc_device_name(d), rc_wtype_name(t));
+    return buf;
+}
+
 int rc_backend_open(rc_backend **out, const rc_model *m, const rc_backend_opts *o) {
     *out = NULL;
     if (!m || !o) return rc_fail("rc_backend_open: no model or options");

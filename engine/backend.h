@@ -91,6 +91,9 @@ int rc_device_parse(const char *s, rc_device *d);
 int rc_wtype_parse(const char *s, rc_wtype *t);
 const char *rc_device_name(rc_device d);
 const char *rc_wtype_name(rc_wtype t);
+// "cpu" or "cuda-f16" / "cuda-bf16" / "cuda-f32": what computed a run's numbers (run manifests
+// record it so that a resume does not mix engines). Returns buf.
+const char *rc_engine_name(rc_device d, rc_wtype t, char *buf, size_t cap);
 
 // 0 when a backend of this kind can run here; -1 with "built without CUDA", "the CUDA module
 // ... is missing" or "no CUDA device: <reason>".

@@ -405,9 +405,11 @@ static int final_norm(rc_cuda_engine *e, int n_out, const int *idx, int row0) {
     return 0;
 }
 
-static int forward_chunk(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
-                         const int *pos, const int *out_rows, float *hidden_out) {
-    const int d = e->cfg.hidden_size;
+// Stages a chunk's inputs in pinned memory and copies them to d_ints, then runs every layer:
+// tokens | slots | positions | the indices of the output tokens (n_out) | prefill tiles | and,
+// when dst_rows, the rows the outputs go to (at 8n). Returns n_out, or -1.
+static int stage_and_run(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
+                         const int *pos, const int *out_rows, int dst_rows) {
     CUDA_CHECK(cudaStreamSynchronize(e->stream)); // h_stage may still feed an earlier copy
     int *h = e->h_stage;
     memcpy(h, tokens, (size_t)n * sizeof(int));
@@ -416,7 +418,11 @@ static int forward_chunk(rc_cuda_engine *e, int n, const int *tokens, const int 
     int n_out = 0;
     if (out_rows)
         for (int i = 0; i < n; i++)
-            if (out_rows[i] >= 0) h[3 * n + n_out++] = i;
+            if (out_rows[i] >= 0) {
+                h[3 * n + n_out] = i;
+                if (dst_rows) h[8 * n + n_out] = out_rows[i];
+                n_out++;
+            }
     int n_tiles = rc_cuda_attn_build_tiles(n, slots, pos, h + 4 * n);
     int splits = n_tiles == n ? rc_cuda_attention_decode_splits(n, e->cfg.num_attention_heads,
                                                                  e->max_len, e->n_sms)
@@ -424,7 +430,19 @@ static int forward_chunk(rc_cuda_engine *e, int n, const int *tokens, const int 
     int *dv = e->d_ints;
     CUDA_CHECK(cudaMemcpyAsync(dv, h, (size_t)(4 * n + 4 * n_tiles) * sizeof(int),
                                cudaMemcpyHostToDevice, e->stream));
+    if (dst_rows && n_out)
+        CUDA_CHECK(cudaMemcpyAsync(dv + 8 * n, h + 8 * n, (size_t)n_out * sizeof(int),
+                                   cudaMemcpyHostToDevice, e->stream));
     TRY(run_layers(e, n, dv, dv + n, dv + 2 * n, dv + 4 * n, n_tiles, splits));
+    return n_out;
+}
+
+static int forward_chunk(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
+                         const int *pos, const int *out_rows, float *hidden_out) {
+    const int d = e->cfg.hidden_size;
+    int n_out = stage_and_run(e, n, tokens, slots, pos, out_rows, 0);
+    if (n_out < 0) return -1;
+    int *dv = e->d_ints;
     if (n_out == 0) return 0;
     int row0 = 0;
     if (e->n_out >= 0 && e->n_out + n_out <= e->max_tokens) {
@@ -489,30 +507,9 @@ __global__ void scatter_rows_kernel(float *dst, const float *src, const int *dst
 static int forward_rows_chunk(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
                               const int *pos, const int *out_rows) {
     const int d = e->cfg.hidden_size;
-    CUDA_CHECK(cudaStreamSynchronize(e->stream)); // h_stage may still feed an earlier copy
-    int *h = e->h_stage;
-    memcpy(h, tokens, (size_t)n * sizeof(int));
-    memcpy(h + n, slots, (size_t)n * sizeof(int));
-    memcpy(h + 2 * n, pos, (size_t)n * sizeof(int));
-    int n_out = 0;
-    if (out_rows)
-        for (int i = 0; i < n; i++)
-            if (out_rows[i] >= 0) {
-                h[3 * n + n_out] = i;
-                h[8 * n + n_out] = out_rows[i];
-                n_out++;
-            }
-    int n_tiles = rc_cuda_attn_build_tiles(n, slots, pos, h + 4 * n);
-    int splits = n_tiles == n ? rc_cuda_attention_decode_splits(n, e->cfg.num_attention_heads,
-                                                                 e->max_len, e->n_sms)
-                              : 0;
+    int n_out = stage_and_run(e, n, tokens, slots, pos, out_rows, 1);
+    if (n_out < 0) return -1;
     int *dv = e->d_ints;
-    CUDA_CHECK(cudaMemcpyAsync(dv, h, (size_t)(4 * n + 4 * n_tiles) * sizeof(int),
-                               cudaMemcpyHostToDevice, e->stream));
-    if (n_out)
-        CUDA_CHECK(cudaMemcpyAsync(dv + 8 * n, h + 8 * n, (size_t)n_out * sizeof(int),
-                                   cudaMemcpyHostToDevice, e->stream));
-    TRY(run_layers(e, n, dv, dv + n, dv + 2 * n, dv + 4 * n, n_tiles, splits));
     if (n_out == 0) return 0;
     // final norm of the compact rows into hidden_tmp, then each to its row of hidden
     gather_rows_kernel<<<n_out, 256, 0, e->stream>>>(e->hidden_tmp, e->x, dv + 3 * n, d);

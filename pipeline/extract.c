@@ -114,9 +114,7 @@ static cJSON *settings_json(const rc_extract_opts *o, const char *model_path) {
     cJSON_AddNumberToObject(j, "steps", o->value_model ? (double)o->steps : 0);
     // the numbers depend on where they are computed: a resume must use the same engine
     char eng[32];
-    snprintf(eng, sizeof eng, "%s%s%s", rc_device_name(o->device), o->device == RC_DEVICE_CPU ? "" : "-",
-             o->device == RC_DEVICE_CPU ? "" : rc_wtype_name(o->wtype));
-    cJSON_AddStringToObject(j, "engine", eng);
+    cJSON_AddStringToObject(j, "engine", rc_engine_name(o->device, o->wtype, eng, sizeof eng));
     cJSON *eos = cJSON_AddArrayToObject(j, "extra_eos_ids");
     for (int i = 0; i < o->n_extra_eos; i++) cJSON_AddItemToArray(eos, cJSON_CreateNumber(o->extra_eos[i]));
     return j;

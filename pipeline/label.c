@@ -257,9 +257,7 @@ int rc_label_run(const rc_label_opts *o) {
     if (o->judge) cJSON_AddStringToObject(man, "judge_template", RC_JUDGE_TEMPLATE);
     {
         char eng[32];
-        snprintf(eng, sizeof eng, "%s%s%s", rc_device_name(o->device),
-                 o->device == RC_DEVICE_CPU ? "" : "-", o->device == RC_DEVICE_CPU ? "" : rc_wtype_name(o->wtype));
-        cJSON_AddStringToObject(man, "engine", eng);
+        cJSON_AddStringToObject(man, "engine", rc_engine_name(o->device, o->wtype, eng, sizeof eng));
     }
     {
         char *t = cJSON_PrintUnformatted(man), num[64];
