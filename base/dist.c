@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,9 +107,21 @@ static int mpi_check(int e, const char *what) {
 }
 #endif
 
+// CPU threads of a rank: the cores the launcher bound it to, or, when it is not bound, its share of
+// the node's cores (every rank defaulting to all of them would oversubscribe the node N times).
+// OMP_NUM_THREADS, and --threads, still decide when given.
+static void share_cores(void) {
+    if (getenv("OMP_NUM_THREADS") || g_info.local_size < 2) return;
+    int avail = omp_get_num_procs(), online = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (avail < online) return; // bound: the binding is the share
+    int n = avail / g_info.local_size;
+    omp_set_num_threads(n > 0 ? n : 1);
+}
+
 int rc_dist_init(void) {
     if (rc_dist_env(&g_info)) return -1;
     if (g_info.size == 1) return 0;
+    share_cores();
 #ifndef RC_HAVE_MPI
     return rc_fail("the launcher (%s) started a world of %d processes, but this recontrol was built "
                    "without MPI: install Open MPI (libopenmpi-dev) and rebuild, or run one process",

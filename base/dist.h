@@ -23,8 +23,9 @@ typedef struct {
 int rc_dist_env(rc_dist_info *d);
 
 // Starts the job's collectives: reads the environment and, when the world has more than one
-// process, initialises MPI (a clear error when this binary was built without it). Call once,
-// first thing in main. 0 / -1.
+// process, initialises MPI (a clear error when this binary was built without it) and, unless
+// OMP_NUM_THREADS is set, gives each rank its share of an unbound node's cores (the cores it is
+// bound to otherwise). Call once, first thing in main. 0 / -1.
 int rc_dist_init(void);
 // Ends the job: exit_code 0 (or a failure every rank detected together): MPI_Finalize; any
 // other failure on a rank of a world > 1: prints which rank failed and aborts the job, so that
