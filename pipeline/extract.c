@@ -380,30 +380,45 @@ int rc_extract_run(const rc_extract_opts *o) {
         if (rc_value_load(&vm, o->value_model)) goto done;
         value_ok = 1;
     }
-    // The plan (see the top of this file).
+    // The plan (see the top of this file). Every rank reads the same records; each tokenizes
+    // every world-th one and the lengths are shared (summed with zeros: exact).
+    {
+        char txt[160];
+        snprintf(txt, sizeof txt, "%s: %d records, %ld bad lines", o->data, ds.n, ds.n_bad);
+        if (rc_dist_agree("prompts read", txt)) goto done;
+    }
     const int S = (int)o->shard_size;
     plan = rc_malloc(sizeof(int) * (size_t)(ds.n ? ds.n : 1) + 1, "shard plan");
-    if (!plan) goto done;
+    int64_t *plen_all = rc_calloc((size_t)(ds.n ? ds.n : 1), sizeof(int64_t), "prompt lengths");
+    if (!plan || !plen_all) {
+        free(plen_all);
+        goto done;
+    }
+    for (int i = rank; i < ds.n; i += world) {
+        int *ids = NULL, nid = 0;
+        if (encode_item(o, fmt, &codec, o->chat ? &chat : NULL, &ds.items[i], &ids, &nid)) {
+            free(plen_all);
+            goto done;
+        }
+        free(ids);
+        plen_all[i] = nid;
+    }
+    if (rc_dist_sum_i64(plen_all, (size_t)ds.n)) {
+        free(plen_all);
+        goto done;
+    }
     int n_kept = 0;
     for (int i = 0; i < ds.n; i++) {
-        int *ids = NULL, nid = 0;
-        if (encode_item(o, fmt, &codec, o->chat ? &chat : NULL, &ds.items[i], &ids, &nid)) goto done;
-        free(ids);
-        if (nid > o->max_prompt) {
+        if (plen_all[i] > o->max_prompt) {
             if (rank == 0)
-                fprintf(stderr, "%s:%ld: prompt has %d tokens, over --max-prompt-tokens %ld; skipped\n",
-                        o->data, ds.items[i].line, nid, o->max_prompt);
+                fprintf(stderr, "%s:%ld: prompt has %lld tokens, over --max-prompt-tokens %ld; skipped\n",
+                        o->data, ds.items[i].line, (long long)plen_all[i], o->max_prompt);
             continue;
         }
         plan[n_kept++] = i;
     }
+    free(plen_all);
     const int n_shards = (n_kept + S - 1) / S;
-    {
-        char txt[160];
-        snprintf(txt, sizeof txt, "%s: %d records, %ld bad lines, %d prompts that fit", o->data, ds.n, ds.n_bad,
-                 n_kept);
-        if (rc_dist_agree("prompts read", txt)) goto done;
-    }
     if (rank == 0) remove_shards_from(o->out, n_shards); // files of an older, longer plan
     if (rc_dist_barrier()) goto done;
     // Committed shards are kept; this rank runs its own among the others.
