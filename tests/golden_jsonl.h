@@ -1,0 +1,67 @@
+// Test helpers for golden fixtures: read a (gzipped or plain) JSONL file into parsed rows, and
+// a corpus row's string ("text", or "hex" for byte strings that are not valid UTF-8).
+#pragma once
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+typedef struct {
+    char *s;
+    size_t n;
+} str_t;
+
+static inline cJSON **read_jsonl(const char *path, int *n_out) {
+    gzFile f = gzopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    cJSON **rows = NULL;
+    int n = 0;
+    size_t cap = 1 << 16, len = 0;
+    char *line = malloc(cap);
+    for (;;) {
+        if (!gzgets(f, line + len, (int)(cap - len))) break;
+        len += strlen(line + len);
+        if (len && line[len - 1] != '\n' && !gzeof(f)) { // longer line: grow and continue
+            cap *= 2;
+            line = realloc(line, cap);
+            continue;
+        }
+        rows = realloc(rows, (size_t)(n + 1) * sizeof *rows);
+        rows[n] = cJSON_ParseWithLength(line, len);
+        cr_assert(rows[n], "%s: bad JSON on line %d", path, n + 1);
+        n++;
+        len = 0;
+    }
+    free(line);
+    gzclose(f);
+    *n_out = n;
+    return rows;
+}
+
+static inline void free_rows(cJSON **rows, int n) {
+    for (int i = 0; i < n; i++) cJSON_Delete(rows[i]);
+    free(rows);
+}
+
+static inline str_t corpus_item(const cJSON *row) {
+    const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(row, "text"));
+    str_t s;
+    if (t) {
+        s.n = strlen(t);
+        s.s = malloc(s.n + 1);
+        memcpy(s.s, t, s.n + 1);
+        return s;
+    }
+    const char *h = cJSON_GetStringValue(cJSON_GetObjectItem(row, "hex"));
+    s.n = strlen(h) / 2;
+    s.s = malloc(s.n + 1);
+    for (size_t i = 0; i < s.n; i++) {
+        unsigned v;
+        sscanf(h + 2 * i, "%2x", &v);
+        s.s[i] = (char)v;
+    }
+    s.s[s.n] = 0;
+    return s;
+}
