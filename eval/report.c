@@ -5,6 +5,7 @@
 #include "eval/report.h"
 #include "base/common.h"
 #include "base/dist.h"
+#include "base/progress.h"
 #include "engine/generate.h"
 #include "eval/diversity.h"
 #include "eval/rundir.h"
@@ -25,11 +26,52 @@ void rc_eval_stats_free(rc_eval_stats *s) {
     free(s->response);
     free(s->reward);
     free(s->item);
+    free(s->coh);
     memset(s, 0, sizeof *s);
 }
 
-int rc_eval_run(const char *dir, rc_eval_stats *s) {
+const char *rc_cut_name(int cut) { return cut == RC_CUT_METRICS ? "metrics" : "turn"; }
+
+int rc_cut_parse(const char *s, int *cut) {
+    if (!strcmp(s, "turn")) *cut = RC_CUT_TURN;
+    else if (!strcmp(s, "metrics")) *cut = RC_CUT_METRICS;
+    else return rc_fail("response cut \"%s\": expected \"turn\" or \"metrics\"", s);
+    return 0;
+}
+
+char *rc_cut_response(const char *response, int cut) {
+    size_t n;
+    if (cut == RC_CUT_METRICS) {
+        // metrics.py: clean(clean(text, "###USER:"), "\n\nUSER:"), then " " when empty
+        const char *a = strstr(response, "###USER:");
+        n = a ? (size_t)(a - response) : strlen(response);
+        for (size_t i = 0; i + 7 <= n; i++)
+            if (!memcmp(response + i, "\n\nUSER:", 7)) {
+                n = i;
+                break;
+            }
+        if (n == 0) {
+            char *sp = rc_malloc(2, "response");
+            if (sp) memcpy(sp, " ", 2);
+            return sp;
+        }
+    } else
+        n = rc_response_cut_len(response);
+    char *o = rc_malloc(n + 1, "response");
+    if (!o) return NULL;
+    memcpy(o, response, n);
+    o[n] = 0;
+    return o;
+}
+
+int rc_eval_run(const char *dir, rc_eval_stats *s) { return rc_eval_run_opts(dir, NULL, s); }
+
+int rc_eval_run_opts(const char *dir, const rc_eval_opts *o, rc_eval_stats *s) {
+    rc_eval_opts dflt = {0};
+    if (!o) o = &dflt;
     memset(s, 0, sizeof *s);
+    s->cut = o->cut;
+    s->coherence = NAN;
     snprintf(s->dir, sizeof s->dir, "%s", dir);
     rc_resp_set rs;
     if (rc_run_read_responses(dir, &rs)) return -1;
@@ -52,14 +94,11 @@ int rc_eval_run(const char *dir, rc_eval_stats *s) {
     double *dw = rc_calloc((size_t)(n ? 2 * n : 1), sizeof *dw, "diversity"); // (n, 2) diversity, words
     if (!dw) goto fail;
     for (int64_t i = 0; i < n; i++) {
-        size_t cut = rc_response_cut_len(rs.r[i].response);
-        s->response[i] = rc_malloc(cut + 1, "response");
+        s->response[i] = rc_cut_response(rs.r[i].response, o->cut);
         if (!s->response[i]) {
             free(dw);
             goto fail;
         }
-        memcpy(s->response[i], rs.r[i].response, cut);
-        s->response[i][cut] = 0;
         if (i % world != rank) continue;
         rc_words w;
         if (rc_word_tokenize(s->response[i], &w)) {
@@ -104,7 +143,34 @@ int rc_eval_run(const char *dir, rc_eval_stats *s) {
         s->reward_mean = s->reward_std = NAN;
     }
     rc_resp_set_free(&rs);
+    if (o->coh && n > 0) {
+        s->coh = rc_malloc(sizeof(double) * (size_t)n, "coherence");
+        if (!s->coh) goto fail_coh;
+        // over ranks: rank r embeds responses i % world == r, the others' cosines arrive added to
+        // zeros, and the mean is summed in index order as one process would
+        const int crank = rc_dist_rank(), cworld = rc_dist_size();
+        rc_progress pg;
+        rc_progress_init(&pg, "coherence", n);
+        for (int64_t i = 0; i < n; i++) {
+            s->coh[i] = 0;
+            if (i % cworld != crank) continue;
+            if (rc_coherence_pair(o->coh, s->prompt[i] ? s->prompt[i] : "", s->response[i], &s->coh[i]))
+                goto fail_coh;
+            pg.done = i + 1;
+            rc_progress_tick(&pg, 0);
+        }
+        pg.done = n;
+        rc_progress_tick(&pg, 1);
+        if (rc_dist_sum_f64(s->coh, (size_t)n)) goto fail_coh;
+        double sum = 0;
+        for (int64_t i = 0; i < n; i++) sum += s->coh[i];
+        s->coherence = sum / (double)n;
+    }
     return 0;
+fail_coh:
+    rc_fail_ctx("%s: coherence", dir);
+    rc_eval_stats_free(s);
+    return -1;
 fail:
     rc_resp_set_free(&rs);
     rc_eval_stats_free(s);
@@ -153,13 +219,22 @@ static cJSON *stats_json(const rc_eval_stats *s) {
     add_num(o, "length_tokens", s->len_tokens);
     add_num(o, "length_words", s->len_words);
     add_num(o, "eos_fraction", s->eos_frac);
+    add_num(o, "coherence", s->coherence);
     return o;
 }
 
 char *rc_eval_json(const rc_eval_stats *a, const rc_eval_stats *b) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "format", "recontrol-eval-v1");
-    cJSON_AddStringToObject(j, "response_cut", "at the first \"Human:\" or \"User:\"");
+    cJSON_AddStringToObject(j, "response_cut", rc_cut_name(a->cut));
+    cJSON_AddStringToObject(j, "response_cut_rule",
+                            a->cut == RC_CUT_METRICS
+                                ? "metrics.py: before the first \"###USER:\", then before \"\\n\\nUSER:\"; empty -> \" \""
+                                : "at the first \"Human:\" or \"User:\", trailing whitespace dropped");
+    if (!isnan(a->coherence))
+        cJSON_AddStringToObject(j, "coherence_rule",
+                                "mean over responses of cos(SimCSE-style unit embedding of the prompt, of "
+                                "the cut response); BERT pooler output (or [CLS] state), 128 tokens");
     cJSON_AddStringToObject(j, "diversity",
                             "mean over responses of prod_{n=2..4} (1 - rep_n/100), rep_n = 100*(1 - "
                             "|unique n-grams|/(|n-grams|+1)), NLTK-style word tokens");
@@ -173,6 +248,7 @@ char *rc_eval_json(const rc_eval_stats *a, const rc_eval_stats *b) {
         add_num(d, "length_tokens", b->len_tokens - a->len_tokens);
         add_num(d, "length_words", b->len_words - a->len_words);
         add_num(d, "eos_fraction", b->eos_frac - a->eos_frac);
+        add_num(d, "coherence", b->coherence - a->coherence);
         rc_eval_pair p;
         rc_eval_compare(a, b, &p);
         cJSON *pj = cJSON_AddObjectToObject(j, "paired");
@@ -267,6 +343,8 @@ char *rc_eval_markdown(const rc_eval_stats *a, const rc_eval_stats *b, int examp
     row(&m, "length (tokens)", a->len_tokens, two ? b->len_tokens : 0, two, "%.2f");
     row(&m, "length (words)", a->len_words, two ? b->len_words : 0, two, "%.2f");
     row(&m, "ended with EOS", a->eos_frac, two ? b->eos_frac : 0, two, "%.3f");
+    if (!isnan(a->coherence) || (two && !isnan(b->coherence)))
+        row(&m, "coherence", a->coherence, two ? b->coherence : 0, two, "%.4f");
     if (two) {
         rc_eval_pair p;
         rc_eval_compare(a, b, &p);
@@ -276,8 +354,14 @@ char *rc_eval_markdown(const rc_eval_stats *a, const rc_eval_stats *b, int examp
                       "equal on %.1f%%, lower on %.1f%%.\n",
                       (long long)p.n_paired, 100 * p.win, 100 * p.tie, 100 * p.loss);
     }
-    sb_printf(&m, "\nResponses are cut at the first \"Human:\"/\"User:\" before scoring. Diversity: mean of "
-                  "prod_{n=2..4}(1 - rep_n/100) over NLTK-style words.\n");
+    if (a->cut == RC_CUT_METRICS)
+        sb_printf(&m, "\nResponses are cut as the reference's metrics.py cuts them (\"###USER:\", \"\\n\\nUSER:\").");
+    else
+        sb_printf(&m, "\nResponses are cut at the first \"Human:\"/\"User:\" before scoring.");
+    sb_printf(&m, " Diversity: mean of prod_{n=2..4}(1 - rep_n/100) over NLTK-style words.");
+    if (!isnan(a->coherence))
+        sb_printf(&m, " Coherence: mean cosine of the prompt's and the response's sentence embeddings.");
+    sb_printf(&m, "\n");
     if (example && a->n > 0) {
         sb_printf(&m, "\n### Example (first prompt)\n\n**Prompt**\n\n");
         quote(&m, a->prompt[0] ? a->prompt[0] : "", 1500);
@@ -305,13 +389,18 @@ char *rc_eval_markdown(const rc_eval_stats *a, const rc_eval_stats *b, int examp
 }
 
 int rc_eval_report(const char *run, const char *against, const char *out, int example, FILE *md_out) {
+    return rc_eval_report_opts(run, against, out, example, md_out, NULL);
+}
+
+int rc_eval_report_opts(const char *run, const char *against, const char *out, int example,
+                        FILE *md_out, const rc_eval_opts *o) {
     rc_eval_stats a = {0}, b = {0};
     int have_b = 0, rc = -1, joint = 0;
     char *js = NULL, *md = NULL;
     char prefix[4096], path[4200];
-    if (rc_eval_run(run, &a)) goto done;
+    if (rc_eval_run_opts(run, o, &a)) goto done;
     if (against) {
-        if (rc_eval_run(against, &b)) goto done;
+        if (rc_eval_run_opts(against, o, &b)) goto done;
         have_b = 1;
     }
     joint = 1;                 // every rank is here: rank 0's result below is everyone's
