@@ -25,6 +25,8 @@ static void usage(FILE *f) {
             "                          -> \"Human: \", cut after the last \"Assistant:\"); shp:\n"
             "                          {\"history\"} (prompt = \"Human: \" + history + \"\\nAssistant:\");\n"
             "                          plain: {\"prompt\"}; ids: {\"ids\": [token ids]} (default hh)\n"
+            "  --turn-prefix S         the turn prefix of hh/shp prompts instead of \"Human: \" (the\n"
+            "                          reference uses \"User: \" for Llama-3 and Falcon)\n"
             "  --chat                  put the prompt in the model's chat format (one user turn +\n"
             "                          the assistant opening); its turn end stops like EOS. The\n"
             "                          responses keep the unwrapped prompt\n"
@@ -66,6 +68,7 @@ static int parse_args(int argc, char **argv, rc_extract_opts *o) {
         {"eos-id", required_argument, 0, 'e'},      {"threads", required_argument, 0, 'T'},
         {"chat", no_argument, 0, 'c'},              {"overwrite", no_argument, 0, 'O'},
         {"device", required_argument, 0, 'D'},      {"weight-dtype", required_argument, 0, 'W'},
+        {"turn-prefix", required_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     rc_extract_opts_default(o);
     int c;
@@ -78,6 +81,7 @@ static int parse_args(int argc, char **argv, rc_extract_opts *o) {
         case 'o': o->out = optarg; break;
         case 't': o->dtype = optarg; break;
         case 'v': o->value_model = optarg; break;
+        case 'P': o->turn_prefix = optarg; break;
         case 'c': o->chat = 1; break;
         case 'A': o->no_acts = 1; break;
         case 'O': o->overwrite = 1; break;

@@ -42,9 +42,11 @@ static char *dup_str(const char *s, size_t n) {
 
 // The prompt texts come from tokenizer/chat.h (one definition of the reference's preparation);
 // here only the dataset's own answer is extracted as the reference reply.
-char *rc_prep_hh(const char *chosen, char **reply) {
+char *rc_prep_hh(const char *chosen, char **reply) { return rc_prep_hh_turn(chosen, NULL, reply); }
+
+char *rc_prep_hh_turn(const char *chosen, const char *turn, char **reply) {
     if (reply) *reply = NULL;
-    char *prompt = rc_hh_prompt(chosen);
+    char *prompt = rc_hh_prompt_turn(chosen, turn);
     if (!prompt || !reply) return prompt;
     const char *tag = "Assistant:", *last = NULL;
     for (const char *p = strstr(chosen, tag); p; p = strstr(p + 1, tag)) last = p;
@@ -93,7 +95,8 @@ static long gz_read_line(gzFile f, char **buf, size_t *cap) {
 
 // Fills it from one parsed line; returns 0, or 1 with why[] set when the line is skipped,
 // -1 on out of memory.
-static int item_from_json(const cJSON *j, rc_ds_format fmt, rc_ds_item *it, char *why, size_t nwhy) {
+static int item_from_json(const cJSON *j, rc_ds_format fmt, const char *turn, rc_ds_item *it,
+                          char *why, size_t nwhy) {
     memset(it, 0, sizeof *it);
     if (!cJSON_IsObject(j)) {
         snprintf(why, nwhy, "not a JSON object");
@@ -147,13 +150,13 @@ static int item_from_json(const cJSON *j, rc_ds_format fmt, rc_ds_item *it, char
         return 1;
     }
     if (fmt == RC_DS_HH) {
-        it->prompt = rc_prep_hh(text, &it->reference);
+        it->prompt = rc_prep_hh_turn(text, turn, &it->reference);
         if (!it->prompt) {
             snprintf(why, nwhy, "field \"chosen\": %s", rc_last_error());
             return 1;
         }
     } else if (fmt == RC_DS_SHP) {
-        it->prompt = rc_prep_shp(text);
+        it->prompt = rc_shp_prompt_turn(text, turn);
         if (!it->prompt) return -1;
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "preferred");
         if (cJSON_IsString(p)) {
@@ -168,6 +171,11 @@ static int item_from_json(const cJSON *j, rc_ds_format fmt, rc_ds_item *it, char
 }
 
 int rc_dataset_load(const char *path, rc_ds_format fmt, long limit, rc_dataset *ds, FILE *report) {
+    return rc_dataset_load_turn(path, fmt, limit, NULL, ds, report);
+}
+
+int rc_dataset_load_turn(const char *path, rc_ds_format fmt, long limit, const char *turn,
+                         rc_dataset *ds, FILE *report) {
     memset(ds, 0, sizeof *ds);
     gzFile f = gzopen(path, "rb");
     if (!f) return rc_fail("cannot open dataset %s: %s", path, errno ? strerror(errno) : "zlib error");
@@ -198,7 +206,7 @@ int rc_dataset_load(const char *path, rc_ds_format fmt, long limit, rc_dataset *
                          (size_t)(end - line) + 1);
                 r = 1;
             } else {
-                r = item_from_json(j, fmt, &it, why, sizeof why);
+                r = item_from_json(j, fmt, turn, &it, why, sizeof why);
             }
             cJSON_Delete(j);
         }

@@ -39,6 +39,10 @@ const char *rc_ds_format_name(rc_ds_format fmt);
 // (-1) only when the file cannot be read or memory runs out; a file with no usable line
 // returns 0 with ds->n == 0.
 int rc_dataset_load(const char *path, rc_ds_format fmt, long limit, rc_dataset *ds, FILE *report);
+// The same with the reference's turn prefix for HH/SHP prompts ("Human: " for Vicuna, "User: "
+// for Llama-3 and Falcon; NULL = "Human: ").
+int rc_dataset_load_turn(const char *path, rc_ds_format fmt, long limit, const char *turn,
+                         rc_dataset *ds, FILE *report);
 void rc_dataset_free(rc_dataset *ds);
 
 // Prompt preparation as in the reference (malloc'd results, NULL + error on failure), through
@@ -47,6 +51,7 @@ void rc_dataset_free(rc_dataset *ds);
 // (NULL with an error when there is no "Assistant:"). If reply is not NULL it receives the text
 // after the last "Assistant:" with surrounding whitespace trimmed (malloc'd).
 char *rc_prep_hh(const char *chosen, char **reply);
+char *rc_prep_hh_turn(const char *chosen, const char *turn, char **reply); // turn: see above
 // SHP: "Human: " + history + "\nAssistant:".
 char *rc_prep_shp(const char *history);
 

@@ -102,6 +102,7 @@ static cJSON *settings_json(const rc_extract_opts *o, const char *model_path) {
     cJSON_AddStringToObject(j, "model", model_path);
     cJSON_AddStringToObject(j, "data", o->data);
     cJSON_AddStringToObject(j, "data_format", o->format);
+    if (o->turn_prefix) cJSON_AddStringToObject(j, "turn_prefix", o->turn_prefix);
     cJSON_AddBoolToObject(j, "chat", o->chat);
     cJSON_AddNumberToObject(j, "max_new_tokens", (double)o->max_new);
     cJSON_AddNumberToObject(j, "max_prompt_tokens", (double)o->max_prompt);
@@ -351,7 +352,7 @@ int rc_extract_run(const rc_extract_opts *o) {
     if (rc_dist_all_ok(setup == 0, "preparing the run directory")) goto done;
 
     // Data.
-    if (rc_dataset_load(o->data, fmt, o->limit, &ds, stderr)) goto done;
+    if (rc_dataset_load_turn(o->data, fmt, o->limit, o->turn_prefix, &ds, stderr)) goto done;
     if (rank == 0) fprintf(stderr, "[extract] %s: %d prompts read, %ld lines skipped\n", o->data, ds.n, ds.n_bad);
 
     // Model, tokenizer, optional control.

@@ -40,7 +40,8 @@ typedef struct {
     double lr;
     double step_size;
     int steps;
-    int gen_max_new, gen_batch;
+    int gen_max_new, gen_batch, gen_max_prompt;
+    char turn_prefix[32]; // the reference's begin_word ("" = the default "Human: ")
     rc_device device;
     rc_wtype wtype;
 } recipe;
@@ -124,6 +125,14 @@ static int recipe_load(const char *path, recipe *r) {
     }
     const cJSON *chat = obj_get(j, "chat");
     r->chat = chat && cJSON_IsTrue(chat);
+    // "turn_prefix": the reference's begin_word per model family ("Human: " Vicuna, "User: "
+    // Llama-3 and Falcon), used for HH and SHP prompts
+    const cJSON *tp = obj_get(j, "turn_prefix");
+    if (tp && (!cJSON_IsString(tp) || strlen(tp->valuestring) >= sizeof r->turn_prefix)) {
+        rc_fail("%s: \"turn_prefix\" must be a short string such as \"User: \"", path);
+        goto fail;
+    }
+    snprintf(r->turn_prefix, sizeof r->turn_prefix, "%s", tp ? tp->valuestring : "");
     rc |= get_num(ex, "max_new_tokens", &d, 128, path), r->ex_max_new = (int)d;
     rc |= get_num(ex, "batch", &d, 32, path), r->ex_batch = (int)d;
     rc |= get_num(ex, "max_prompt_tokens", &d, 512, path), r->ex_max_prompt = (int)d;
@@ -151,6 +160,9 @@ static int recipe_load(const char *path, recipe *r) {
     rc |= get_num(ctl, "steps", &d, 30, path), r->steps = (int)d;
     rc |= get_num(gen, "max_new_tokens", &d, 128, path), r->gen_max_new = (int)d;
     rc |= get_num(gen, "batch", &d, 16, path), r->gen_batch = (int)d;
+    // the reference skips prompts over 512 tokens for training rollouts only; test generation
+    // keeps every prompt up to this bound (default: the extract bound, as before)
+    rc |= get_num(gen, "max_prompt_tokens", &d, r->ex_max_prompt, path), r->gen_max_prompt = (int)d;
     if (rc) goto fail;
     char dev[16], wt[16];
     if (get_str(j, "device", dev, sizeof dev, "cpu", dir, path) ||
@@ -195,7 +207,8 @@ static int rollouts(const recipe *r, const char *title, const char *data, const 
     o.out = out;
     o.max_new = max_new;
     o.batch = batch;
-    o.max_prompt = r->ex_max_prompt;
+    o.max_prompt = with_acts ? r->ex_max_prompt : r->gen_max_prompt;
+    if (r->turn_prefix[0]) o.turn_prefix = r->turn_prefix;
     if (with_acts) o.dtype = r->ex_dtype;
     else o.no_acts = 1;
     if (value_model) {

@@ -17,6 +17,7 @@ typedef struct {
     const char *out;         // run directory
     const char *dtype;       // stored state precision: fp32 | fp16 | bf16
     const char *value_model; // RE-Control rollouts (NULL: plain)
+    const char *turn_prefix; // HH/SHP turn prefix, the reference's begin_word (NULL: "Human: ")
     long max_new, batch, max_prompt, limit, shard_size, steps, threads;
     double step_size;
     int chat, no_acts, overwrite;

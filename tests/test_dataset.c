@@ -4,6 +4,7 @@
 #include "base/common.h"
 #include "pipeline/dataset.h"
 #include "eval/rundir.h"
+#include "tokenizer/chat.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -69,6 +70,34 @@ Test(dataset, shp_prepare) {
     p = rc_prep_shp("Explain\nmultiline history.");
     cr_assert_str_eq(p, "Human: Explain\nmultiline history.\nAssistant:");
     free(p);
+}
+
+// The reference's begin_word for Llama-3 and Falcon: text.replace("Human:", "User: ") then the
+// cut after the last "Assistant:" (HH); "User: " + history + "\nAssistant:" (SHP). Expected
+// strings are what Python's str.replace / rsplit give on these inputs.
+Test(dataset, turn_prefix_user) {
+    char *p = rc_prep_hh_turn("\n\nHuman: Hi\n\nAssistant: Hello.\n\nHuman:Why?\n\nAssistant: Because.",
+                              "User: ", NULL);
+    cr_assert_str_eq(p, "\n\nUser:  Hi\n\nAssistant: Hello.\n\nUser: Why?\n\nAssistant:");
+    free(p);
+    p = rc_shp_prompt_turn("How do planes fly?", "User: ");
+    cr_assert_str_eq(p, "User: How do planes fly?\nAssistant:");
+    free(p);
+    // through the loader: the same prefix on every record
+    char path[512];
+    snprintf(path, sizeof path, "%s/turn.jsonl", g_dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("{\"history\": \"Q one\"}\n{\"history\": \"Q two\"}\n", f);
+    fclose(f);
+    rc_dataset ds;
+    cr_assert_eq(rc_dataset_load_turn(path, RC_DS_SHP, 0, "User: ", &ds, NULL), 0);
+    cr_assert_eq(ds.n, 2);
+    cr_assert_str_eq(ds.items[1].prompt, "User: Q two\nAssistant:");
+    rc_dataset_free(&ds);
+    cr_assert_eq(rc_dataset_load(path, RC_DS_SHP, 0, &ds, NULL), 0);
+    cr_assert_str_eq(ds.items[0].prompt, "Human: Q one\nAssistant:");
+    rc_dataset_free(&ds);
 }
 
 Test(dataset, response_cut) {

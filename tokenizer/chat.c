@@ -201,7 +201,11 @@ const char *rc_chat_end_of_turn(const rc_chat_spec *spec) {
     }
 }
 
-char *rc_hh_prompt(const char *chosen) {
+char *rc_hh_prompt(const char *chosen) { return rc_hh_prompt_turn(chosen, NULL); }
+char *rc_shp_prompt(const char *history) { return rc_shp_prompt_turn(history, NULL); }
+
+char *rc_hh_prompt_turn(const char *chosen, const char *turn) {
+    if (!turn) turn = "Human: ";
     tk_buf b = {0};
     int rc = add(&b, "");
     for (const char *p = chosen; !rc && *p;) {
@@ -210,7 +214,7 @@ char *rc_hh_prompt(const char *chosen) {
             rc = add(&b, p);
             break;
         }
-        rc = tk_buf_add(&b, p, (size_t)(h - p)) || add(&b, "Human: ");
+        rc = tk_buf_add(&b, p, (size_t)(h - p)) || add(&b, turn);
         p = h + 6;
     }
     const char *last = NULL;
@@ -224,9 +228,10 @@ char *rc_hh_prompt(const char *chosen) {
     return b.p;
 }
 
-char *rc_shp_prompt(const char *history) {
+char *rc_shp_prompt_turn(const char *history, const char *turn) {
+    if (!turn) turn = "Human: ";
     tk_buf b = {0};
-    if (add(&b, "Human: ") || add(&b, history) || add(&b, "\nAssistant:")) {
+    if (add(&b, turn) || add(&b, history) || add(&b, "\nAssistant:")) {
         free(b.p);
         return NULL;
     }

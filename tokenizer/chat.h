@@ -54,6 +54,11 @@ const char *rc_chat_end_of_turn(const rc_chat_spec *spec);
 char *rc_hh_prompt(const char *chosen);
 // SHP: "Human: " + history + "\nAssistant:". malloc'd.
 char *rc_shp_prompt(const char *history);
+// The same with the reference's per-model turn prefix (its `begin_word`): "Human: " for Vicuna,
+// "User: " for Llama-3 and Falcon; HH's "Human:" becomes turn, SHP starts with it. NULL turn:
+// "Human: ".
+char *rc_hh_prompt_turn(const char *chosen, const char *turn);
+char *rc_shp_prompt_turn(const char *history, const char *turn);
 
 #ifdef __cplusplus
 }
