@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/reward_text.h"
 #include "base/args.h"
 #include "base/common.h"
 #include "cli/commands.h"
@@ -25,6 +26,11 @@ static void usage(FILE *f) {
             "                        judge's chat format (its chat template; Vicuna v1.1 if none):\n"
             "                          %s\n"
             "                        (first %%s: the prompt, second: the response)\n"
+            "  --text MODE           what a reward model reads: turn (default: prompt + response cut\n"
+            "                        at the next turn), reference-train (the reference's\n"
+            "                        reward_label.py: whole text, uncut, USER:/ASSISTANT: ->\n"
+            "                        Human:/Assistant:), reference-eval (its measure_reward.py cut:\n"
+            "                        HH at \"human:\", SHP at the run's turn word, any case)\n"
             "  --batch N             sequences per forward batch (default 8)\n"
             "  --threads N           CPU threads (default: all)\n"
             "  --device cpu|cuda     where the model runs (default cpu)\n"
@@ -40,6 +46,7 @@ static int parse_args(int argc, char **argv, rc_label_opts *o) {
         {"judge", required_argument, 0, 'j'}, {"batch", required_argument, 0, 'b'},
         {"threads", required_argument, 0, 'T'}, {"overwrite", no_argument, 0, 'O'},
         {"device", required_argument, 0, 'D'}, {"dtype", required_argument, 0, 'W'},
+        {"text", required_argument, 0, 'x'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     rc_label_opts_default(o);
     int c;
@@ -49,6 +56,7 @@ static int parse_args(int argc, char **argv, rc_label_opts *o) {
         case 'm': o->rm = optarg; break;
         case 'j': o->judge = optarg; break;
         case 'O': o->overwrite = 1; break;
+        case 'x': if (rc_rtext_parse(optarg, &o->reward_text)) return -1; break;
         case 'D': if (rc_device_parse(optarg, &o->device)) return -1; break;
         case 'W': if (rc_wtype_parse(optarg, &o->wtype)) return -1; break;
         case 'b': if (rc_parse_int("--batch", optarg, 1, 4096, &o->batch)) return -1; break;

@@ -49,3 +49,30 @@ char *rc_codec_decode(rc_codec *c, const int *ids, int n) {
     return rc_tokenizer_decode(c->tok, ids, n, 1);
 }
 
+char *rc_codec_decode_after(rc_codec *c, const int *prompt_ids, int n_prompt, const int *ids, int n) {
+    if (!c->tok || n_prompt <= 0) return rc_codec_decode(c, ids, n);
+    int *all = rc_malloc(sizeof(int) * (size_t)(n_prompt + n + 1), "decode ids");
+    if (!all) return NULL;
+    memcpy(all, prompt_ids, sizeof(int) * (size_t)n_prompt);
+    if (n) memcpy(all + n_prompt, ids, sizeof(int) * (size_t)n);
+    size_t lf = 0, lp = 0;
+    char *full = rc_tokenizer_decode_n(c->tok, all, n_prompt + n, 1, &lf);
+    char *pre = full ? rc_tokenizer_decode_n(c->tok, prompt_ids, n_prompt, 1, &lp) : NULL;
+    free(all);
+    char *out = NULL;
+    if (full && pre) {
+        size_t k = 0;
+        while (k < lp && k < lf && full[k] == pre[k]) k++;
+        if (k < lp) // the joint text rewrote the prompt's end: keep whole characters after it
+            while (k > 0 && ((unsigned char)full[k] & 0xC0) == 0x80) k--;
+        out = rc_malloc(lf - k + 1, "response text");
+        if (out) {
+            memcpy(out, full + k, lf - k);
+            out[lf - k] = 0;
+        }
+    }
+    free(full);
+    free(pre);
+    return out;
+}
+

@@ -21,6 +21,12 @@ int rc_codec_has_text(const rc_codec *c);
 int rc_codec_encode(rc_codec *c, const char *text, int **ids, int *n);
 // ids -> text (malloc'd; special tokens skipped). NULL on error.
 char *rc_codec_decode(rc_codec *c, const int *ids, int n);
+// The text ids add after prompt_ids, as the reference sees it: decode(prompt_ids + ids) without
+// the leading decode(prompt_ids) (the reference's removeprefix; where the joint text does not
+// start with the prompt's text, what follows their common prefix). Unlike decode(ids) alone,
+// this keeps the space a SentencePiece response starts with ("Assistant: I", not
+// "Assistant:I"). Special tokens skipped; without a tokenizer, decode(ids). NULL on error.
+char *rc_codec_decode_after(rc_codec *c, const int *prompt_ids, int n_prompt, const int *ids, int n);
 // "1 2 3" (malloc'd).
 char *rc_ids_to_text(const int *ids, int n);
 

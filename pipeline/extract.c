@@ -551,7 +551,7 @@ int rc_extract_run(const rc_extract_opts *o) {
             rc_ds_item *di = &ds.items[pitem[i]];
             int nt = gout[i].n_tokens;
             int ndec = gout[i].finish == RC_FINISH_EOS && nt > 0 ? nt - 1 : nt;
-            char *resp = rc_codec_decode(&codec, gout[i].tokens, ndec);
+            char *resp = rc_codec_decode_after(&codec, pids[i], plen[i], gout[i].tokens, ndec);
             char *ptxt = fmt == RC_DS_IDS ? rc_ids_to_text(pids[i], plen[i]) : NULL;
             rc_resp r = {.index = next_seq + i, .item = pitem[i], .line = di->line,
                          .prompt = ptxt ? ptxt : di->prompt, .response = resp, .prompt_ids = pids[i],

@@ -30,6 +30,7 @@
 #include "base/dist.h"
 #include "base/progress.h"
 #include "engine/backend.h"
+#include "eval/reward_text.h"
 #include "eval/rundir.h"
 #include "pipeline/stages.h"
 #include "tokenizer/chat.h"
@@ -254,6 +255,30 @@ int rc_label_run(const rc_label_opts *o) {
     // Settings check for resume.
     man = cJSON_CreateObject();
     cJSON_AddStringToObject(man, o->rm ? "reward_model" : "judge", model_path);
+    if (o->reward_text != RC_RTEXT_TURN) cJSON_AddStringToObject(man, "reward_text", rc_rtext_name(o->reward_text));
+    // the run's dataset format and turn prefix decide the reference-eval cut (HH vs SHP word)
+    int rt_hh = 1;
+    char rt_split[32] = "Human:";
+    if (o->reward_text == RC_RTEXT_REF_EVAL) {
+        char xp[4096];
+        rc_path_join(xp, sizeof xp, o->run, "extract.json");
+        size_t xl;
+        char *xt = rc_file_exists(xp) ? rc_read_file(xp, &xl) : NULL;
+        cJSON *xj = xt ? cJSON_Parse(xt) : NULL;
+        free(xt);
+        const cJSON *st = xj ? cJSON_GetObjectItemCaseSensitive(xj, "settings") : NULL;
+        const cJSON *df = st ? cJSON_GetObjectItemCaseSensitive(st, "data_format") : NULL;
+        const cJSON *tp = st ? cJSON_GetObjectItemCaseSensitive(st, "turn_prefix") : NULL;
+        if (cJSON_IsString(df)) rt_hh = strcmp(df->valuestring, "shp") != 0;
+        if (cJSON_IsString(tp)) {
+            snprintf(rt_split, sizeof rt_split, "%s", tp->valuestring);
+            size_t k = strlen(rt_split);
+            while (k && rt_split[k - 1] == ' ') rt_split[--k] = 0; // "User: " -> "User:"
+        }
+        cJSON_Delete(xj);
+        fprintf(stderr, "[label] reference-eval text: %s cut at \"%s\" (any case)\n", rt_hh ? "HH" : "SHP",
+                rt_hh ? "human:" : rt_split);
+    }
     if (o->judge) cJSON_AddStringToObject(man, "judge_template", RC_JUDGE_TEMPLATE);
     {
         char eng[32];
@@ -389,12 +414,7 @@ int rc_label_run(const rc_label_opts *o) {
                 txt = user ? judge_text(tok, user) : NULL;
                 free(user);
             } else {
-                txt = rc_malloc(np + cut + 1, "reward text");
-                if (txt) {
-                    memcpy(txt, r->prompt, np);
-                    memcpy(txt + np, r->response, cut);
-                    txt[np + cut] = 0;
-                }
+                txt = rc_reward_text(r->prompt, r->response, o->reward_text, rt_hh, rt_split);
             }
             if (!txt) goto done;
             // chat-rendered judge text carries its own BOS; reward-model text gets the tokenizer's

@@ -35,6 +35,7 @@ typedef struct {
     const char *run;   // run directory
     const char *rm;    // reward model (score / regression_head), or
     const char *judge; // causal LM judge ("default": the default model)
+    int reward_text;   // RC_RTEXT_* (eval/reward_text.h): what a reward model reads
     long batch, threads;
     int overwrite;
     rc_device device;
