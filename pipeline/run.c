@@ -20,6 +20,7 @@
 #include "engine/backend.h"
 #include "engine/value_mlp.h"
 #include "eval/report.h"
+#include "eval/reward_text.h"
 #include "pipeline/stages.h"
 #include "train/train.h"
 
@@ -42,6 +43,8 @@ typedef struct {
     int steps;
     int gen_max_new, gen_batch, gen_max_prompt;
     char turn_prefix[32]; // the reference's begin_word ("" = the default "Human: ")
+    int text_train, text_eval; // RC_RTEXT_*: reward-model text for training labels / evaluation
+    int eval_cut;              // RC_CUT_*: response cut for diversity (and coherence)
     rc_device device;
     rc_wtype wtype;
 } recipe;
@@ -119,6 +122,20 @@ static int recipe_load(const char *path, recipe *r) {
     rc |= get_str(rew, "reward_model", r->reward_model, sizeof r->reward_model, "", dir, path);
     rc |= get_str(rew, "judge", r->judge, sizeof r->judge, "", dir, path);
     if (rc) goto fail;
+    // "train_text" / "eval_text": what the reward model reads for training labels and for the
+    // evaluation rewards (turn, reference-train, reference-eval); "eval": {"cut": turn|metrics}
+    {
+        const cJSON *tt = obj_get(rew, "train_text"), *et = obj_get(rew, "eval_text");
+        const cJSON *ev = obj_get(j, "eval"), *cut = obj_get(ev, "cut");
+        r->text_train = r->text_eval = RC_RTEXT_TURN;
+        r->eval_cut = RC_CUT_TURN;
+        if ((tt && (!cJSON_IsString(tt) || rc_rtext_parse(tt->valuestring, &r->text_train))) ||
+            (et && (!cJSON_IsString(et) || rc_rtext_parse(et->valuestring, &r->text_eval))) ||
+            (cut && (!cJSON_IsString(cut) || rc_cut_parse(cut->valuestring, &r->eval_cut)))) {
+            rc_fail_ctx("%s: reward.train_text / reward.eval_text / eval.cut", path);
+            goto fail;
+        }
+    }
     if (!r->reward_model[0] == !r->judge[0]) {
         rc_fail("%s: \"reward\" needs exactly one of \"reward_model\" and \"judge\"", path);
         goto fail;
@@ -226,17 +243,18 @@ static int rollouts(const recipe *r, const char *title, const char *data, const 
     return stage_done(title, t0, rc_extract_run(&o));
 }
 
-static int label(const recipe *r, const char *title, const char *run) {
+static int label(const recipe *r, const char *title, const char *run, int text) {
     rc_label_opts o;
     rc_label_opts_default(&o);
     o.run = run;
+    o.reward_text = text;
     if (r->reward_model[0]) o.rm = r->reward_model;
     else o.judge = r->judge;
     o.device = r->device;
     o.wtype = r->wtype;
     stage_title(title);
-    say("  label --run %s %s %s --device %s\n", run, o.rm ? "--reward-model" : "--judge",
-            o.rm ? o.rm : o.judge, rc_device_name(r->device));
+    say("  label --run %s %s %s --device %s --text %s\n", run, o.rm ? "--reward-model" : "--judge",
+        o.rm ? o.rm : o.judge, rc_device_name(r->device), rc_rtext_name(text));
     double t0 = rc_time_s();
     return stage_done(title, t0, rc_label_run(&o));
 }
@@ -290,7 +308,7 @@ int rc_pipeline_run(const char *recipe_path, const char *out_override, int devic
     if (rollouts(&r, "1/5 rollouts and hidden states (train prompts)", r.train_data, train_dir, 1,
                  NULL, r.ex_max_new, r.ex_batch))
         return -1;
-    if (label(&r, "2/5 reward labels (train rollouts)", train_dir)) return -1;
+    if (label(&r, "2/5 reward labels (train rollouts)", train_dir, r.text_train)) return -1;
 
     const char *t3 = "3/5 value network";
     int kept = rc_file_exists(value); // rank 0's view decides for all
@@ -322,13 +340,15 @@ int rc_pipeline_run(const char *recipe_path, const char *out_override, int devic
     if (rollouts(&r, "4/5 RE-Control generation (test prompts)", r.test_data, ctrl_dir, 0, value,
                  r.gen_max_new, r.gen_batch))
         return -1;
-    if (label(&r, "5/5 reward labels (plain)", plain_dir)) return -1;
-    if (label(&r, "5/5 reward labels (RE-Control)", ctrl_dir)) return -1;
+    if (label(&r, "5/5 reward labels (plain)", plain_dir, r.text_eval)) return -1;
+    if (label(&r, "5/5 reward labels (RE-Control)", ctrl_dir, r.text_eval)) return -1;
 
     const char *t5 = "5/5 evaluation: plain vs RE-Control";
     stage_title(t5);
     double t = rc_time_s();
-    if (stage_done(t5, t, rc_eval_report(plain_dir, ctrl_dir, report, 1, stdout))) return -1;
+    if (stage_done(t5, t, rc_eval_report_opts(plain_dir, ctrl_dir, report, 1, stdout,
+                                              &(rc_eval_opts){.cut = r.eval_cut})))
+        return -1;
     say("\npipeline '%s' finished in %.1f s; report in %s.{json,md}\n", r.name, rc_time_s() - t0, report);
     return 0;
 }
