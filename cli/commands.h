@@ -14,6 +14,7 @@ typedef int (*rc_cmd_fn)(int argc, char **argv);
     X(label, "stage 2: reward labels for (prompt, response) pairs")                                \
     X(train, "stage 3: train the value network on captured states and rewards")                    \
     X(eval, "stage 5: reward, diversity and length of generations; side-by-side tables")           \
+    X(judge, "pairwise win rate of two runs with the reference's GPT-4 judge protocol")            \
     X(pipeline, "run all stages from a recipe file")                                               \
     X(demo, "the RE-Control demo on the default model (all five stages, minutes on a CPU)")        \
     X(info, "print a model's config and weight summary")                                           \

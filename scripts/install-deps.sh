@@ -5,7 +5,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 PKGS="build-essential cmake pkg-config python3 python3-pip unzip ca-certificates \
-  libcriterion-dev libcjson-dev libmicrohttpd-dev libpcre2-dev libsentencepiece-dev sentencepiece libutf8proc-dev zlib1g-dev \
+  libcriterion-dev libcjson-dev libmicrohttpd-dev libpcre2-dev libsentencepiece-dev sentencepiece libutf8proc-dev libcurl4-openssl-dev zlib1g-dev \
   clang libclang-rt-14-dev libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
