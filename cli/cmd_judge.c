@@ -39,6 +39,7 @@ static void usage(FILE *f) {
             "  --retries N           retries of a failed request, exponential backoff (default 5)\n"
             "  --rpm R               at most R requests per minute (default no limit)\n"
             "  --timeout S           seconds per request (default 300)\n"
+            "  --max-tokens N        the request's max_tokens (default 2048, the reference's)\n"
             "  -h, --help            this text\n");
 }
 
@@ -50,7 +51,8 @@ int cmd_judge(int argc, char **argv) {
         {"replay", required_argument, 0, 'p'},   {"out", required_argument, 0, 'o'},
         {"seed", required_argument, 0, 's'},     {"sample", required_argument, 0, 'n'},
         {"retries", required_argument, 0, 't'},  {"rpm", required_argument, 0, 'q'},
-        {"timeout", required_argument, 0, 'T'},  {"help", no_argument, 0, 'h'},
+        {"timeout", required_argument, 0, 'T'},  {"max-tokens", required_argument, 0, 'M'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     rc_judge_opts o;
     rc_judge_opts_default(&o);
@@ -86,6 +88,10 @@ int cmd_judge(int argc, char **argv) {
         case 'T':
             o.timeout_s = strtod(optarg, &end);
             if (*end || o.timeout_s <= 0) goto bad_num;
+            break;
+        case 'M':
+            o.max_tokens = (int)strtol(optarg, &end, 10);
+            if (*end || o.max_tokens < 1) goto bad_num;
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
