@@ -15,7 +15,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: recontrol eval --run DIR [--against DIR2] [--out PREFIX] [--example]\n"
             "                      [--coherence-model BERT_DIR [--pool auto|cls|cls_before_pooler]\n"
-            "                       [--max-len N]] [--cut turn|metrics]\n\n"
+            "                       [--max-len N]] [--cut turn|metrics] [--judge FILE]\n\n"
             "Stage 5 of RE-Control: for each run directory (responses from `extract`, rewards from\n"
             "`label`): average reward, diversity, mean response length in tokens and words, share\n"
             "ended by EOS, and with --coherence-model the coherence. Each response is cut before\n"
@@ -38,6 +38,7 @@ static void usage(FILE *f) {
             "  --pool P         auto (default, SimCSE's rule), cls (pooler output), cls_before_pooler\n"
             "  --max-len N      truncation in WordPiece tokens (default 128, SimCSE's)\n"
             "  --cut C          turn (default) or metrics (the reference's metrics.py)\n"
+            "  --judge FILE     add a `recontrol judge` summary (PREFIX.json): the win rate\n"
             "  -h, --help       this text\n");
 }
 
@@ -47,6 +48,7 @@ int cmd_eval(int argc, char **argv) {
         {"out", required_argument, 0, 'o'}, {"example", no_argument, 0, 'e'},
         {"coherence-model", required_argument, 0, 'c'}, {"pool", required_argument, 0, 'p'},
         {"max-len", required_argument, 0, 'm'},  {"cut", required_argument, 0, 'u'},
+        {"judge", required_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
     const char *run = NULL, *against = NULL, *out = NULL, *coh_dir = NULL;
     int example = 0, c, max_len = 0;
@@ -59,6 +61,7 @@ int cmd_eval(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'e': example = 1; break;
         case 'c': coh_dir = optarg; break;
+        case 'j': eo.judge = optarg; break;
         case 'p':
             if (!strcmp(optarg, "auto")) pool = RC_POOL_AUTO;
             else if (!strcmp(optarg, "cls")) pool = RC_POOL_CLS;

@@ -388,6 +388,60 @@ char *rc_eval_markdown(const rc_eval_stats *a, const rc_eval_stats *b, int examp
     return m.s;
 }
 
+// Adds a judge summary (recontrol judge's PREFIX.json) to the report: "judge" in the JSON, a
+// win / tie / lose line in the Markdown.
+static int add_judge(const char *path, char **js, char **md) {
+    size_t l;
+    char *t = rc_read_file(path, &l);
+    if (!t) return -1;
+    cJSON *j = cJSON_ParseWithLength(t, l);
+    free(t);
+    const cJSON *fmt = j ? cJSON_GetObjectItemCaseSensitive(j, "format") : NULL;
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "recontrol-judge-v1")) {
+        cJSON_Delete(j);
+        return rc_fail("%s: not a `recontrol judge` summary (format recontrol-judge-v1)", path);
+    }
+    cJSON *rep = cJSON_Parse(*js);
+    if (!rep) {
+        cJSON_Delete(j);
+        return rc_fail("out of memory");
+    }
+    cJSON *jd = cJSON_AddObjectToObject(rep, "judge");
+    const char *keys[] = {"red", "blue", "judge", "model", "seed", "sample", "n", "win", "tie", "lose", "unparsed", "win_rate"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
+        if (v) cJSON_AddItemToObject(jd, keys[k], cJSON_Duplicate(v, 0));
+    }
+    double n = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "n"));
+    double w = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "win"));
+    double ti = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "tie"));
+    double lo = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "lose"));
+    double un = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "unparsed"));
+    const char *red = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "red"));
+    const char *blue = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "blue"));
+    char *nj = cJSON_Print(rep);
+    cJSON_Delete(rep);
+    size_t ml = strlen(*md);
+    char line[2048];
+    int k = snprintf(line, sizeof line,
+                     "\nJudge win rate (%s against %s, %.0f pairs): win %.0f (%.1f%%), tie %.0f (%.1f%%), lose "
+                     "%.0f (%.1f%%); %.0f unparsable replies counted as ties.\n",
+                     red ? red : "?", blue ? blue : "?", n, w, n > 0 ? 100 * w / n : 0, ti, n > 0 ? 100 * ti / n : 0,
+                     lo, n > 0 ? 100 * lo / n : 0, un);
+    cJSON_Delete(j);
+    char *nm = realloc(*md, ml + (size_t)k + 1);
+    if (!nj || !nm) {
+        free(nj);
+        if (nm) *md = nm;
+        return rc_fail("out of memory");
+    }
+    memcpy(nm + ml, line, (size_t)k + 1);
+    *md = nm;
+    free(*js);
+    *js = nj;
+    return 0;
+}
+
 int rc_eval_report(const char *run, const char *against, const char *out, int example, FILE *md_out) {
     return rc_eval_report_opts(run, against, out, example, md_out, NULL);
 }
@@ -416,6 +470,7 @@ int rc_eval_report_opts(const char *run, const char *against, const char *out, i
     js = rc_eval_json(&a, have_b ? &b : NULL);
     md = rc_eval_markdown(&a, have_b ? &b : NULL, example);
     if (!js || !md) goto done;
+    if (o && o->judge && add_judge(o->judge, &js, &md)) goto done;
     if (out) snprintf(prefix, sizeof prefix, "%s", out);
     else snprintf(prefix, sizeof prefix, "%s/eval", run);
     snprintf(path, sizeof path, "%s.json", prefix);

@@ -45,6 +45,7 @@ char *rc_cut_response(const char *response, int cut);
 typedef struct {
     int cut;                 // RC_CUT_*
     const rc_coherence *coh; // coherence model, or NULL (no coherence)
+    const char *judge;       // a `recontrol judge` summary (PREFIX.json) to report, or NULL
 } rc_eval_opts;
 
 // Reads DIR's responses and (when present) rewards.jsonl and computes the statistics. 0 / -1.

@@ -126,6 +126,17 @@ Test(judge_protocol, same_pairs_sides_scores_and_tally_as_gpt4_eval_py) {
     snprintf(cmd, sizeof cmd, "sed -i '$d' %s.jsonl", out);
     cr_assert_eq(system(cmd), 0);
     run_judge(out, 99); // one reply lost: asked again
+    // `recontrol eval --judge` puts the win rate next to the other numbers
+    snprintf(cmd, sizeof cmd,
+             "%s eval --run %s/red --against %s/blue --cut metrics --judge %s.json --out %s/e > %s/e.stdout 2>&1 && "
+             "grep -q 'Judge win rate.*win 28 .*tie 41 .*lose 23' %s/e.md",
+             RC_BINARY, JP, JP, out, dir, dir, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char ep[512];
+    snprintf(ep, sizeof ep, "%s/e.json", dir);
+    cJSON *e = read_json(ep);
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "judge"), "win")->valueint, 28);
+    cJSON_Delete(e);
     // another seed draws other pairs and sides: a pair recorded with another prompt is refused
     // (or the replay has no reply for the new prompt); nothing is mixed into the record
     snprintf(cmd, sizeof cmd,
