@@ -38,7 +38,7 @@ typedef struct {
     char ex_dtype[16];
     char hidden[128];
     int epochs, batch_size, seed;
-    double lr;
+    double lr, val_frac;
     double step_size;
     int steps;
     int gen_max_new, gen_batch, gen_max_prompt;
@@ -172,6 +172,9 @@ static int recipe_load(const char *path, recipe *r) {
     rc |= get_num(val, "epochs", &d, 100, path), r->epochs = (int)d;
     rc |= get_num(val, "batch_size", &d, 512, path), r->batch_size = (int)d;
     rc |= get_num(val, "lr", &r->lr, 1e-4, path);
+    // share of training sequences held out for validation; the reference trains on the whole
+    // train split (its "test loss" is on the test prompts' rollouts): its recipes say 0
+    rc |= get_num(val, "val_frac", &r->val_frac, 0.1, path);
     rc |= get_num(val, "seed", &d, 0, path), r->seed = (int)d;
     rc |= get_num(ctl, "step_size", &r->step_size, 0.5, path);
     rc |= get_num(ctl, "steps", &d, 30, path), r->steps = (int)d;
@@ -327,6 +330,7 @@ int rc_pipeline_run(const char *recipe_path, const char *out_override, int devic
         to.epochs = r.epochs;
         to.batch_size = r.batch_size;
         to.lr = r.lr;
+        to.val_frac = r.val_frac;
         to.seed = (uint64_t)r.seed;
         stage_title(t3);
         say("  train --data %s --out %s --hidden %s --epochs %d\n", train_dir, value, r.hidden, r.epochs);
