@@ -202,10 +202,11 @@ static int sum_fixed(void *x, size_t n, size_t esz, MPI_Datatype t,
     size_t per = (n + (size_t)W - 1) / (size_t)W;
     if (per == 0) return 0;
     if (per * esz > (size_t)INT_MAX) return rc_fail("all-reduce of %zu values is too large", n);
-    char *pad = rc_calloc(per * (size_t)W * 2, esz, "all-reduce buffers");
+    char *pad = rc_malloc(per * (size_t)W * 2 * esz, "all-reduce buffers");
     if (!pad) return -1;
     char *in = pad, *recv = pad + per * (size_t)W * esz;
     memcpy(in, x, n * esz);
+    memset(in + n * esz, 0, (per * (size_t)W - n) * esz); // the last slice's padding
     int rc = mpi_check(MPI_Alltoall(in, (int)per, t, recv, (int)per, t, g_comm), "all-to-all (sum)");
     if (!rc) {
         // recv holds rank 0's slice, rank 1's slice, ...: add them in that order
