@@ -145,6 +145,23 @@ done
 echo "killed two-rank extraction: resumed on 2, 3 and 1 ranks to the clean run's files"
 pass=$((pass + 1))
 
+# ---- a killed two-rank labelling resumes (with 3 and 1 ranks): every rank's partial log is read
+L=(label --reward-model "$F/rm_regression_head_bf16" --batch 4 --threads 1)
+"$B" "${L[@]}" --run "$T/xclean" 2>/dev/null
+for again in 3 1; do
+    d="$T/x$again"
+    if RC_LABEL_ABORT_AFTER_BATCHES=3 run 2 "$B" "${L[@]}" --run "$d" >"$T/lkill.log" 2>&1; then
+        fail "the two-rank labelling was not stopped"
+    fi
+    ls "$d"/rewards.partial-*.jsonl >/dev/null 2>&1 || fail "no partial reward logs after the kill"
+    run "$again" "$B" "${L[@]}" --run "$d" >"$T/lres.log" 2>&1 || { cat "$T/lres.log"; fail "label resume on $again ranks"; }
+    grep -q "resuming: .* already scored" "$T/lres.log" || { cat "$T/lres.log"; fail "label did not resume"; }
+    cmp -s "$T/xclean/rewards.jsonl" "$d/rewards.jsonl" || fail "label resumed on $again ranks: rewards differ"
+    if ls "$d"/rewards.partial*.jsonl >/dev/null 2>&1; then fail "partial reward logs left behind"; fi
+done
+echo "killed two-rank labelling: resumed on 3 and 1 ranks to the clean rewards"
+pass=$((pass + 1))
+
 # ---- ranks that disagree; a rank that dies ---------------------------------------------------
 start=$(date +%s)
 if run 2 sh -c 'exec "$0" "$@" --max-new-tokens $((6 + OMPI_COMM_WORLD_RANK))' "$B" "${X[@]}" --out "$T/dis" \
