@@ -122,15 +122,15 @@ int rc_dist_init(void) {
     if (rc_dist_env(&g_info)) return -1;
     if (g_info.size == 1) return 0;
     share_cores();
+    if (!strcmp(g_info.launcher, "env"))
+        return rc_fail("RANK/WORLD_SIZE say rank %d of %d, but recontrol's ranks talk over MPI: start "
+                       "them with mpirun or srun (which set their own variables)",
+                       g_info.rank, g_info.size);
 #ifndef RC_HAVE_MPI
     return rc_fail("the launcher (%s) started a world of %d processes, but this recontrol was built "
                    "without MPI: install Open MPI (libopenmpi-dev) and rebuild, or run one process",
                    g_info.launcher, g_info.size);
 #else
-    if (!strcmp(g_info.launcher, "env"))
-        return rc_fail("RANK/WORLD_SIZE say rank %d of %d, but recontrol's ranks talk over MPI: start "
-                       "them with mpirun or srun (which set their own variables)",
-                       g_info.rank, g_info.size);
     int provided = 0;
     if (mpi_check(MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided), "init")) return -1;
     g_mpi_on = 1;

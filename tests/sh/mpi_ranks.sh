@@ -28,6 +28,10 @@ if ! command -v mpirun >/dev/null; then
     echo "skipped: mpirun not installed (scripts/install-deps.sh installs Open MPI); $pass passed"
     exit 77
 fi
+# Open MPI as root (CI), more ranks than cores, shared memory only, no core binding.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_MCA_hwloc_base_binding_policy=none OMP_NUM_THREADS=1
 if ! ldd "$B" | grep -q libmpi; then
     # built without MPI: a launcher asking for 2 ranks gets a clear error
     if mpirun --oversubscribe -np 2 "$B" info --help >"$T/e3" 2>&1; then fail "2 ranks without MPI accepted"; fi
@@ -36,10 +40,6 @@ if ! ldd "$B" | grep -q libmpi; then
     exit 77
 fi
 
-# Open MPI as root (CI), more ranks than cores, shared memory only, no core binding.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_MCA_hwloc_base_binding_policy=none OMP_NUM_THREADS=1
 run() { local np=$1; shift; timeout 300 mpirun -np "$np" "$@"; }
 # Under AddressSanitizer, Open MPI's own allocations made by MPI_Init are still held at exit: do not
 # count them as our leaks in the ranks (a process alone never starts MPI and keeps leak checks).
