@@ -120,6 +120,7 @@ extern "C" void rc_cuda_engine_bytes(const rc_config *cfg, rc_cuda_dtype dt, int
 extern "C" void rc_cuda_engine_free(rc_cuda_engine *e) {
     if (!e) return;
     if (e->graph_exec) cudaGraphExecDestroy((cudaGraphExec_t)e->graph_exec);
+    if (e->rows_graph) cudaGraphExecDestroy((cudaGraphExec_t)e->rows_graph);
     rc_cuda_blas_free(&e->blas);
     if (e->wbuf) cudaFree(e->wbuf);
     if (e->abuf) cudaFree(e->abuf);
@@ -202,6 +203,8 @@ static int engine_setup(rc_cuda_engine *e, const rc_config *c, rc_cuda_dtype dt,
     }
     TRY(rc_cuda_blas_init(&e->blas, e->workspace, WORKSPACE_BYTES));
     e->fuse_gemv = 1;
+    const char *rg = getenv("RC_CUDA_ROWS_GRAPH");
+    e->rows_graphs = !(rg && !strcmp(rg, "0"));
     // RoPE tables exactly as the CPU engine builds them
     size_t nt = (size_t)max_len * (hd / 2);
     float *inv = (float *)rc_malloc((size_t)hd / 2 * sizeof(float), "RoPE inv_freq");
@@ -407,9 +410,12 @@ static int final_norm(rc_cuda_engine *e, int n_out, const int *idx, int row0) {
 
 // Stages a chunk's inputs in pinned memory and copies them to d_ints, then runs every layer:
 // tokens | slots | positions | the indices of the output tokens (n_out) | prefill tiles | and,
-// when dst_rows, the rows the outputs go to (at 8n). Returns n_out, or -1.
+// when dst_rows, the rows the outputs go to (at 8n). Returns n_out, or -1. With run == 0 the
+// layers are left to the caller, given *tiles_out and *splits_out (splits > 0: every token is
+// alone in its sequence, split-KV decode attention).
 static int stage_and_run(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
-                         const int *pos, const int *out_rows, int dst_rows) {
+                         const int *pos, const int *out_rows, int dst_rows, int *tiles_out,
+                         int *splits_out, int run) {
     CUDA_CHECK(cudaStreamSynchronize(e->stream)); // h_stage may still feed an earlier copy
     int *h = e->h_stage;
     memcpy(h, tokens, (size_t)n * sizeof(int));
@@ -433,14 +439,16 @@ static int stage_and_run(rc_cuda_engine *e, int n, const int *tokens, const int 
     if (dst_rows && n_out)
         CUDA_CHECK(cudaMemcpyAsync(dv + 8 * n, h + 8 * n, (size_t)n_out * sizeof(int),
                                    cudaMemcpyHostToDevice, e->stream));
-    TRY(run_layers(e, n, dv, dv + n, dv + 2 * n, dv + 4 * n, n_tiles, splits));
+    if (tiles_out) *tiles_out = n_tiles;
+    if (splits_out) *splits_out = splits;
+    if (run) TRY(run_layers(e, n, dv, dv + n, dv + 2 * n, dv + 4 * n, n_tiles, splits));
     return n_out;
 }
 
 static int forward_chunk(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
                          const int *pos, const int *out_rows, float *hidden_out) {
     const int d = e->cfg.hidden_size;
-    int n_out = stage_and_run(e, n, tokens, slots, pos, out_rows, 0);
+    int n_out = stage_and_run(e, n, tokens, slots, pos, out_rows, 0, NULL, NULL, 1);
     if (n_out < 0) return -1;
     int *dv = e->d_ints;
     if (n_out == 0) return 0;
@@ -504,12 +512,12 @@ __global__ void scatter_rows_kernel(float *dst, const float *src, const int *dst
     for (int j = threadIdx.x; j < d; j += blockDim.x) dr[j] = sr[j];
 }
 
-static int forward_rows_chunk(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
-                              const int *pos, const int *out_rows) {
+// The layers, the final norm of the n_out output tokens and their scatter to their rows, with the
+// chunk's inputs already in d_ints.
+static int rows_compute(rc_cuda_engine *e, int n, int n_out, int n_tiles, int splits) {
     const int d = e->cfg.hidden_size;
-    int n_out = stage_and_run(e, n, tokens, slots, pos, out_rows, 1);
-    if (n_out < 0) return -1;
     int *dv = e->d_ints;
+    TRY(run_layers(e, n, dv, dv + n, dv + 2 * n, dv + 4 * n, n_tiles, splits));
     if (n_out == 0) return 0;
     // final norm of the compact rows into hidden_tmp, then each to its row of hidden
     gather_rows_kernel<<<n_out, 256, 0, e->stream>>>(e->hidden_tmp, e->x, dv + 3 * n, d);
@@ -519,6 +527,54 @@ static int forward_rows_chunk(rc_cuda_engine *e, int n, const int *tokens, const
     scatter_rows_kernel<<<n_out, 256, 0, e->stream>>>(e->hidden, e->hidden_tmp, dv + 8 * n, d);
     CUDA_CHECK_LAUNCH();
     return 0;
+}
+
+// Captures rows_compute for a decode chunk of n tokens (all of them output rows) as a graph.
+static int rows_capture(rc_cuda_engine *e, int n, int splits) {
+    if (e->rows_graph) {
+        CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)e->rows_graph));
+        e->rows_graph = NULL;
+    }
+    CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
+    int rc = rows_compute(e, n, n, n, splits);
+    cudaGraph_t g = NULL;
+    cudaError_t err = cudaStreamEndCapture(e->stream, &g);
+    if (rc) {
+        if (g) cudaGraphDestroy(g);
+        return rc_fail_ctx("capturing the decode forward");
+    }
+    CUDA_CHECK(err);
+    cudaGraphExec_t exec;
+    err = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    CUDA_CHECK(err);
+    e->rows_graph = exec;
+    e->rows_graph_n = n;
+    return 0;
+}
+
+static int forward_rows_chunk(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
+                              const int *pos, const int *out_rows) {
+    int n_tiles = 0, splits = 0;
+    int n_out = stage_and_run(e, n, tokens, slots, pos, out_rows, 1, &n_tiles, &splits, 0);
+    if (n_out < 0) return -1;
+    // A decode step of the generation loop: the same n every step while no sequence ends. Its
+    // ~10 launches per layer are replayed from a graph once n has repeated (the inputs sit at
+    // the same device addresses for a given n).
+    if (splits > 0 && n_out == n && e->rows_graphs) {
+        e->rows_repeat = n == e->rows_last_n ? e->rows_repeat + 1 : 1;
+        e->rows_last_n = n;
+        if (e->rows_graph && e->rows_graph_n == n) {
+            CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)e->rows_graph, e->stream));
+            return 0;
+        }
+        if (e->rows_repeat >= 3) {
+            TRY(rows_capture(e, n, splits));
+            CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)e->rows_graph, e->stream));
+            return 0;
+        }
+    }
+    return rows_compute(e, n, n_out, n_tiles, splits);
 }
 
 extern "C" int rc_cuda_forward_rows(rc_cuda_engine *e, int n, const int *tokens, const int *slots,

@@ -77,6 +77,12 @@ typedef struct {
     float *d_samp;              // (4*max_tokens): uniforms, temperatures, top_p, top_k (as int)
     float *h_samp;              // pinned host staging of d_samp
     cudaStream_t copy_stream;   // device -> host copies of captured states
+    // the layers of a decode-only forward_rows chunk (every token alone in its sequence and an
+    // output row) replayed as a graph once the same n has come 3 times in a row
+    void *rows_graph;           // cudaGraphExec_t, or NULL
+    int rows_graph_n;           // n it was captured for
+    int rows_last_n, rows_repeat; // the last decode n and how often in a row it came
+    int rows_graphs;            // RC_CUDA_ROWS_GRAPH=0 turns the graph off (for A/B timing)
     void *ev_snap[2], *ev_copied[2]; // cudaEvent_t: snapshot taken, copy done
 
     int n_out;                  // output rows of the last forward (rows of hidden / hidden_t);

@@ -22,10 +22,13 @@ FLAGS=$EMU_FLAGS
 find "$B/CMakeFiles" -path '*/rc_*.dir/*' -name '*.o' ! -name '*.cu.o' ! -path '*/rc_cuda_objs.dir/*' > "$E/objs.txt"
 rm -f "$E/librc_cpu.a"
 xargs ar rcs "$E/librc_cpu.a" < "$E/objs.txt"
+# base/dist.c uses MPI when the build found it (an unused -lmpi does no harm)
+MPI_LIBS=$(pkg-config --libs ompi-c 2>/dev/null || true)
 # CUDA sources as C++ (translate.py: launches, __shared__ storage per block)
 objs=()
 for f in kernels/cuda/*.cu engine/*.cu train/*.cu; do
     [ -e "$f" ] || continue
+    grep -q '#include <nccl.h>' "$f" && continue # NCCL's collectives have no emulation
     o="$E/src/$(echo "$f" | tr '/' '_').o"
     emu_compile_cu "$f" "$o"
     objs+=("$o")
@@ -34,11 +37,11 @@ emu_compile_runtime "$E/emu_runtime.o"
 gcc -std=c11 $FLAGS -Wall -Wextra -Wno-unused-parameter -I tests/gpu/emu/include -I . \
     -DRC_FIXTURES="\"$ROOT/tests/fixtures\"" -c tests/gpu/gpu_tests.c -o "$E/gpu_tests.o"
 g++ $FLAGS -fopenmp -o "$E/gpu_tests_emu" "$E/gpu_tests.o" "${objs[@]}" "$E/emu_runtime.o" \
-    "$E/librc_cpu.a" -lcjson -lpcre2-8 -lsentencepiece -lz -lm
+    "$E/librc_cpu.a" -lcjson -lpcre2-8 -lsentencepiece -lz -lm $MPI_LIBS
 gcc -std=c11 $FLAGS -Wall -Wextra -Wno-unused-parameter -I tests/gpu/emu/include -I . \
     -c bench/gpu/bench_gpu.c -o "$E/bench_gpu.o"
 g++ $FLAGS -fopenmp -o "$E/bench_gpu_emu" "$E/bench_gpu.o" "${objs[@]}" "$E/emu_runtime.o" \
-    "$E/librc_cpu.a" -lcjson -lpcre2-8 -lsentencepiece -lz -lm
+    "$E/librc_cpu.a" -lcjson -lpcre2-8 -lsentencepiece -lz -lm $MPI_LIBS
 echo "built $E/gpu_tests_emu and $E/bench_gpu_emu (run the latter with --tiny)"
 [ -n "${RC_EMU_BUILD_ONLY:-}" ] && exit 0
 RC_GPU_TESTS_SAMPLE_DRAWS=${RC_GPU_TESTS_SAMPLE_DRAWS:-256} "$E/gpu_tests_emu" tests/fixtures ${FILTER:+"$FILTER"}
