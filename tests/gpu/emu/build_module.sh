@@ -8,13 +8,15 @@ ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$ROOT"
 mkdir -p "$OUT/src"
 FLAGS="-O2 -g -fPIC -w"
+# an object is rebuilt when its .cu or any header it may include is newer (no dependency scan)
+newest_h=$(find base kernels engine train tests/gpu/emu -name '*.h' -o -name '*.cuh' | xargs ls -t | head -n 1)
 objs=()
 for f in kernels/cuda/*.cu engine/*.cu train/*.cu; do
     [ -e "$f" ] || continue
     grep -q '#include <nccl.h>' "$f" && continue # NCCL's collectives have no emulation
     cc="$OUT/src/$(echo "$f" | tr '/' '_').cc"
     o="${cc%.cc}.o"
-    if [ ! -e "$o" ] || [ "$f" -nt "$o" ] || [ tests/gpu/emu/emu.h -nt "$o" ]; then
+    if [ ! -e "$o" ] || [ "$f" -nt "$o" ] || [ "$newest_h" -nt "$o" ]; then
         python3 tests/gpu/emu/translate.py "$f" "$cc"
         g++ -std=c++17 $FLAGS -I tests/gpu/emu/include -I . -include tests/gpu/emu/emu.h -c "$cc" -o "$o"
     fi
