@@ -41,6 +41,12 @@ if ! ldd "$B" | grep -q libmpi; then
 fi
 
 run() { local np=$1; shift; timeout 300 mpirun -np "$np" "$@"; }
+# mpirun can return from an aborted job while the launcher still ends the other ranks: a resume
+# must not start before every rank of the killed run ($1: a string of its command line) is gone.
+wait_gone() {
+    for _ in $(seq 1 200); do pgrep -f -- "$1" >/dev/null || return 0; sleep 0.05; done
+    fail "ranks of a stopped job still running after 10 s: $(pgrep -af -- "$1")"
+}
 # Under AddressSanitizer, Open MPI's own allocations made by MPI_Init are still held at exit: do not
 # count them as our leaks in the ranks (a process alone never starts MPI and keeps leak checks).
 if ldd "$B" | grep -q libasan; then export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; fi
@@ -133,6 +139,7 @@ for again in 2 3 1; do
     if RC_EXTRACT_ABORT_AFTER_SHARDS=2 run 2 "$B" "${X[@]}" --out "$d" >"$T/kill.log" 2>&1; then
         fail "the two-rank extraction was not stopped"
     fi
+    wait_gone "--out $d"
     run "$again" "$B" "${X[@]}" --out "$d" >"$T/resume.log" 2>&1 || { cat "$T/resume.log"; fail "resume on $again ranks"; }
     # each rank stops after its 2nd shard; the launcher may kill the other one a shard earlier
     k=$(sed -n 's/.*resuming .*: \([0-9]*\) of 17 shards committed.*/\1/p' "$T/resume.log")
@@ -153,6 +160,7 @@ for again in 3 1; do
     if RC_LABEL_ABORT_AFTER_BATCHES=3 run 2 "$B" "${L[@]}" --run "$d" >"$T/lkill.log" 2>&1; then
         fail "the two-rank labelling was not stopped"
     fi
+    wait_gone "--run $d"
     ls "$d"/rewards.partial-*.jsonl >/dev/null 2>&1 || fail "no partial reward logs after the kill"
     run "$again" "$B" "${L[@]}" --run "$d" >"$T/lres.log" 2>&1 || { cat "$T/lres.log"; fail "label resume on $again ranks"; }
     grep -q "resuming: .* already scored" "$T/lres.log" || { cat "$T/lres.log"; fail "label did not resume"; }
@@ -173,6 +181,7 @@ fi
 if RC_EXTRACT_ABORT_RANK=1 RC_EXTRACT_ABORT_AFTER_SHARDS=1 run 3 "$B" "${X[@]}" --out "$T/die" >"$T/die.log" 2>&1; then
     fail "the job went on after rank 1 died"
 fi
+wait_gone "--out $T/die"
 grep -q "process rank 1 .* exited on signal 9" "$T/die.log" || { cat "$T/die.log"; fail "the dead rank is not named"; }
 secs=$(($(date +%s) - start))
 [ "$secs" -lt 120 ] || fail "stopping took $secs s"
