@@ -31,7 +31,8 @@ typedef struct {
 static void fill_random(rc_model *m, uint64_t seed) {
     rc_rng r;
     rc_rng_seed(&r, seed);
-    for (size_t i = 0; i < m->arena_floats; i++) m->arena[i] = (rc_rng_uniform(&r) - 0.5f) * 0.1f;
+    float *a = m->arena; // rc_model_alloc: every weight in fp32
+    for (size_t i = 0; i < m->arena_bytes / sizeof(float); i++) a[i] = (rc_rng_uniform(&r) - 0.5f) * 0.1f;
     const rc_config *c = &m->cfg;
     for (int l = 0; l < c->num_hidden_layers; l++)
         for (int j = 0; j < c->hidden_size; j++)
@@ -123,11 +124,11 @@ static int bench_model(const shape *s, int prompt, int n_decode, int batch, int 
     }
     // Bytes one single-sequence decode step reads: every weight but the embedding table (one
     // row), the LM head (the embedding table again when tied), and the K/V prefix (mean length).
-    double wfloats = (double)m.arena_floats - (s->tied ? 0 : (double)V * d);
+    double wfloats = (double)m.weight_bytes / 4.0 - (s->tied ? 0 : (double)V * d);
     double kv = 2.0 * s->layers * (prompt + n_decode / 2.0) * (double)(s->kv_heads * c->head_dim);
     double bytes = 4.0 * (wfloats + kv);
     res->name = s->name;
-    res->params_m = m.arena_floats / 1e6;
+    res->params_m = (double)rc_model_param_count(c) / 1e6;
     res->prefill_tok_s = prompt / best_pf;
     res->decode_tok_s = 1.0 / dec;
     res->decode_ms = dec * 1e3;

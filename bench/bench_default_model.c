@@ -100,12 +100,12 @@ int main(int argc, char **argv) {
         cur = rc_argmax(lg, V);
     }
     double dec = (rc_time_s() - t0) / n_decode;
-    // bytes per decode step: every fp32 weight (embedding read once as the tied LM head; the
-    // embedding lookup itself is one row), plus K and V of the mean prefix length
-    double wfloats = (double)m.arena_floats - (c->tie_word_embeddings ? 0 : (double)V * d);
+    // bytes per decode step: every weight as held in memory (the embedding read once as the
+    // tied LM head; the embedding lookup itself is one row), plus K and V of the mean prefix
+    double params = (double)rc_model_param_count(c);
     double kv = 2.0 * c->num_hidden_layers * (P0 + n_decode / 2.0) *
                 (double)(c->num_key_value_heads * c->head_dim);
-    double bytes = 4.0 * (wfloats + kv);
+    double bytes = (double)m.weight_bytes + 4.0 * kv;
     double gbs = bytes / dec / 1e9;
     double load1 = rc_bench_loadavg1();
     char cpu[256];
@@ -114,8 +114,8 @@ int main(int argc, char **argv) {
     const char *wait = getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default (active)";
     printf("%s, %d threads, OMP_WAIT_POLICY %s, load average %.2f -> %.2f\n", cpu, nt, wait, load0,
            load1);
-    printf("model %s (%.1fM params, %.1f MB file, fp32 in memory %.1f MB), load+dequant %.2f s\n",
-           path, m.arena_floats / 1e6, file_bytes / 1e6, m.arena_floats * 4.0 / 1e6, load_s);
+    printf("model %s (%.1fM params, %.1f MB file, weights in memory %.1f MB), load %.2f s\n",
+           path, params / 1e6, file_bytes / 1e6, m.weight_bytes / 1e6, load_s);
     printf("| prefill 32 tok/s | prefill 128 tok/s | prefill 512 tok/s | decode tok/s | decode ms "
            "| decode GB/s | read BW GB/s | %% of BW |\n|---|---|---|---|---|---|---|---|\n");
     printf("| %.1f | %.1f | %.1f | %.2f | %.1f | %.2f | %.2f | %.0f%% |\n", prefill[0], prefill[1],
@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
                 "  \"decode_tok_s\": %.3f,\n  \"decode_ms\": %.3f,\n"
                 "  \"decode_bytes_per_step\": %.0f,\n  \"decode_gb_s\": %.3f,\n"
                 "  \"read_bw_gb_s\": %.3f,\n  \"decode_pct_of_bw\": %.1f\n}\n",
-                cpu, commit, nt, wait, load0, load1, m.arena_floats / 1e6, file_bytes / 1e6, load_s,
+                cpu, commit, nt, wait, load0, load1, params / 1e6, file_bytes / 1e6, load_s,
                 prefill[0], prefill[1], prefill[2], P0, n_decode, 1.0 / dec, dec * 1e3, bytes, gbs,
                 bw, 100.0 * gbs / bw);
         fclose(f);

@@ -1,7 +1,8 @@
 // The CPU forward pass over a ragged batch (engine/forward.h): embedding, then per layer
 // RMSNorm -> q/k/v -> RoPE -> K/V written to the cache -> causal GQA attention over the slot ->
 // o_proj + residual -> RMSNorm -> SwiGLU MLP + residual; the final RMSNorm only for the rows the
-// caller asks for. All fp32; every buffer is allocated once in rc_engine_init.
+// caller asks for. Weights in their stored type (kernels/cpu/qmatmul.h), activations and sums in
+// fp32; every buffer is allocated once in rc_engine_init.
 #define _GNU_SOURCE
 #include "engine/forward.h"
 
@@ -15,8 +16,7 @@
 #include "base/common.h"
 #include "kernels/cpu/add.h"
 #include "kernels/cpu/attention.h"
-#include "kernels/cpu/embedding.h"
-#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/qmatmul.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
@@ -55,7 +55,7 @@ void rc_engine_free(rc_engine *e) {
 
 int rc_engine_init(rc_engine *e, const rc_model *m, int n_slots, int max_len, int max_tokens) {
     memset(e, 0, sizeof *e);
-    if (!m || !m->arena) return rc_fail("rc_engine_init: no model loaded");
+    if (!m || !m->w.layers || !m->w.embed_tokens) return rc_fail("rc_engine_init: no model loaded");
     const rc_config *c = &m->cfg;
     if (n_slots < 1 || max_len < 1 || max_tokens < 1)
         return rc_fail("rc_engine_init: n_slots (%d), max_len (%d) and max_tokens (%d) must be >= 1",
@@ -124,13 +124,13 @@ static void forward_chunk(rc_engine *e, int n, const int *tokens, const int *slo
     const rc_config *c = &m->cfg;
     const int d = c->hidden_size, hd = c->head_dim;
     const int nh = c->num_attention_heads, nkv = c->num_key_value_heads;
-    const int q_dim = nh * hd, kv_dim = nkv * hd, inter = c->intermediate_size;
+    const int kv_dim = nkv * hd, inter = c->intermediate_size;
     const int max_len = e->kv.max_len;
     const size_t layer_stride = (size_t)e->kv.n_slots * max_len * kv_dim;
     const float scale = 1.0f / sqrtf((float)hd);
     float *x = e->x, *xb = e->xb;
 
-    rc_cpu_embedding(x, m->w.embed_tokens, tokens, n, d);
+    for (int i = 0; i < n; i++) rc_qmat_rows_f32(m->w.embed_tokens, tokens[i], 1, x + (size_t)i * d);
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const rc_layer_weights *w = &m->w.layers[l];
         float *kc = e->kv.k + l * layer_stride, *vc = e->kv.v + l * layer_stride;
@@ -138,9 +138,8 @@ static void forward_chunk(rc_engine *e, int n, const int *tokens, const int *slo
         rc_cpu_rmsnorm(xb, x, w->attn_norm, n, d, c->rms_norm_eps);
         {
             float *const ys[3] = {e->q, e->k, e->v};
-            const float *const ws[3] = {w->wq, w->wk, w->wv};
-            const int outs[3] = {q_dim, kv_dim, kv_dim};
-            rc_cpu_matmul_multi(3, ys, ws, outs, xb, n, d);
+            const rc_qmat *const ws[3] = {&w->wq, &w->wk, &w->wv};
+            rc_cpu_qmatmul_multi(3, ys, ws, xb, n);
         }
         rc_cpu_rope(e->q, n, nh, hd, pos, e->rope_cos, e->rope_sin);
         rc_cpu_rope(e->k, n, nkv, hd, pos, e->rope_cos, e->rope_sin);
@@ -150,18 +149,17 @@ static void forward_chunk(rc_engine *e, int n, const int *tokens, const int *slo
             memcpy(vc + off, e->v + (size_t)i * kv_dim, sizeof(float) * (size_t)kv_dim);
         }
         rc_cpu_attention(e->att_out, e->q, kc, vc, slots, pos, n, nh, nkv, hd, max_len, scale);
-        rc_cpu_matmul(xb, e->att_out, w->wo, n, q_dim, d);
+        rc_cpu_qmatmul(xb, e->att_out, &w->wo, n);
         rc_cpu_add(x, xb, (size_t)n * d);
         // MLP block
         rc_cpu_rmsnorm(xb, x, w->mlp_norm, n, d, c->rms_norm_eps);
         {
             float *const ys[2] = {e->hb, e->hb2};
-            const float *const ws[2] = {w->w_gate, w->w_up};
-            const int outs[2] = {inter, inter};
-            rc_cpu_matmul_multi(2, ys, ws, outs, xb, n, d);
+            const rc_qmat *const ws[2] = {&w->w_gate, &w->w_up};
+            rc_cpu_qmatmul_multi(2, ys, ws, xb, n);
         }
         rc_cpu_swiglu(e->hb, e->hb, e->hb2, (size_t)n * inter);
-        rc_cpu_matmul(xb, e->hb, w->w_down, n, inter, d);
+        rc_cpu_qmatmul(xb, e->hb, &w->w_down, n);
         rc_cpu_add(x, xb, (size_t)n * d);
     }
     if (!out_rows) return;
@@ -210,7 +208,8 @@ void rc_lm_head(rc_engine *e, int n, const float *hidden, float *logits) {
         return;
     }
     if (e->n_threads > 0) omp_set_num_threads(e->n_threads);
-    rc_cpu_matmul(logits, hidden, m->w.lm_head, n, d, V);
+    (void)d;
+    rc_cpu_qmatmul(logits, hidden, m->w.lm_head, n);
 }
 
 void rc_reward_head(rc_engine *e, int n, const float *hidden, float *reward) {
@@ -220,5 +219,6 @@ void rc_reward_head(rc_engine *e, int n, const float *hidden, float *reward) {
         for (size_t i = 0; i < (size_t)n * L; i++) reward[i] = NAN;
         return;
     }
-    rc_cpu_matmul(reward, hidden, m->w.score, n, d, L);
+    (void)d;
+    rc_cpu_qmatmul(reward, hidden, m->w.score, n);
 }

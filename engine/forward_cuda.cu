@@ -243,37 +243,62 @@ static int upload(void *dst, rc_cuda_dtype dt, const float *src, size_t n, float
     return 0;
 }
 
+// A weight matrix (stored type, e.g. GGUF blocks) -> device dst of type dt: rows are unpacked to
+// fp32 on the host (rc_qmat_rows_f32, which also restores HF's Q/K row order) in chunks, then
+// uploaded through the staging buffer.
+static int upload_qmat(void *dst, rc_cuda_dtype dt, const rc_qmat *w, float *stage, cudaStream_t s) {
+    size_t es = rc_cuda_dtype_size(dt), cols = (size_t)w->cols;
+    size_t chunk = STAGE_FLOATS / cols > 0 ? STAGE_FLOATS / cols : 1;
+    float *host = (float *)malloc(chunk * cols * sizeof(float));
+    if (!host) return rc_fail("CUDA upload: out of host memory for %zu rows", chunk);
+    for (size_t r = 0; r < (size_t)w->rows; r += chunk) {
+        size_t k = (size_t)w->rows - r < chunk ? (size_t)w->rows - r : chunk;
+        rc_qmat_rows_f32(w, (int)r, (int)k, host);
+        if (upload((char *)dst + r * cols * es, dt, host, k * cols, stage, s)) {
+            free(host);
+            return -1;
+        }
+        cudaError_t err = cudaStreamSynchronize(s); // host is reused by the next chunk
+        if (err != cudaSuccess) {
+            free(host);
+            return rc_fail("CUDA upload: %s", cudaGetErrorString(err));
+        }
+    }
+    free(host);
+    return 0;
+}
+
 static int upload_model(rc_cuda_engine *e, const rc_model *m, float *stage) {
     const rc_config *c = &m->cfg;
     size_t es = rc_cuda_dtype_size(e->dt);
     size_t d = c->hidden_size, hd = c->head_dim, qd = (size_t)c->num_attention_heads * hd;
     size_t kvd = (size_t)c->num_key_value_heads * hd, F = c->intermediate_size;
     cudaStream_t s = e->stream;
-    TRY(upload(e->embed, e->dt, m->w.embed_tokens, (size_t)c->vocab_size * d, stage, s));
+    TRY(upload_qmat(e->embed, e->dt, m->w.embed_tokens, stage, s));
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const rc_layer_weights *w = &m->w.layers[l];
         rc_cuda_layer *ly = &e->layers[l];
         TRY(upload(ly->attn_norm, RC_CUDA_F32, w->attn_norm, d, stage, s));
         TRY(upload(ly->mlp_norm, RC_CUDA_F32, w->mlp_norm, d, stage, s));
-        TRY(upload(ly->wqkv, e->dt, w->wq, qd * d, stage, s));
-        TRY(upload((char *)ly->wqkv + qd * d * es, e->dt, w->wk, kvd * d, stage, s));
-        TRY(upload((char *)ly->wqkv + (qd + kvd) * d * es, e->dt, w->wv, kvd * d, stage, s));
-        TRY(upload(ly->wo, e->dt, w->wo, d * qd, stage, s));
-        TRY(upload(ly->wgu, e->dt, w->w_gate, F * d, stage, s));
-        TRY(upload((char *)ly->wgu + F * d * es, e->dt, w->w_up, F * d, stage, s));
-        TRY(upload(ly->wdown, e->dt, w->w_down, d * F, stage, s));
+        TRY(upload_qmat(ly->wqkv, e->dt, &w->wq, stage, s));
+        TRY(upload_qmat((char *)ly->wqkv + qd * d * es, e->dt, &w->wk, stage, s));
+        TRY(upload_qmat((char *)ly->wqkv + (qd + kvd) * d * es, e->dt, &w->wv, stage, s));
+        TRY(upload_qmat(ly->wo, e->dt, &w->wo, stage, s));
+        TRY(upload_qmat(ly->wgu, e->dt, &w->w_gate, stage, s));
+        TRY(upload_qmat((char *)ly->wgu + F * d * es, e->dt, &w->w_up, stage, s));
+        TRY(upload_qmat(ly->wdown, e->dt, &w->w_down, stage, s));
     }
     TRY(upload(e->norm, RC_CUDA_F32, m->w.norm, d, stage, s));
     if (e->lm_head && e->lm_head != e->embed)
-        TRY(upload(e->lm_head, e->dt, m->w.lm_head, (size_t)c->vocab_size * d, stage, s));
-    if (e->score) TRY(upload(e->score, e->dt, m->w.score, (size_t)c->num_labels * d, stage, s));
+        TRY(upload_qmat(e->lm_head, e->dt, m->w.lm_head, stage, s));
+    if (e->score) TRY(upload_qmat(e->score, e->dt, m->w.score, stage, s));
     CUDA_CHECK(cudaStreamSynchronize(s));
     return 0;
 }
 
 extern "C" int rc_cuda_engine_init(rc_cuda_engine *e, const rc_model *m, rc_cuda_dtype dt,
                                    int n_slots, int max_len, int max_tokens) {
-    if (!m || !m->arena) {
+    if (!m || !m->w.layers || !m->w.embed_tokens) {
         memset(e, 0, sizeof *e);
         return rc_fail("CUDA engine: no model loaded");
     }

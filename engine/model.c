@@ -36,65 +36,151 @@ static double usable_memory_bytes(void) {
     return phys;
 }
 
-int rc_model_alloc(rc_model *m) {
+// One weight of the model: a matrix (mat) or an fp32 vector (vec), with its HF tensor name.
+typedef struct {
+    char name[96];
+    int64_t rows, cols;
+    rc_qmat *mat;
+    float **vec;
+} weight_slot;
+
+// Lists every weight of m's config (m->w.layers and m->w.heads allocated); slots may be NULL to
+// count them. Returns the count.
+static int weight_slots(rc_model *m, weight_slot *slots) {
     const rc_config *c = &m->cfg;
-    size_t n = rc_config_weight_floats(c);
-    size_t bytes = n * sizeof(float);
-    double avail = usable_memory_bytes();
-    if (avail > 0 && (double)bytes > avail)
-        return rc_fail("the model needs %.2f GiB of fp32 weights but only %.2f GiB of memory is "
-                       "available",
-                       (double)bytes / (1 << 30), avail / (1 << 30));
-    m->arena = rc_malloc(bytes, "model weights (fp32 arena)");
-    if (!m->arena) return rc_fail_ctx("loading %.2f GiB of weights", (double)bytes / (1 << 30));
-    m->w.layers = rc_calloc((size_t)c->num_hidden_layers, sizeof *m->w.layers, "layer table");
-    if (!m->w.layers) {
-        free(m->arena);
-        m->arena = NULL;
-        return -1;
-    }
-    m->arena_floats = n;
-    size_t d = (size_t)c->hidden_size, hd = (size_t)c->head_dim;
-    size_t q = (size_t)c->num_attention_heads * hd, kv = (size_t)c->num_key_value_heads * hd;
-    size_t inter = (size_t)c->intermediate_size, v = (size_t)c->vocab_size;
-    float *p = m->arena;
-#define TAKE(ptr, count) (ptr = p, p += (count))
-    TAKE(m->w.embed_tokens, v * d);
+    const int64_t d = c->hidden_size, hd = c->head_dim, inter = c->intermediate_size;
+    const int64_t q = (int64_t)c->num_attention_heads * hd, kv = (int64_t)c->num_key_value_heads * hd;
+    int n = 0;
+#define SLOT(nm_fmt, nm_arg, r, cl, m_, v_)                                                        \
+    do {                                                                                           \
+        if (slots) {                                                                               \
+            weight_slot *s_ = &slots[n];                                                           \
+            snprintf(s_->name, sizeof s_->name, nm_fmt, nm_arg);                                   \
+            s_->rows = r, s_->cols = cl, s_->mat = m_, s_->vec = v_;                               \
+        }                                                                                          \
+        n++;                                                                                       \
+    } while (0)
+    SLOT("%s", "model.embed_tokens.weight", (int64_t)c->vocab_size, d, &m->w.heads[0], NULL);
     for (int l = 0; l < c->num_hidden_layers; l++) {
         rc_layer_weights *L = &m->w.layers[l];
-        TAKE(L->attn_norm, d);
-        TAKE(L->wq, q * d);
-        TAKE(L->wk, kv * d);
-        TAKE(L->wv, kv * d);
-        TAKE(L->wo, d * q);
-        TAKE(L->mlp_norm, d);
-        TAKE(L->w_gate, inter * d);
-        TAKE(L->w_up, inter * d);
-        TAKE(L->w_down, d * inter);
+        SLOT("model.layers.%d.input_layernorm.weight", l, d, 0, NULL, &L->attn_norm);
+        SLOT("model.layers.%d.self_attn.q_proj.weight", l, q, d, &L->wq, NULL);
+        SLOT("model.layers.%d.self_attn.k_proj.weight", l, kv, d, &L->wk, NULL);
+        SLOT("model.layers.%d.self_attn.v_proj.weight", l, kv, d, &L->wv, NULL);
+        SLOT("model.layers.%d.self_attn.o_proj.weight", l, d, q, &L->wo, NULL);
+        SLOT("model.layers.%d.post_attention_layernorm.weight", l, d, 0, NULL, &L->mlp_norm);
+        SLOT("model.layers.%d.mlp.gate_proj.weight", l, inter, d, &L->w_gate, NULL);
+        SLOT("model.layers.%d.mlp.up_proj.weight", l, inter, d, &L->w_up, NULL);
+        SLOT("model.layers.%d.mlp.down_proj.weight", l, d, inter, &L->w_down, NULL);
     }
-    TAKE(m->w.norm, d);
+    SLOT("%s", "model.norm.weight", d, 0, NULL, &m->w.norm);
+    if (c->arch == RC_ARCH_CAUSAL_LM) {
+        if (!c->tie_word_embeddings)
+            SLOT("%s", "lm_head.weight", (int64_t)c->vocab_size, d, &m->w.heads[1], NULL);
+    } else {
+        SLOT("%s.weight", c->head_name[0] ? c->head_name : "score", (int64_t)c->num_labels, d,
+             &m->w.heads[2], NULL);
+    }
+#undef SLOT
+    return n;
+}
+
+// Bytes per element of the types rc_model_alloc_typed accepts.
+static size_t elem_bytes(uint32_t type) {
+    return type == RC_GGML_F16 || type == RC_GGML_BF16 ? 2 : 4;
+}
+
+#define RC_ARENA_ALIGN 64
+
+// Allocates the layer table and the head storage; points embed/lm_head/score at it.
+static int alloc_tables(rc_model *m) {
+    const rc_config *c = &m->cfg;
+    m->w.layers = rc_calloc((size_t)c->num_hidden_layers, sizeof *m->w.layers, "layer table");
+    m->w.heads = rc_calloc(3, sizeof *m->w.heads, "weight table");
+    if (!m->w.layers || !m->w.heads) {
+        free(m->w.layers);
+        free(m->w.heads);
+        m->w.layers = NULL;
+        m->w.heads = NULL;
+        return -1;
+    }
+    m->w.embed_tokens = &m->w.heads[0];
     m->w.lm_head = NULL;
     m->w.score = NULL;
-    if (c->arch == RC_ARCH_CAUSAL_LM) {
-        if (c->tie_word_embeddings)
-            m->w.lm_head = m->w.embed_tokens;
-        else
-            TAKE(m->w.lm_head, v * d);
-    } else {
-        TAKE(m->w.score, (size_t)c->num_labels * d);
-    }
-#undef TAKE
-    if ((size_t)(p - m->arena) != n) { // the carving and rc_config_weight_floats must agree
+    if (c->arch == RC_ARCH_CAUSAL_LM)
+        m->w.lm_head = c->tie_word_embeddings ? &m->w.heads[0] : &m->w.heads[1];
+    else
+        m->w.score = &m->w.heads[2];
+    return 0;
+}
+
+int rc_model_alloc_typed(rc_model *m, uint32_t (*type_of)(void *ctx, const char *name), void *ctx) {
+    if (alloc_tables(m)) return -1;
+    const int n = weight_slots(m, NULL);
+    weight_slot *slots = rc_malloc((size_t)n * sizeof *slots, "weight list");
+    uint32_t *types = rc_malloc((size_t)n * sizeof *types, "weight list");
+    if (!slots || !types) {
+        free(slots);
+        free(types);
         rc_model_free(m);
-        return rc_fail("internal error: weight arena carving mismatch");
+        return -1;
+    }
+    weight_slots(m, slots);
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        types[i] = slots[i].mat && type_of ? type_of(ctx, slots[i].name) : RC_GGML_F32;
+        if (types[i] != RC_GGML_F32 && types[i] != RC_GGML_F16 && types[i] != RC_GGML_BF16)
+            types[i] = RC_GGML_F32;
+        size_t b = (size_t)slots[i].rows * (size_t)(slots[i].cols ? slots[i].cols : 1) *
+                   elem_bytes(types[i]);
+        bytes += (b + RC_ARENA_ALIGN - 1) / RC_ARENA_ALIGN * RC_ARENA_ALIGN;
+    }
+    double avail = usable_memory_bytes();
+    if (avail > 0 && (double)bytes > avail) {
+        rc_fail("the model needs %.2f GiB of weights but only %.2f GiB of memory is available",
+                (double)bytes / (1 << 30), avail / (1 << 30));
+        free(slots);
+        free(types);
+        rc_model_free(m);
+        return -1;
+    }
+    m->arena = aligned_alloc(RC_ARENA_ALIGN, bytes ? bytes : RC_ARENA_ALIGN);
+    if (!m->arena) {
+        rc_fail("out of memory: loading %.2f GiB of weights", (double)bytes / (1 << 30));
+        free(slots);
+        free(types);
+        rc_model_free(m);
+        return -1;
+    }
+    m->arena_bytes = bytes;
+    m->weight_bytes = bytes;
+    uint8_t *p = m->arena;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        size_t b = (size_t)slots[i].rows * (size_t)(slots[i].cols ? slots[i].cols : 1) *
+                   elem_bytes(types[i]);
+        if (slots[i].vec)
+            *slots[i].vec = (float *)p;
+        else
+            rc = rc_qmat_init(slots[i].mat, p, types[i], (int)slots[i].rows, (int)slots[i].cols, 0);
+        p += (b + RC_ARENA_ALIGN - 1) / RC_ARENA_ALIGN * RC_ARENA_ALIGN;
+    }
+    free(slots);
+    free(types);
+    if (rc) {
+        rc_model_free(m);
+        return rc_fail_ctx("carving the weight arena");
     }
     return 0;
 }
+
+int rc_model_alloc(rc_model *m) { return rc_model_alloc_typed(m, NULL, NULL); }
 
 void rc_model_free(rc_model *m) {
     if (!m) return;
     free(m->arena);
     free(m->w.layers);
+    free(m->w.heads);
     if (m->gguf) {
         if (rc_gguf_close) rc_gguf_close((rc_gguf *)m->gguf);
         free(m->gguf);
@@ -209,8 +295,10 @@ static void fmt_shape(char *out, size_t cap, int ndim, const int64_t *shape) {
     if (n < cap) snprintf(out + n, cap - n, "]");
 }
 
-// Loads tensor `name` of shape (rows, cols) (cols == 0: a vector of rows) into dst.
-static int hf_load(const hf_files *f, const char *name, int64_t rows, int64_t cols, float *dst) {
+// Loads tensor `name` of shape (rows, cols) (cols == 0: a vector of rows): a vector converted to
+// fp32 into *vec, a matrix copied as stored into mat (allocated in the file's dtype).
+static int hf_load(const hf_files *f, const char *name, int64_t rows, int64_t cols, rc_qmat *mat,
+                   float *vec) {
     const char *file = NULL;
     const rc_st_tensor *t = hf_find(f, name, &file);
     if (!t) {
@@ -234,9 +322,25 @@ static int hf_load(const hf_files *f, const char *name, int64_t rows, int64_t co
     if (t->dtype != RC_DT_F32 && t->dtype != RC_DT_F16 && t->dtype != RC_DT_BF16)
         return rc_fail("%s in %s: dtype %s is not supported (F32, F16 or BF16 expected)", name,
                        file, t->dtype_str);
-    if (rc_st_to_f32(t, dst, (size_t)rows * (size_t)(cols ? cols : 1)))
-        return rc_fail_ctx("%s", file);
+    const size_t count = (size_t)rows * (size_t)(cols ? cols : 1);
+    if (vec) {
+        if (rc_st_to_f32(t, vec, count)) return rc_fail_ctx("%s", file);
+        return 0;
+    }
+    const uint32_t want_type = t->dtype == RC_DT_F16    ? RC_GGML_F16
+                               : t->dtype == RC_DT_BF16 ? RC_GGML_BF16
+                                                        : RC_GGML_F32;
+    if (mat->type != want_type) // the arena was laid out from the same tensor's dtype
+        return rc_fail("%s in %s: internal error: dtype changed between layout and load", name, file);
+    memcpy((void *)mat->data, t->data, count * rc_dtype_size(t->dtype));
     return 0;
+}
+
+static uint32_t hf_type_of(void *ctx, const char *name) {
+    const char *file = NULL;
+    const rc_st_tensor *t = hf_find((const hf_files *)ctx, name, &file);
+    if (!t) return RC_GGML_F32;
+    return t->dtype == RC_DT_F16 ? RC_GGML_F16 : t->dtype == RC_DT_BF16 ? RC_GGML_BF16 : RC_GGML_F32;
 }
 
 int rc_model_load_hf(const char *dir, rc_model *m) {
@@ -293,49 +397,24 @@ int rc_model_load_hf(const char *dir, rc_model *m) {
             return -1;
         }
     }
-    if (rc_model_alloc(m)) {
+    if (rc_model_alloc_typed(m, hf_type_of, &f)) {
         hf_close(&f);
         return -1;
     }
-    const int64_t d = c->hidden_size, hd = c->head_dim, inter = c->intermediate_size;
-    const int64_t q = (int64_t)c->num_attention_heads * hd,
-                  kv = (int64_t)c->num_key_value_heads * hd;
-    rc = hf_load(&f, "model.embed_tokens.weight", c->vocab_size, d, m->w.embed_tokens);
-    for (int l = 0; !rc && l < c->num_hidden_layers; l++) {
-        rc_layer_weights *L = &m->w.layers[l];
-        const struct {
-            const char *suffix;
-            int64_t rows, cols;
-            float *dst;
-        } k[] = {
-            {"input_layernorm", d, 0, L->attn_norm},
-            {"self_attn.q_proj", q, d, L->wq},
-            {"self_attn.k_proj", kv, d, L->wk},
-            {"self_attn.v_proj", kv, d, L->wv},
-            {"self_attn.o_proj", d, q, L->wo},
-            {"post_attention_layernorm", d, 0, L->mlp_norm},
-            {"mlp.gate_proj", inter, d, L->w_gate},
-            {"mlp.up_proj", inter, d, L->w_up},
-            {"mlp.down_proj", d, inter, L->w_down},
-        };
-        for (size_t i = 0; !rc && i < sizeof k / sizeof k[0]; i++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, k[i].suffix);
-            rc = hf_load(&f, name, k[i].rows, k[i].cols, k[i].dst);
-        }
-    }
-    if (!rc) rc = hf_load(&f, "model.norm.weight", d, 0, m->w.norm);
-    if (!rc && c->arch == RC_ARCH_CAUSAL_LM && !c->tie_word_embeddings) {
-        if (!hf_find(&f, "lm_head.weight", &file))
+    const int n_slots = weight_slots(m, NULL);
+    weight_slot *slots = rc_malloc((size_t)n_slots * sizeof *slots, "weight list");
+    rc = slots ? 0 : -1;
+    if (slots) weight_slots(m, slots);
+    for (int i = 0; !rc && i < n_slots; i++) {
+        const weight_slot *s = &slots[i];
+        if (!strcmp(s->name, "lm_head.weight") && !hf_find(&f, s->name, &file))
             rc = rc_fail("%s: lm_head.weight is missing and config.json has tie_word_embeddings = "
                          "false",
                          dir);
         else
-            rc = hf_load(&f, "lm_head.weight", c->vocab_size, d, m->w.lm_head);
+            rc = hf_load(&f, s->name, s->rows, s->cols, s->mat, s->vec ? *s->vec : NULL);
     }
-    if (!rc && c->arch == RC_ARCH_REWARD) {
-        snprintf(name, sizeof name, "%s.weight", c->head_name);
-        rc = hf_load(&f, name, c->num_labels, d, m->w.score);
-    }
+    free(slots);
     hf_close(&f);
     if (rc) {
         rc_model_free(m);

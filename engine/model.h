@@ -1,9 +1,11 @@
-// A LLaMA-family model in memory: its config (HF config.json names) and fp32 weights.
-// Loaded from an HF directory (config.json + safetensors, single or sharded) or a GGUF file;
-// every stored dtype is converted to fp32 once at load time (the CPU path computes in fp32).
+// A LLaMA-family model in memory: its config (HF config.json names) and its weights in their
+// stored type. Loaded from an HF directory (config.json + safetensors, single or sharded) or a
+// GGUF file (mapped, quantized blocks used in place); the CPU path computes in fp32.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kernels/cpu/qmatmul.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,33 +44,39 @@ typedef struct {
     char source[1024];  // where the model came from (directory or .gguf path)
 } rc_config;
 
+// Weight matrices stay in the type they are stored in (rc_qmat, kernels/cpu/qmatmul.h: GGML
+// block quantizations from a GGUF file, pointing into its mapping; F32/F16/BF16 from an HF
+// directory, copied as stored). Only the RMSNorm vectors are fp32. For an fp32 copy of any rows
+// (e.g. to upload to a GPU) use rc_qmat_rows_f32, which also undoes GGUF's Q/K row order.
 typedef struct {
     float *attn_norm; // (hidden_size)
-    float *wq;        // (num_attention_heads*head_dim, hidden_size)  HF row layout (out, in)
-    float *wk;        // (num_key_value_heads*head_dim, hidden_size)
-    float *wv;        // (num_key_value_heads*head_dim, hidden_size)
-    float *wo;        // (hidden_size, num_attention_heads*head_dim)
+    rc_qmat wq;       // (num_attention_heads*head_dim, hidden_size)  HF row layout (out, in)
+    rc_qmat wk;       // (num_key_value_heads*head_dim, hidden_size)
+    rc_qmat wv;       // (num_key_value_heads*head_dim, hidden_size)
+    rc_qmat wo;       // (hidden_size, num_attention_heads*head_dim)
     float *mlp_norm;  // (hidden_size)
-    float *w_gate;    // (intermediate_size, hidden_size)
-    float *w_up;      // (intermediate_size, hidden_size)
-    float *w_down;    // (hidden_size, intermediate_size)
+    rc_qmat w_gate;   // (intermediate_size, hidden_size)
+    rc_qmat w_up;     // (intermediate_size, hidden_size)
+    rc_qmat w_down;   // (hidden_size, intermediate_size)
 } rc_layer_weights;
 
 typedef struct {
-    float *embed_tokens;      // (vocab_size, hidden_size)
+    rc_qmat *embed_tokens;    // (vocab_size, hidden_size)
     rc_layer_weights *layers; // (num_hidden_layers)
     float *norm;              // (hidden_size) final RMSNorm
-    float *lm_head;           // (vocab_size, hidden_size); == embed_tokens when tied; NULL for reward
-    float *score;             // (num_labels, hidden_size) reward head; NULL for causal LMs
+    rc_qmat *lm_head;         // (vocab_size, hidden_size); == embed_tokens when tied; NULL for reward
+    rc_qmat *score;           // (num_labels, hidden_size) reward head; NULL for causal LMs
+    rc_qmat *heads;           // storage behind embed_tokens / lm_head / score (3 entries)
 } rc_weights;
 
 typedef struct {
     rc_config cfg;
     rc_weights w;
-    float *arena;        // one allocation holding every fp32 weight
-    size_t arena_floats; // its size
+    void *arena;         // one allocation holding the weights not read from a mapped file
+    size_t arena_bytes;  // its size
+    size_t weight_bytes; // bytes of all weights as held (the LM head counted once when tied)
     // Optional tokenizer/chat metadata carried by the file (GGUF); NULL for HF dirs.
-    void *gguf; // rc_gguf* kept open when loaded from GGUF (for tokenizer metadata)
+    void *gguf; // rc_gguf* kept open when loaded from GGUF (its mapping holds the weights)
 } rc_model;
 
 // Parses an HF config.json text into cfg (validates ranges, refuses unsupported rope_scaling
@@ -92,8 +100,11 @@ int rc_model_load_hf(const char *dir, rc_model *m);
 int rc_model_load_gguf(const char *path, rc_model *m);
 void rc_model_free(rc_model *m);
 
-// Allocates the arena for m->cfg and points every weight pointer into it (values undefined).
+// Allocates the arena for m->cfg with every matrix in fp32 (RC_GGML_F32) and points every weight
+// into it (values undefined): models built in memory (benchmarks, tests).
 int rc_model_alloc(rc_model *m);
+// The same with each matrix in the type type_of(ctx, HF tensor name) returns (F32, F16 or BF16).
+int rc_model_alloc_typed(rc_model *m, uint32_t (*type_of)(void *ctx, const char *name), void *ctx);
 
 // Parameter count (for reporting) and bytes one decode step must read in fp32.
 size_t rc_model_param_count(const rc_config *cfg);

@@ -1,7 +1,8 @@
-// Loads a LLaMA-architecture GGUF file into an rc_model: llama.* metadata -> rc_config, every
-// tensor dequantized to fp32 into the model arena in HF's (out, in) row layout. llama.cpp's
-// converter permutes the rows of attn_q / attn_k per head from HF's rotate-half order
-// [h][2][hd/2] to interleaved [h][hd/2][2]; the loader undoes that so RoPE is the HF one.
+// Loads a LLaMA-architecture GGUF file into an rc_model: llama.* metadata -> rc_config; every
+// matrix is used in place from the mapped file in its stored type (rc_qmat), only the norm
+// vectors are converted to fp32. llama.cpp's converter permutes the rows of attn_q / attn_k per
+// head from HF's rotate-half order [h][2][hd/2] to interleaved [h][hd/2][2]; the matrices record
+// that (perm_hd) and the kernels write HF's order, so RoPE is the HF one.
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,53 +133,59 @@ static int config_from_gguf(const rc_gguf *g, rc_config *cfg) {
     return 0;
 }
 
-// Dequantizes tensor `name` of ggml shape (cols, rows) into dst (rows, cols) fp32.
-// perm_heads > 0: undo llama.cpp's per-head row interleave (Q/K) with that many heads.
-static int load_matrix(const rc_gguf *g, const char *name, int64_t rows, int64_t cols, float *dst,
-                       int perm_heads) {
+// Checks tensor `name` against ggml shape (cols, rows) and returns it; NULL with an error set.
+static const rc_gguf_tensor *find_checked(const rc_gguf *g, const char *name, int64_t rows,
+                                          int64_t cols) {
     const rc_gguf_tensor *t = rc_gguf_find_tensor(g, name);
-    if (!t) return rc_fail("%s: tensor '%s' is missing", g->path, name);
+    if (!t) return rc_fail("%s: tensor '%s' is missing", g->path, name), NULL;
     int want_dims = rows == 1 ? 1 : 2;
     int dims_ok = (int)t->n_dims == want_dims ||
                   ((int)t->n_dims == 2 && rows == 1 && t->ne[1] == 1);
     if (!dims_ok || (int64_t)t->ne[0] != cols || (rows > 1 && (int64_t)t->ne[1] != rows)) {
         if (t->n_dims == 1)
-            return rc_fail("%s: tensor '%s' has shape [%llu], expected [%lld, %lld] (ggml order)",
-                           g->path, name, (unsigned long long)t->ne[0], (long long)cols,
-                           (long long)rows);
-        return rc_fail("%s: tensor '%s' has ggml shape [%llu, %llu%s], expected [%lld%s%lld]",
-                       g->path, name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
-                       t->n_dims > 2 ? ", ..." : "", (long long)cols, rows > 1 ? ", " : "",
-                       rows > 1 ? (long long)rows : 0LL);
+            rc_fail("%s: tensor '%s' has shape [%llu], expected [%lld, %lld] (ggml order)", g->path,
+                    name, (unsigned long long)t->ne[0], (long long)cols, (long long)rows);
+        else
+            rc_fail("%s: tensor '%s' has ggml shape [%llu, %llu%s], expected [%lld%s%lld]", g->path,
+                    name, (unsigned long long)t->ne[0], (unsigned long long)t->ne[1],
+                    t->n_dims > 2 ? ", ..." : "", (long long)cols, rows > 1 ? ", " : "",
+                    rows > 1 ? (long long)rows : 0LL);
+        return NULL;
     }
     if (!rc_ggml_can_dequant(t->ggml_type))
         return rc_fail("%s: tensor '%s' has type %s (id %u), which this engine cannot dequantize "
                        "(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
                        "Q4_K, Q5_K, Q6_K)",
-                       g->path, name, rc_ggml_type_name(t->ggml_type), t->ggml_type);
-    int be, bb;
-    if (rc_ggml_type_geometry(t->ggml_type, &be, &bb)) return -1;
-    size_t row_bytes = (size_t)(cols / be) * (size_t)bb;
-    const uint8_t *src = t->data;
-    int err = 0; // threads only for big tensors: small ones finish before a team would start
-    if (perm_heads <= 0) {
-#pragma omp parallel for schedule(static) reduction(| : err) if (rows * cols >= (1 << 22))
-        for (int64_t r = 0; r < rows; r++)
-            err |= rc_dequant_row(t->ggml_type, src + (size_t)r * row_bytes, dst + r * cols, cols) != 0;
-    } else {
-        int64_t hd = rows / perm_heads, half = hd / 2;
+                       g->path, name, rc_ggml_type_name(t->ggml_type), t->ggml_type),
+               NULL;
+    return t;
+}
+
+// A matrix used in place from the mapping. perm_heads > 0: llama.cpp's per-head row interleave
+// (Q/K) with that many heads, undone by the kernels when they write their outputs.
+static int load_matrix(const rc_gguf *g, const char *name, int64_t rows, int64_t cols, rc_qmat *dst,
+                       int perm_heads) {
+    const rc_gguf_tensor *t = find_checked(g, name, rows, cols);
+    if (!t) return -1;
+    int64_t hd = 0;
+    if (perm_heads > 0) {
+        hd = rows / perm_heads;
         if (hd * perm_heads != rows || hd % 2 != 0)
             return rc_fail("%s: tensor '%s' has %lld rows, not %d heads of an even size", g->path,
                            name, (long long)rows, perm_heads);
-        // GGUF row h*hd + 2*i + j  holds HF row h*hd + j*half + i
-#pragma omp parallel for schedule(static) reduction(| : err) if (rows * cols >= (1 << 22))
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t h = r / hd, k = r % hd, i = k / 2, j = k % 2;
-            int64_t hf = h * hd + j * half + i;
-            err |= rc_dequant_row(t->ggml_type, src + (size_t)r * row_bytes, dst + hf * cols, cols) != 0;
-        }
     }
-    if (err) return rc_fail_ctx("%s: tensor '%s'", g->path, name);
+    if (rows > (1 << 30) || cols > (1 << 30))
+        return rc_fail("%s: tensor '%s' is too large", g->path, name);
+    if (rc_qmat_init(dst, t->data, t->ggml_type, (int)rows, (int)cols, (int)hd))
+        return rc_fail_ctx("%s: tensor '%s'", g->path, name);
+    return 0;
+}
+
+// A vector (norm weights) dequantized to fp32 into dst.
+static int load_vector(const rc_gguf *g, const char *name, int64_t n, float *dst) {
+    const rc_gguf_tensor *t = find_checked(g, name, 1, n);
+    if (!t) return -1;
+    if (rc_dequant_row(t->ggml_type, t->data, dst, n)) return rc_fail_ctx("%s: tensor '%s'", g->path, name);
     return 0;
 }
 
@@ -195,37 +202,58 @@ static int load_weights(const rc_gguf *g, rc_model *m) {
                            "and are not supported",
                            g->path, n);
     }
+    // The fp32 arena holds only the norm vectors; the matrices stay in the mapping.
+    const size_t n_vec = (size_t)(2 * c->num_hidden_layers + 1) * (size_t)d;
+    m->w.layers = rc_calloc((size_t)c->num_hidden_layers, sizeof *m->w.layers, "layer table");
+    m->w.heads = rc_calloc(3, sizeof *m->w.heads, "weight table");
+    m->arena = rc_malloc(n_vec * sizeof(float), "norm weights");
+    if (!m->w.layers || !m->w.heads || !m->arena) return -1;
+    m->arena_bytes = n_vec * sizeof(float);
+    float *vp = m->arena;
+    w->embed_tokens = &w->heads[0];
+    w->lm_head = c->tie_word_embeddings ? &w->heads[0] : &w->heads[1];
+    w->score = NULL;
+    w->norm = vp + 2 * (size_t)c->num_hidden_layers * d;
     if (load_matrix(g, "token_embd.weight", c->vocab_size, d, w->embed_tokens, 0) ||
-        load_matrix(g, "output_norm.weight", 1, d, w->norm, 0))
+        load_vector(g, "output_norm.weight", d, w->norm))
         return -1;
     if (!c->tie_word_embeddings &&
         load_matrix(g, "output.weight", c->vocab_size, d, w->lm_head, 0))
         return -1;
+    size_t bytes = m->arena_bytes + rc_qmat_bytes(w->embed_tokens) +
+                   (c->tie_word_embeddings ? 0 : rc_qmat_bytes(w->lm_head));
     for (int l = 0; l < c->num_hidden_layers; l++) {
         rc_layer_weights *L = &w->layers[l];
+        L->attn_norm = vp + 2 * (size_t)l * d;
+        L->mlp_norm = vp + (2 * (size_t)l + 1) * d;
         struct {
             const char *suffix;
             int64_t rows, cols;
-            float *dst;
+            rc_qmat *mat;
+            float *vec;
             int perm;
         } items[] = {
-            {"attn_norm", 1, d, L->attn_norm, 0},
-            {"attn_q", qd, d, L->wq, c->num_attention_heads},
-            {"attn_k", kvd, d, L->wk, c->num_key_value_heads},
-            {"attn_v", kvd, d, L->wv, 0},
-            {"attn_output", d, qd, L->wo, 0},
-            {"ffn_norm", 1, d, L->mlp_norm, 0},
-            {"ffn_gate", ff, d, L->w_gate, 0},
-            {"ffn_up", ff, d, L->w_up, 0},
-            {"ffn_down", d, ff, L->w_down, 0},
+            {"attn_norm", 1, d, NULL, L->attn_norm, 0},
+            {"attn_q", qd, d, &L->wq, NULL, c->num_attention_heads},
+            {"attn_k", kvd, d, &L->wk, NULL, c->num_key_value_heads},
+            {"attn_v", kvd, d, &L->wv, NULL, 0},
+            {"attn_output", d, qd, &L->wo, NULL, 0},
+            {"ffn_norm", 1, d, NULL, L->mlp_norm, 0},
+            {"ffn_gate", ff, d, &L->w_gate, NULL, 0},
+            {"ffn_up", ff, d, &L->w_up, NULL, 0},
+            {"ffn_down", d, ff, &L->w_down, NULL, 0},
         };
         for (size_t k = 0; k < sizeof items / sizeof items[0]; k++) {
             char name[128];
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, items[k].suffix);
-            if (load_matrix(g, name, items[k].rows, items[k].cols, items[k].dst, items[k].perm))
+            if (items[k].vec ? load_vector(g, name, items[k].cols, items[k].vec)
+                             : load_matrix(g, name, items[k].rows, items[k].cols, items[k].mat,
+                                           items[k].perm))
                 return -1;
+            if (items[k].mat) bytes += rc_qmat_bytes(items[k].mat);
         }
     }
+    m->weight_bytes = bytes;
     return 0;
 }
 
@@ -238,11 +266,10 @@ int rc_model_load_gguf(const char *path, rc_model *m) {
         return -1;
     }
     m->gguf = g;
-    if (config_from_gguf(g, &m->cfg) != 0 || rc_model_alloc(m) != 0) {
+    if (config_from_gguf(g, &m->cfg) != 0) {
         rc_model_gguf_release(m);
         return -1;
     }
-    if (m->cfg.tie_word_embeddings) m->w.lm_head = m->w.embed_tokens;
     if (load_weights(g, m) != 0) {
         rc_model_free(m);
         rc_model_gguf_release(m);

@@ -143,10 +143,19 @@ static void check_ref(const char *fx, const char *name, const float *got) {
     free(ref);
 }
 
+// The same for a matrix kept in its stored dtype: all rows read back as fp32.
+static void check_ref_mat(const char *fx, const char *name, const rc_qmat *w) {
+    float *got = malloc((size_t)w->rows * w->cols * sizeof(float));
+    cr_assert(got);
+    rc_qmat_rows_f32(w, 0, w->rows, got);
+    check_ref(fx, name, got);
+    free(got);
+}
+
 static void check_backbone(const char *fx, const rc_model *m) {
-    check_ref(fx, "model.embed_tokens.weight", m->w.embed_tokens);
-    check_ref(fx, "model.layers.1.self_attn.k_proj.weight", m->w.layers[1].wk);
-    check_ref(fx, "model.layers.0.mlp.down_proj.weight", m->w.layers[0].w_down);
+    check_ref_mat(fx, "model.embed_tokens.weight", m->w.embed_tokens);
+    check_ref_mat(fx, "model.layers.1.self_attn.k_proj.weight", &m->w.layers[1].wk);
+    check_ref_mat(fx, "model.layers.0.mlp.down_proj.weight", &m->w.layers[0].w_down);
     check_ref(fx, "model.layers.1.post_attention_layernorm.weight", m->w.layers[1].mlp_norm);
     check_ref(fx, "model.norm.weight", m->w.norm);
 }
@@ -164,7 +173,8 @@ static void check_cfg(const rc_model *m) {
     cr_assert_eq(m->cfg.bos_token_id, 1);
     cr_assert_eq(m->cfg.n_eos, 1);
     cr_assert_eq(m->cfg.eos_token_ids[0], 2);
-    cr_assert_eq(m->arena_floats, rc_config_weight_floats(&m->cfg));
+    cr_assert_geq(m->arena_bytes, m->weight_bytes);
+    cr_assert_geq(m->weight_bytes, 2 * rc_config_weight_floats(&m->cfg)); // >= 2 bytes a weight
 }
 
 Test(load, causal_f32) {
@@ -176,7 +186,8 @@ Test(load, causal_f32) {
     cr_assert(m.w.lm_head && m.w.lm_head != m.w.embed_tokens);
     cr_assert_null(m.w.score);
     check_backbone("causal_f32", &m);
-    check_ref("causal_f32", "lm_head.weight", m.w.lm_head);
+    check_ref_mat("causal_f32", "lm_head.weight", m.w.lm_head);
+    cr_assert_eq(m.w.layers[0].wq.type, RC_GGML_F32);
     rc_model_free(&m);
     cr_assert_null(m.arena);
 }
@@ -188,6 +199,9 @@ Test(load, causal_bf16_tied) {
     cr_assert_eq(m.cfg.tie_word_embeddings, 1);
     cr_assert_eq(m.w.lm_head, m.w.embed_tokens);
     check_backbone("causal_bf16", &m);
+    // kept as stored: bf16 in memory, half the bytes of fp32
+    cr_assert_eq(m.w.layers[0].w_up.type, RC_GGML_BF16);
+    cr_assert_eq(m.w.embed_tokens->type, RC_GGML_BF16);
     rc_model_free(&m);
 }
 
@@ -198,7 +212,7 @@ Test(load, causal_sharded) {
     cr_assert_eq(rc_model_load_hf(FIX "causal_sharded", &m), 0, "%s", rc_last_error());
     check_cfg(&m);
     check_backbone("causal_sharded", &m);
-    check_ref("causal_sharded", "lm_head.weight", m.w.lm_head);
+    check_ref_mat("causal_sharded", "lm_head.weight", m.w.lm_head);
     rc_model_free(&m);
 }
 
@@ -212,7 +226,7 @@ Test(load, reward_score_f16) {
     cr_assert_eq(m.cfg.pad_token_id, 0);
     cr_assert_null(m.w.lm_head);
     check_backbone("rm_score_f16", &m);
-    check_ref("rm_score_f16", "score.weight", m.w.score);
+    check_ref_mat("rm_score_f16", "score.weight", m.w.score);
     rc_model_free(&m);
 }
 
@@ -222,7 +236,7 @@ Test(load, reward_ultrarm_regression_head) {
     cr_assert_eq(m.cfg.arch, RC_ARCH_REWARD);
     cr_assert_str_eq(m.cfg.head_name, "regression_head");
     check_backbone("rm_ultrarm", &m);
-    check_ref("rm_ultrarm", "regression_head.weight", m.w.score);
+    check_ref_mat("rm_ultrarm", "regression_head.weight", m.w.score);
     rc_model_free(&m);
 }
 
@@ -374,10 +388,14 @@ Test(load, alloc_carves_consistently) {
                  0, "%s", rc_last_error());
     cr_assert_eq(rc_model_alloc(&m), 0, "%s", rc_last_error());
     cr_assert_eq(m.w.lm_head, m.w.embed_tokens);
-    cr_assert_eq(m.w.layers[0].wq, m.w.layers[0].attn_norm + 16);
-    cr_assert_eq(m.w.layers[0].wk, m.w.layers[0].wq + 32 * 16);
-    cr_assert_eq(m.w.layers[0].wv, m.w.layers[0].wk + 8 * 16);
-    cr_assert_eq(m.w.layers[0].wo, m.w.layers[0].wv + 8 * 16);
-    cr_assert_eq(m.w.norm + 16, m.arena + m.arena_floats);
+    const rc_layer_weights *L = &m.w.layers[0];
+    cr_assert_eq(L->wq.type, RC_GGML_F32);
+    cr_assert_eq(L->wq.rows, 32);
+    cr_assert_eq(L->wq.cols, 16);
+    cr_assert_eq((const char *)L->wq.data, (const char *)(L->attn_norm + 16)); // 64-byte aligned
+    cr_assert_eq((const char *)L->wk.data, (const char *)L->wq.data + 32 * 16 * 4);
+    cr_assert_eq((const char *)L->wv.data, (const char *)L->wk.data + 8 * 16 * 4);
+    cr_assert_eq((const char *)L->wo.data, (const char *)L->wv.data + 8 * 16 * 4);
+    cr_assert_eq((char *)(m.w.norm + 16), (char *)m.arena + m.arena_bytes);
     rc_model_free(&m);
 }

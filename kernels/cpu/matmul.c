@@ -48,6 +48,18 @@ static inline float dot(const float *a, const float *b, int n) {
     return s;
 }
 
+void rc_cpu_gemm_nt(float *y, int ldy, const float *x, int n, const float *W, int rows, int in) {
+    const int rows4 = rows / 4 * 4;
+    for (int t = 0; t < n; t += 4) {
+        const int nt = n - t < 4 ? n - t : 4;
+        for (int r = 0; r < rows4; r += 4)
+            tile_4x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * in, in, nt, W + (size_t)r * in);
+        for (int r = rows4; r < rows; r++)
+            for (int u = 0; u < nt; u++)
+                y[(size_t)(t + u) * ldy + r] = dot(x + (size_t)(t + u) * in, W + (size_t)r * in, in);
+    }
+}
+
 void rc_cpu_matmul(float *y, const float *x, const float *W, int n, int in, int out) {
     const int n_rb = out / 4; // full 4-row blocks; the out % 4 leftover rows are done after
     const double work = (double)n * in * out;

@@ -17,6 +17,10 @@ void rc_cpu_matmul(float *y, const float *x, const float *W, int n, int in, int 
 void rc_cpu_matmul_multi(int k, float *const *y, const float *const *W, const int *out,
                          const float *x, int n, int in);
 
+// Serial (no threads) register-tiled product for one panel of weight rows:
+// y[t * ldy + r] = x[t] . W[r] for t < n, r < rows; x (n, in), W (rows, in) row-major.
+void rc_cpu_gemm_nt(float *y, int ldy, const float *x, int n, const float *W, int rows, int in);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,361 @@
+// y (n, rows) = x (n, cols) @ W^T for weights in a GGML type, fp32 activations and sums.
+// Up to 4 tokens: fused kernels unpack each block in registers (AVX2/FMA/F16C) and multiply it
+// into every token's sums; more tokens: a panel of rows is unpacked to fp32 once (vectorized)
+// and multiplied by the register-tiled fp32 kernel. Portable C: dequantize a row, then dot.
+#include "kernels/cpu/qmatmul.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/common.h"
+#include "kernels/cpu/dequant.h"
+#include "kernels/cpu/matmul.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define RC_QM_AVX2 1
+#else
+#define RC_QM_AVX2 0
+#endif
+
+#define RC_QM_PANEL 16 // rows per unit of work (one thread's panel)
+#define RC_QM_FUSED_MAX 4
+
+static int force_portable;
+
+void rc_cpu_qmatmul_force_portable(int on) { force_portable = on; }
+
+const char *rc_cpu_qmatmul_isa(void) { return RC_QM_AVX2 && !force_portable ? "avx2" : "portable"; }
+
+int rc_qmat_type_ok(uint32_t type) { return rc_ggml_can_dequant(type); }
+
+int rc_qmat_init(rc_qmat *w, const void *data, uint32_t type, int rows, int cols, int perm_hd) {
+    memset(w, 0, sizeof *w);
+    int be, bb;
+    if (!rc_qmat_type_ok(type))
+        return rc_fail("weight type %s (id %u) cannot be multiplied by the CPU kernels",
+                       rc_ggml_type_name(type), type);
+    if (rc_ggml_type_geometry(type, &be, &bb)) return -1;
+    if (rows < 1 || cols < 1 || cols % be)
+        return rc_fail("a %s weight of %d x %d: the row length must be a positive multiple of "
+                       "the block size %d",
+                       rc_ggml_type_name(type), rows, cols, be);
+    if (perm_hd > 0 && (perm_hd % 2 || rows % perm_hd))
+        return rc_fail("a weight of %d rows cannot be %d-row heads", rows, perm_hd);
+    w->data = data;
+    w->type = type;
+    w->rows = rows;
+    w->cols = cols;
+    w->row_bytes = (size_t)(cols / be) * (size_t)bb;
+    w->perm_hd = perm_hd > 0 ? perm_hd : 0;
+    return 0;
+}
+
+size_t rc_qmat_bytes(const rc_qmat *w) { return (size_t)w->rows * w->row_bytes; }
+
+// Per-thread scratch, grown on demand and kept for the thread's life (a per-call malloc of a
+// large buffer would map and fault fresh pages on every product).
+static __thread float *tl_buf;
+static __thread size_t tl_cap;
+
+static float *thread_buf(size_t floats) {
+    if (floats > tl_cap) {
+        free(tl_buf);
+        tl_buf = malloc(floats * sizeof(float));
+        tl_cap = tl_buf ? floats : 0;
+    }
+    return tl_buf;
+}
+
+// ---- unpacking rows to fp32 ---------------------------------------------------------------
+
+#if RC_QM_AVX2
+static inline float f16s(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+// 16 4-bit values (low nibbles of q, high nibbles of q) as four 8-float vectors.
+static inline void unpack_nibbles(__m128i q, __m128i off, __m256 v[4]) {
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    __m128i lo = _mm_sub_epi8(_mm_and_si128(q, m4), off);
+    __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m4), off);
+    v[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    v[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(lo, lo)));
+    v[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    v[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(hi, hi)));
+}
+static inline void unpack_q8(const uint8_t *q, __m256 v[4]) {
+    for (int i = 0; i < 4; i++)
+        v[i] = _mm256_cvtepi32_ps(
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * i))));
+}
+static inline __m256 load_bf16(const uint8_t *p) {
+    __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+}
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// 1 when the row was unpacked by a vector kernel.
+static int deq_row_avx2(uint32_t type, const uint8_t *src, float *dst, int cols) {
+    __m256 v[4];
+    int nb = cols / 32, i = 0;
+    switch (type) {
+    case RC_GGML_Q4_0:
+        for (int b = 0; b < nb; b++, src += 18, dst += 32) {
+            __m256 d = _mm256_set1_ps(f16s(src));
+            unpack_nibbles(_mm_loadu_si128((const __m128i *)(src + 2)), _mm_set1_epi8(8), v);
+            for (int j = 0; j < 4; j++) _mm256_storeu_ps(dst + 8 * j, _mm256_mul_ps(v[j], d));
+        }
+        return 1;
+    case RC_GGML_Q4_1:
+        for (int b = 0; b < nb; b++, src += 20, dst += 32) {
+            __m256 d = _mm256_set1_ps(f16s(src)), m = _mm256_set1_ps(f16s(src + 2));
+            unpack_nibbles(_mm_loadu_si128((const __m128i *)(src + 4)), _mm_setzero_si128(), v);
+            for (int j = 0; j < 4; j++) _mm256_storeu_ps(dst + 8 * j, _mm256_fmadd_ps(v[j], d, m));
+        }
+        return 1;
+    case RC_GGML_Q8_0:
+        for (int b = 0; b < nb; b++, src += 34, dst += 32) {
+            __m256 d = _mm256_set1_ps(f16s(src));
+            unpack_q8(src + 2, v);
+            for (int j = 0; j < 4; j++) _mm256_storeu_ps(dst + 8 * j, _mm256_mul_ps(v[j], d));
+        }
+        return 1;
+    case RC_GGML_F16:
+        for (; i + 8 <= cols; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + 2 * i))));
+        for (; i < cols; i++) dst[i] = f16s(src + 2 * i);
+        return 1;
+    case RC_GGML_BF16:
+        for (; i + 8 <= cols; i += 8) _mm256_storeu_ps(dst + i, load_bf16(src + 2 * i));
+        for (; i < cols; i++) {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            dst[i] = rc_bf16_to_f32(h);
+        }
+        return 1;
+    default: return 0;
+    }
+}
+#endif
+
+// Stored row to fp32 (types validated by rc_qmat_init).
+static void deq_row(uint32_t type, const uint8_t *src, float *dst, int cols) {
+#if RC_QM_AVX2
+    if (!force_portable && deq_row_avx2(type, src, dst, cols)) return;
+#endif
+    if (type == RC_GGML_F32) {
+        memcpy(dst, src, (size_t)cols * sizeof(float));
+        return;
+    }
+    (void)rc_dequant_row(type, src, dst, cols); // cannot fail: type and cols checked at init
+}
+
+void rc_qmat_rows_f32(const rc_qmat *w, int row0, int n, float *dst) {
+    for (int i = 0; i < n; i++) {
+        int r = row0 + i, s = r;
+        if (w->perm_hd > 0) { // logical -> stored: inverse of rc_qmat_logical_row
+            const int hd = w->perm_hd, half = hd / 2, k = r % hd;
+            s = r - k + 2 * (k % half) + k / half;
+        }
+        deq_row(w->type, (const uint8_t *)w->data + (size_t)s * w->row_bytes,
+                dst + (size_t)i * w->cols, w->cols);
+    }
+}
+
+// ---- fused kernels: one stored row against nt <= 4 tokens ---------------------------------
+
+#if RC_QM_AVX2
+#define RC_AI static inline __attribute__((always_inline))
+
+// sx: per token, the sums of x over each 32-element block (Q4_1's min term).
+RC_AI void dots_q4(const uint8_t *row, int q41, const float *x, int ldx, const float *sx, int ldsx,
+                   int nb, int NT, float *out) {
+    __m256 acc[RC_QM_FUSED_MAX], v[4];
+    float macc[RC_QM_FUSED_MAX];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), macc[t] = 0;
+    const int bsz = q41 ? 20 : 18;
+    const __m128i off = q41 ? _mm_setzero_si128() : _mm_set1_epi8(8);
+    for (int b = 0; b < nb; b++, row += bsz) {
+        const __m256 d = _mm256_set1_ps(f16s(row));
+        unpack_nibbles(_mm_loadu_si128((const __m128i *)(row + (q41 ? 4 : 2))), off, v);
+        const float m = q41 ? f16s(row + 2) : 0.f;
+        for (int t = 0; t < NT; t++) {
+            const float *xb = x + (size_t)t * ldx + 32 * b;
+            __m256 s = _mm256_mul_ps(v[0], _mm256_loadu_ps(xb));
+            s = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(xb + 8), s);
+            s = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xb + 16), s);
+            s = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xb + 24), s);
+            acc[t] = _mm256_fmadd_ps(d, s, acc[t]);
+            if (q41) macc[t] += m * sx[(size_t)t * ldsx + b];
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]) + macc[t];
+}
+
+RC_AI void dots_q8_0(const uint8_t *row, const float *x, int ldx, int nb, int NT, float *out) {
+    __m256 acc[RC_QM_FUSED_MAX], v[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++, row += 34) {
+        const __m256 d = _mm256_set1_ps(f16s(row));
+        unpack_q8(row + 2, v);
+        for (int t = 0; t < NT; t++) {
+            const float *xb = x + (size_t)t * ldx + 32 * b;
+            __m256 s = _mm256_mul_ps(v[0], _mm256_loadu_ps(xb));
+            s = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(xb + 8), s);
+            s = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xb + 16), s);
+            s = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xb + 24), s);
+            acc[t] = _mm256_fmadd_ps(d, s, acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]);
+}
+
+// F32 / F16 / BF16 rows: 8 elements at a time, scalar tail.
+RC_AI void dots_float(uint32_t type, const uint8_t *row, const float *x, int ldx, int cols, int NT,
+                      float *out) {
+    __m256 acc[RC_QM_FUSED_MAX];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= cols; i += 8) {
+        __m256 w = type == RC_GGML_F32   ? _mm256_loadu_ps((const float *)row + i)
+                   : type == RC_GGML_F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)))
+                                         : load_bf16(row + 2 * i);
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + (size_t)t * ldx + i), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]);
+    for (; i < cols; i++) {
+        float w;
+        if (type == RC_GGML_F32) memcpy(&w, row + 4 * i, 4);
+        else if (type == RC_GGML_F16) w = f16s(row + 2 * i);
+        else {
+            uint16_t h;
+            memcpy(&h, row + 2 * i, 2);
+            w = rc_bf16_to_f32(h);
+        }
+        for (int t = 0; t < NT; t++) out[t] += w * x[(size_t)t * ldx + i];
+    }
+}
+
+// 1 when a fused kernel handled the row.
+static int dots_avx2(uint32_t type, const uint8_t *row, const float *x, int cols, const float *sx,
+                     int nt, float *out) {
+    const int nb = cols / 32, ldsx = cols / 32;
+#define RC_QM_NT(call)                                                                           \
+    switch (nt) {                                                                                \
+    case 1: { const int NT = 1; call; } break;                                                  \
+    case 2: { const int NT = 2; call; } break;                                                  \
+    case 3: { const int NT = 3; call; } break;                                                  \
+    default: { const int NT = 4; call; } break;                                                 \
+    }
+    switch (type) {
+    case RC_GGML_Q4_0: RC_QM_NT(dots_q4(row, 0, x, cols, sx, ldsx, nb, NT, out)); return 1;
+    case RC_GGML_Q4_1: RC_QM_NT(dots_q4(row, 1, x, cols, sx, ldsx, nb, NT, out)); return 1;
+    case RC_GGML_Q8_0: RC_QM_NT(dots_q8_0(row, x, cols, nb, NT, out)); return 1;
+    case RC_GGML_F32:
+    case RC_GGML_F16:
+    case RC_GGML_BF16: RC_QM_NT(dots_float(type, row, x, cols, cols, NT, out)); return 1;
+    default: return 0;
+    }
+#undef RC_QM_NT
+}
+#endif
+
+static inline float dot_f32(const float *a, const float *b, int n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int k = 0; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+// ---- the products ---------------------------------------------------------------------------
+
+// One panel [r0, r1) of stored rows of w for all n tokens; results to y (n, w->rows).
+static void panel(float *y, const rc_qmat *w, const float *x, int n, const float *sx, int r0,
+                  int r1) {
+    const int cols = w->cols, np = r1 - r0;
+    const uint8_t *base = (const uint8_t *)w->data;
+    if (n <= RC_QM_FUSED_MAX) {
+        float out[RC_QM_FUSED_MAX];
+        float *tmp = NULL;
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *row = base + (size_t)r * w->row_bytes;
+            int done = 0;
+#if RC_QM_AVX2
+            done = !force_portable && dots_avx2(w->type, row, x, cols, sx, n, out);
+#endif
+            if (!done) {
+                if (!tmp && !(tmp = thread_buf((size_t)cols))) abort(); // out of memory
+                deq_row(w->type, row, tmp, cols);
+                for (int t = 0; t < n; t++) out[t] = dot_f32(tmp, x + (size_t)t * cols, cols);
+            }
+            const int lr = rc_qmat_logical_row(w, r);
+            for (int t = 0; t < n; t++) y[(size_t)t * w->rows + lr] = out[t];
+        }
+        return;
+    }
+    // Unpack the panel once, then the fp32 tiles over every token into yp (n, np).
+    float *buf = thread_buf((size_t)np * cols + (size_t)n * np);
+    if (!buf) abort(); // out of memory for a few hundred KiB of scratch
+    float *yp = buf + (size_t)np * cols;
+    for (int i = 0; i < np; i++)
+        deq_row(w->type, base + (size_t)(r0 + i) * w->row_bytes, buf + (size_t)i * cols, cols);
+    rc_cpu_gemm_nt(yp, np, x, n, buf, np, cols);
+    for (int i = 0; i < np; i++) {
+        const int lr = rc_qmat_logical_row(w, r0 + i);
+        for (int t = 0; t < n; t++) y[(size_t)t * w->rows + lr] = yp[(size_t)t * np + i];
+    }
+}
+
+void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const float *x, int n) {
+    if (k < 1 || n < 1) return;
+    if (k > 4) {
+        for (int j = 0; j < k; j++) rc_cpu_qmatmul_multi(1, y + j, w + j, x, n);
+        return;
+    }
+    const int cols = w[0]->cols;
+    int first[5] = {0}; // first[j]: matrix j's first panel in the joint range
+    double work = 0;
+    int need_sx = 0;
+    for (int j = 0; j < k; j++) {
+        first[j + 1] = first[j] + (w[j]->rows + RC_QM_PANEL - 1) / RC_QM_PANEL;
+        work += (double)n * cols * w[j]->rows;
+        need_sx |= w[j]->type == RC_GGML_Q4_1;
+    }
+    // Block sums of x for Q4_1's min term in the fused kernels.
+    float *sx = NULL;
+    if (RC_QM_AVX2 && !force_portable && need_sx && n <= RC_QM_FUSED_MAX) {
+        const int nb = cols / 32;
+        sx = malloc((size_t)n * nb * sizeof(float));
+        if (!sx) abort();
+        for (int t = 0; t < n; t++)
+            for (int b = 0; b < nb; b++) {
+                float s = 0;
+                for (int i = 0; i < 32; i++) s += x[(size_t)t * cols + 32 * b + i];
+                sx[(size_t)t * nb + b] = s;
+            }
+    }
+    const int n_panels = first[k];
+#pragma omp parallel for schedule(static) if (work > 65536)
+    for (int g = 0; g < n_panels; g++) {
+        int j = 0;
+        while (g >= first[j + 1]) j++;
+        const int r0 = (g - first[j]) * RC_QM_PANEL;
+        const int r1 = r0 + RC_QM_PANEL < w[j]->rows ? r0 + RC_QM_PANEL : w[j]->rows;
+        panel(y[j], w[j], x, n, sx, r0, r1);
+    }
+    free(sx);
+}
+
+void rc_cpu_qmatmul(float *y, const float *x, const rc_qmat *w, int n) {
+    float *ys[1] = {y};
+    const rc_qmat *ws[1] = {w};
+    rc_cpu_qmatmul_multi(1, ys, ws, x, n);
+}
