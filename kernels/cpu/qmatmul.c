@@ -18,7 +18,9 @@
 #define RC_QM_AVX2 0
 #endif
 
-#define RC_QM_PANEL 16 // rows per unit of work (one thread's panel)
+#define RC_QM_PANEL 24 // rows per unit of work (one thread's panel): 4 tiles of 6 rows
+#define RC_QM_TR 6     // rows of the fp32 tile
+#define RC_QM_TT 16    // tokens of the fp32 tile (two 8-float vectors)
 #define RC_QM_FUSED_MAX 4
 
 static int force_portable;
@@ -268,6 +270,28 @@ static int dots_avx2(uint32_t type, const uint8_t *row, const float *x, int cols
 }
 #endif
 
+#if RC_QM_AVX2
+// The fp32 tile of the panel path: out[r * 16 + j] = W[r] . token j for 6 rows and 16 tokens.
+// W: 6 rows of K floats; xp: the token block packed k-major (K, 16). 12 accumulators; per k two
+// vector loads of x and six broadcasts of W, so the FMA units, not the loads, set the pace.
+static void tile_6x16(const float *W, int K, const float *xp, float *out) {
+    __m256 c[RC_QM_TR][2];
+    for (int r = 0; r < RC_QM_TR; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const __m256 x0 = _mm256_loadu_ps(xp + 16 * (size_t)k), x1 = _mm256_loadu_ps(xp + 16 * (size_t)k + 8);
+        for (int r = 0; r < RC_QM_TR; r++) {
+            const __m256 b = _mm256_broadcast_ss(W + (size_t)r * K + k);
+            c[r][0] = _mm256_fmadd_ps(b, x0, c[r][0]);
+            c[r][1] = _mm256_fmadd_ps(b, x1, c[r][1]);
+        }
+    }
+    for (int r = 0; r < RC_QM_TR; r++) {
+        _mm256_storeu_ps(out + 16 * r, c[r][0]);
+        _mm256_storeu_ps(out + 16 * r + 8, c[r][1]);
+    }
+}
+#endif
+
 static inline float dot_f32(const float *a, const float *b, int n) {
     float s = 0;
 #pragma omp simd reduction(+ : s)
@@ -278,8 +302,8 @@ static inline float dot_f32(const float *a, const float *b, int n) {
 // ---- the products ---------------------------------------------------------------------------
 
 // One panel [r0, r1) of stored rows of w for all n tokens; results to y (n, w->rows).
-static void panel(float *y, const rc_qmat *w, const float *x, int n, const float *sx, int r0,
-                  int r1) {
+static void panel(float *y, const rc_qmat *w, const float *x, int n, const float *sx,
+                  const float *xp, int r0, int r1) {
     const int cols = w->cols, np = r1 - r0;
     const uint8_t *base = (const uint8_t *)w->data;
     if (n <= RC_QM_FUSED_MAX) {
@@ -301,7 +325,34 @@ static void panel(float *y, const rc_qmat *w, const float *x, int n, const float
         }
         return;
     }
-    // Unpack the panel once, then the fp32 tiles over every token into yp (n, np).
+#if RC_QM_AVX2
+    if (!force_portable && xp) {
+        // Unpack the panel once (padded with zero rows to whole tiles), then 6 x 16 tiles over
+        // every block of 16 tokens (xp: packed tokens, see pack_tokens).
+        const int np_pad = (np + RC_QM_TR - 1) / RC_QM_TR * RC_QM_TR;
+        float *buf = thread_buf((size_t)np_pad * cols);
+        if (!buf) abort(); // out of memory for a few hundred KiB of scratch
+        for (int i = 0; i < np; i++)
+            deq_row(w->type, base + (size_t)(r0 + i) * w->row_bytes, buf + (size_t)i * cols, cols);
+        memset(buf + (size_t)np * cols, 0, sizeof(float) * (size_t)(np_pad - np) * cols);
+        float out[RC_QM_TR * RC_QM_TT];
+        for (int t0 = 0; t0 < n; t0 += RC_QM_TT) {
+            const int nt = n - t0 < RC_QM_TT ? n - t0 : RC_QM_TT;
+            const float *xb = xp + (size_t)(t0 / RC_QM_TT) * cols * RC_QM_TT;
+            for (int i0 = 0; i0 < np; i0 += RC_QM_TR) {
+                tile_6x16(buf + (size_t)i0 * cols, cols, xb, out);
+                const int nr = np - i0 < RC_QM_TR ? np - i0 : RC_QM_TR;
+                for (int i = 0; i < nr; i++) {
+                    const int lr = rc_qmat_logical_row(w, r0 + i0 + i);
+                    for (int t = 0; t < nt; t++) y[(size_t)(t0 + t) * w->rows + lr] = out[i * RC_QM_TT + t];
+                }
+            }
+        }
+        return;
+    }
+#endif
+    (void)xp;
+    // Portable: unpack the panel once, then the fp32 tiles over every token into yp (n, np).
     float *buf = thread_buf((size_t)np * cols + (size_t)n * np);
     if (!buf) abort(); // out of memory for a few hundred KiB of scratch
     float *yp = buf + (size_t)np * cols;
@@ -312,6 +363,26 @@ static void panel(float *y, const rc_qmat *w, const float *x, int n, const float
         const int lr = rc_qmat_logical_row(w, r0 + i);
         for (int t = 0; t < n; t++) y[(size_t)t * w->rows + lr] = yp[(size_t)t * np + i];
     }
+}
+
+// x (n, cols) -> blocks of 16 tokens, each k-major (cols, 16), zero-padded past n.
+static float *pack_tokens(const float *x, int n, int cols) {
+    const int nblk = (n + RC_QM_TT - 1) / RC_QM_TT;
+    float *xp = malloc((size_t)nblk * cols * RC_QM_TT * sizeof(float));
+    if (!xp) abort();
+    for (int b = 0; b < nblk; b++) {
+        float *dst = xp + (size_t)b * cols * RC_QM_TT;
+        for (int j = 0; j < RC_QM_TT; j++) {
+            const int t = b * RC_QM_TT + j;
+            if (t < n) {
+                const float *src = x + (size_t)t * cols;
+                for (int k = 0; k < cols; k++) dst[(size_t)k * RC_QM_TT + j] = src[k];
+            } else {
+                for (int k = 0; k < cols; k++) dst[(size_t)k * RC_QM_TT + j] = 0.f;
+            }
+        }
+    }
+    return xp;
 }
 
 void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const float *x, int n) {
@@ -342,6 +413,7 @@ void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const
                 sx[(size_t)t * nb + b] = s;
             }
     }
+    float *xp = RC_QM_AVX2 && !force_portable && n > RC_QM_FUSED_MAX ? pack_tokens(x, n, cols) : NULL;
     const int n_panels = first[k];
 #pragma omp parallel for schedule(static) if (work > 65536)
     for (int g = 0; g < n_panels; g++) {
@@ -349,9 +421,10 @@ void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const
         while (g >= first[j + 1]) j++;
         const int r0 = (g - first[j]) * RC_QM_PANEL;
         const int r1 = r0 + RC_QM_PANEL < w[j]->rows ? r0 + RC_QM_PANEL : w[j]->rows;
-        panel(y[j], w[j], x, n, sx, r0, r1);
+        panel(y[j], w[j], x, n, sx, xp, r0, r1);
     }
     free(sx);
+    free(xp);
 }
 
 void rc_cpu_qmatmul(float *y, const float *x, const rc_qmat *w, int n) {
