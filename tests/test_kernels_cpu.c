@@ -195,6 +195,34 @@ Test(kernels_cpu, attention_gqa_ragged) {
     }
 }
 
+Test(kernels_cpu, attention_prefill_runs) {
+    // A 150-token prompt (runs of consecutive positions: the blocked path's units and key
+    // blocks, the causal edge inside a block), a second prompt in another slot, a decode token.
+    const int cfgs[][3] = {{9, 3, 64}, {4, 2, 24}, {2, 1, 36}};
+    for (int c = 0; c < 3; c++) {
+        int nh = cfgs[c][0], nkv = cfgs[c][1], hd = cfgs[c][2];
+        int n_slots = 3, max_len = 160, kv_dim = nkv * hd, n = 150 + 13 + 1;
+        size_t kvn = (size_t)n_slots * max_len * kv_dim;
+        float *kc = rand_buf(kvn), *vc = rand_buf(kvn);
+        for (size_t i = 0; i < kvn; i++) kc[i] *= 3;
+        int *slots = malloc(sizeof(int) * n), *pos = malloc(sizeof(int) * n);
+        for (int t = 0; t < 150; t++) slots[t] = 0, pos[t] = t;
+        for (int t = 0; t < 13; t++) slots[150 + t] = 2, pos[150 + t] = 20 + t;
+        slots[163] = 1, pos[163] = 97;
+        float *q = rand_buf((size_t)n * nh * hd), *out = poison_buf((size_t)n * nh * hd);
+        double *ref = malloc(sizeof(double) * n * nh * hd);
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < nh; h++)
+                naive_attention(ref + (size_t)(t * nh + h) * hd, q + (size_t)(t * nh + h) * hd, kc, vc,
+                                slots[t], pos[t], h, nh, nkv, hd, max_len);
+        rc_cpu_attention(out, q, kc, vc, slots, pos, n, nh, nkv, hd, max_len, 1.0f / sqrtf((float)hd));
+        char what[64];
+        snprintf(what, sizeof what, "attention prefill nh=%d nkv=%d hd=%d", nh, nkv, hd);
+        check_close(what, out, ref, (size_t)n * nh * hd, 2e-6);
+        free(kc), free(vc), free(q), free(out), free(ref), free(slots), free(pos);
+    }
+}
+
 Test(kernels_cpu, attention_stable_with_huge_scores) {
     // Scores around 1e4 would overflow a naive exp; the online softmax must stay finite.
     int nh = 2, nkv = 1, hd = 32, max_len = 100, pos = 99, slot = 0;

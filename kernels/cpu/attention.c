@@ -1,16 +1,26 @@
 // Attention with an online (streaming) softmax over blocks of 64 keys: per (token, head) a
 // running max m, running sum l and an unnormalised output accumulator; each block's scores are
 // computed, the accumulator rescaled by exp(m_old - m_new), then p = exp(s - m_new) added in.
-// No scratch beyond the stack; threads split the (token, head) pairs.
+// AVX2 path (head_dim a multiple of 8): a unit of work is up to 8 consecutive tokens of one
+// sequence x one KV head, so every key/value block is read once for all 8 x group queries while
+// it sits in L1; scores 8 keys at a time (no per-key horizontal sum), vector exp. Portable C
+// otherwise: one (token, head) pair at a time. No scratch beyond the stack.
 #include "kernels/cpu/attention.h"
 
 #include <math.h>
 #include <stddef.h>
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define RC_ATT_AVX2 1
+#else
+#define RC_ATT_AVX2 0
+#endif
+
 #define RC_ATT_BLOCK 64
 #define RC_ATT_MAX_HD 512
 
-void rc_cpu_attention(float *out, const float *q, const float *k_cache, const float *v_cache,
+static void attention_portable(float *out, const float *q, const float *k_cache, const float *v_cache,
                       const int *slots, const int *pos, int n, int n_heads, int n_kv_heads,
                       int head_dim, int max_len, float scale) {
     const int group = n_heads / n_kv_heads;
@@ -56,4 +66,158 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
             for (int d = 0; d < head_dim; d++) oh[d] = acc[d] * inv;
         }
     }
+}
+
+#if RC_ATT_AVX2
+#define RC_ATT_QB 8     // tokens per unit of work
+#define RC_ATT_MAX_Q 64 // queries per unit (tokens x group heads)
+
+// e^x for x <= 0 (and -inf -> 0), 8 lanes: 2^n * p(r), r = x - n ln2, degree-6 polynomial
+// (Cephes expf coefficients); relative error about 2 ulp.
+static inline __m256 exp_neg(__m256 x) {
+    const __m256 is_ninf = _mm256_cmp_ps(x, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(is_ninf, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+// Sums of 8 vectors' lanes: lane j of the result = sum of a[j]'s lanes.
+static inline __m256 hsum8(__m256 a[8]) {
+    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    // u0 = [a0l a1l a2l a3l | a0h a1h a2h a3h] (l/h: the two 128-bit halves' sums), same for u1
+    __m256 lo = _mm256_permute2f128_ps(u0, u1, 0x20), hi = _mm256_permute2f128_ps(u0, u1, 0x31);
+    return _mm256_add_ps(lo, hi);
+}
+
+// Tokens [t0, t0 + nt) (same slot, consecutive positions) x KV head kvh.
+static void attention_unit(float *out, const float *q, const float *k_cache, const float *v_cache,
+                           const int *slots, const int *pos, int t0, int nt, int kvh, int n_heads,
+                           int group, int head_dim, int kv_dim, int max_len, float scale) {
+    const int nq = nt * group, hd = head_dim, nv = hd / 8;
+    const size_t base = (size_t)slots[t0] * max_len * kv_dim + (size_t)kvh * hd;
+    const float *kb = k_cache + base, *vb = v_cache + base;
+    float acc[RC_ATT_MAX_Q][RC_ATT_MAX_HD] __attribute__((aligned(32)));
+    float m[RC_ATT_MAX_Q], l[RC_ATT_MAX_Q];
+    const float *qs[RC_ATT_MAX_Q];
+    int len[RC_ATT_MAX_Q];
+    for (int i = 0; i < nq; i++) {
+        const int t = t0 + i / group, h = kvh * group + i % group;
+        qs[i] = q + ((size_t)t * n_heads + h) * hd;
+        len[i] = pos[t] + 1;
+        m[i] = -INFINITY;
+        l[i] = 0;
+        for (int d = 0; d < hd; d++) acc[i][d] = 0;
+    }
+    const int len_max = pos[t0 + nt - 1] + 1;
+    float s[RC_ATT_BLOCK] __attribute__((aligned(32)));
+    for (int j0 = 0; j0 < len_max; j0 += RC_ATT_BLOCK) {
+        const int nb_all = len_max - j0 < RC_ATT_BLOCK ? len_max - j0 : RC_ATT_BLOCK;
+        for (int i = 0; i < nq; i++) {
+            const int nb = len[i] - j0 < nb_all ? len[i] - j0 : nb_all; // causal: keys <= pos
+            if (nb <= 0) continue;
+            const float *qi = qs[i];
+            // scores, 8 keys at a time
+            for (int j = 0; j < nb; j += 8) {
+                __m256 a[8];
+                for (int u = 0; u < 8; u++) a[u] = _mm256_setzero_ps();
+                const int nk = nb - j < 8 ? nb - j : 8;
+                for (int dv = 0; dv < nv; dv++) {
+                    const __m256 qv = _mm256_loadu_ps(qi + 8 * dv);
+                    for (int u = 0; u < nk; u++)
+                        a[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kb + (size_t)(j0 + j + u) * kv_dim + 8 * dv), a[u]);
+                }
+                _mm256_storeu_ps(s + j, _mm256_mul_ps(hsum8(a), _mm256_set1_ps(scale)));
+            }
+            for (int j = nb; j < (nb + 7) / 8 * 8; j++) s[j] = -INFINITY;
+            float bm = -INFINITY;
+            for (int j = 0; j < nb; j++) bm = s[j] > bm ? s[j] : bm;
+            const float m_new = bm > m[i] ? bm : m[i];
+            const float corr = expf(m[i] - m_new); // 0 on the first block (m = -inf)
+            const __m256 vm = _mm256_set1_ps(m_new);
+            __m256 lsum = _mm256_setzero_ps();
+            for (int j = 0; j < nb; j += 8) {
+                const __m256 p = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+                _mm256_storeu_ps(s + j, p);
+                lsum = _mm256_add_ps(lsum, p);
+            }
+            __m128 ls = _mm_add_ps(_mm256_castps256_ps128(lsum), _mm256_extractf128_ps(lsum, 1));
+            ls = _mm_add_ps(ls, _mm_movehl_ps(ls, ls));
+            ls = _mm_add_ss(ls, _mm_movehdup_ps(ls));
+            l[i] = l[i] * corr + _mm_cvtss_f32(ls);
+            m[i] = m_new;
+            // acc = acc * corr + P V, the accumulator in registers (hd <= 128) or in L1
+            float *ai = acc[i];
+            const __m256 vc = _mm256_set1_ps(corr);
+            if (nv <= 16) {
+                __m256 o[16];
+                for (int dv = 0; dv < nv; dv++) o[dv] = _mm256_mul_ps(_mm256_load_ps(ai + 8 * dv), vc);
+                for (int j = 0; j < nb; j++) {
+                    const __m256 p = _mm256_set1_ps(s[j]);
+                    const float *vj = vb + (size_t)(j0 + j) * kv_dim;
+                    for (int dv = 0; dv < nv; dv++) o[dv] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * dv), o[dv]);
+                }
+                for (int dv = 0; dv < nv; dv++) _mm256_store_ps(ai + 8 * dv, o[dv]);
+            } else {
+                for (int dv = 0; dv < nv; dv++) _mm256_store_ps(ai + 8 * dv, _mm256_mul_ps(_mm256_load_ps(ai + 8 * dv), vc));
+                for (int j = 0; j < nb; j++) {
+                    const __m256 p = _mm256_set1_ps(s[j]);
+                    const float *vj = vb + (size_t)(j0 + j) * kv_dim;
+                    for (int dv = 0; dv < nv; dv++)
+                        _mm256_store_ps(ai + 8 * dv, _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * dv), _mm256_load_ps(ai + 8 * dv)));
+                }
+            }
+        }
+    }
+    for (int i = 0; i < nq; i++) {
+        const int t = t0 + i / group, h = kvh * group + i % group;
+        float *oh = out + ((size_t)t * n_heads + h) * hd;
+        const float inv = 1.0f / l[i];
+        for (int d = 0; d < hd; d++) oh[d] = acc[i][d] * inv;
+    }
+}
+#endif
+
+void rc_cpu_attention(float *out, const float *q, const float *k_cache, const float *v_cache,
+                      const int *slots, const int *pos, int n, int n_heads, int n_kv_heads,
+                      int head_dim, int max_len, float scale) {
+#if RC_ATT_AVX2
+    const int group = n_heads / n_kv_heads;
+    if (head_dim % 8 == 0 && head_dim <= RC_ATT_MAX_HD && group <= RC_ATT_MAX_Q) {
+        // Units: runs of up to QB consecutive tokens of one slot (fewer when QB * group queries
+        // would not fit), times KV heads.
+        const int qb = RC_ATT_MAX_Q / group < RC_ATT_QB ? RC_ATT_MAX_Q / group : RC_ATT_QB;
+        int starts[n + 1], n_units = 0;
+        for (int t = 0; t < n;) {
+            int e = t + 1;
+            while (e < n && e - t < qb && slots[e] == slots[t] && pos[e] == pos[e - 1] + 1) e++;
+            starts[n_units++] = t;
+            t = e;
+        }
+        starts[n_units] = n;
+        const int kv_dim = n_kv_heads * head_dim;
+        const long work = (long)n * n_heads * head_dim * ((long)pos[n - 1] + 1);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (work > 65536)
+        for (int u = 0; u < n_units; u++)
+            for (int kvh = 0; kvh < n_kv_heads; kvh++)
+                attention_unit(out, q, k_cache, v_cache, slots, pos, starts[u],
+                               starts[u + 1] - starts[u], kvh, n_heads, group, head_dim, kv_dim,
+                               max_len, scale);
+        return;
+    }
+#endif
+    attention_portable(out, q, k_cache, v_cache, slots, pos, n, n_heads, n_kv_heads, head_dim,
+                       max_len, scale);
 }
