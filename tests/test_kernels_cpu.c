@@ -168,6 +168,22 @@ static void naive_attention(double *out, const float *q, const float *kc, const 
     free(s);
 }
 
+// Random queries for n tokens against the naive reference.
+static void check_attention(const char *label, const float *kc, const float *vc, int n,
+                            const int *slots, const int *pos, int nh, int nkv, int hd, int max_len) {
+    float *q = rand_buf((size_t)n * nh * hd), *out = poison_buf((size_t)n * nh * hd);
+    double *ref = malloc(sizeof(double) * n * nh * hd);
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < nh; h++)
+            naive_attention(ref + (size_t)(t * nh + h) * hd, q + (size_t)(t * nh + h) * hd, kc, vc,
+                            slots[t], pos[t], h, nh, nkv, hd, max_len);
+    rc_cpu_attention(out, q, kc, vc, slots, pos, n, nh, nkv, hd, max_len, 1.0f / sqrtf((float)hd));
+    char what[96];
+    snprintf(what, sizeof what, "attention %s nh=%d nkv=%d hd=%d", label, nh, nkv, hd);
+    check_close(what, out, ref, (size_t)n * nh * hd, 2e-6);
+    free(q), free(out), free(ref);
+}
+
 Test(kernels_cpu, attention_gqa_ragged) {
     // (n_heads, n_kv_heads, head_dim): MHA, GQA 2:1, 3:1 (SmolLM2), MQA.
     const int cfgs[][3] = {{4, 4, 16}, {4, 2, 32}, {9, 3, 64}, {8, 1, 128}};
@@ -181,17 +197,8 @@ Test(kernels_cpu, attention_gqa_ragged) {
         int n = 7;
         int slots[7] = {0, 2, 1, 1, 1, 1, 0};
         int pos[7] = {0, 199, 0, 1, 2, 130, 65};
-        float *q = rand_buf((size_t)n * nh * hd), *out = poison_buf((size_t)n * nh * hd);
-        double *ref = malloc(sizeof(double) * n * nh * hd);
-        for (int t = 0; t < n; t++)
-            for (int h = 0; h < nh; h++)
-                naive_attention(ref + (size_t)(t * nh + h) * hd, q + (size_t)(t * nh + h) * hd, kc, vc,
-                                slots[t], pos[t], h, nh, nkv, hd, max_len);
-        rc_cpu_attention(out, q, kc, vc, slots, pos, n, nh, nkv, hd, max_len, 1.0f / sqrtf((float)hd));
-        char what[64];
-        snprintf(what, sizeof what, "attention nh=%d nkv=%d hd=%d", nh, nkv, hd);
-        check_close(what, out, ref, (size_t)n * nh * hd, 2e-6);
-        free(kc), free(vc), free(q), free(out), free(ref);
+        check_attention("ragged", kc, vc, n, slots, pos, nh, nkv, hd, max_len);
+        free(kc), free(vc);
     }
 }
 
@@ -209,17 +216,8 @@ Test(kernels_cpu, attention_prefill_runs) {
         for (int t = 0; t < 150; t++) slots[t] = 0, pos[t] = t;
         for (int t = 0; t < 13; t++) slots[150 + t] = 2, pos[150 + t] = 20 + t;
         slots[163] = 1, pos[163] = 97;
-        float *q = rand_buf((size_t)n * nh * hd), *out = poison_buf((size_t)n * nh * hd);
-        double *ref = malloc(sizeof(double) * n * nh * hd);
-        for (int t = 0; t < n; t++)
-            for (int h = 0; h < nh; h++)
-                naive_attention(ref + (size_t)(t * nh + h) * hd, q + (size_t)(t * nh + h) * hd, kc, vc,
-                                slots[t], pos[t], h, nh, nkv, hd, max_len);
-        rc_cpu_attention(out, q, kc, vc, slots, pos, n, nh, nkv, hd, max_len, 1.0f / sqrtf((float)hd));
-        char what[64];
-        snprintf(what, sizeof what, "attention prefill nh=%d nkv=%d hd=%d", nh, nkv, hd);
-        check_close(what, out, ref, (size_t)n * nh * hd, 2e-6);
-        free(kc), free(vc), free(q), free(out), free(ref), free(slots), free(pos);
+        check_attention("prefill", kc, vc, n, slots, pos, nh, nkv, hd, max_len);
+        free(kc), free(vc), free(slots), free(pos);
     }
 }
 

@@ -176,18 +176,20 @@ void rc_qmat_rows_f32(const rc_qmat *w, int row0, int n, float *dst) {
 #if RC_QM_AVX2
 #define RC_AI static inline __attribute__((always_inline))
 
-// sx: per token, the sums of x over each 32-element block (Q4_1's min term).
-RC_AI void dots_q4(const uint8_t *row, int q41, const float *x, int ldx, const float *sx, int ldsx,
-                   int nb, int NT, float *out) {
+// Blocks of 32: kind 0 Q4_0, 1 Q4_1, 2 Q8_0. sx: per token, the sums of x over each block
+// (Q4_1's min term: x . (q d + m) = d (x . q) + m sum(x)).
+RC_AI void dots_blocks(const uint8_t *row, int kind, const float *x, int ldx, const float *sx,
+                       int ldsx, int nb, int NT, float *out) {
     __m256 acc[RC_QM_FUSED_MAX], v[4];
     float macc[RC_QM_FUSED_MAX];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), macc[t] = 0;
-    const int bsz = q41 ? 20 : 18;
-    const __m128i off = q41 ? _mm_setzero_si128() : _mm_set1_epi8(8);
+    const int bsz = kind == 0 ? 18 : kind == 1 ? 20 : 34;
+    const __m128i off = kind == 1 ? _mm_setzero_si128() : _mm_set1_epi8(8);
     for (int b = 0; b < nb; b++, row += bsz) {
         const __m256 d = _mm256_set1_ps(f16s(row));
-        unpack_nibbles(_mm_loadu_si128((const __m128i *)(row + (q41 ? 4 : 2))), off, v);
-        const float m = q41 ? f16s(row + 2) : 0.f;
+        if (kind == 2) unpack_q8(row + 2, v);
+        else unpack_nibbles(_mm_loadu_si128((const __m128i *)(row + (kind == 1 ? 4 : 2))), off, v);
+        const float m = kind == 1 ? f16s(row + 2) : 0.f;
         for (int t = 0; t < NT; t++) {
             const float *xb = x + (size_t)t * ldx + 32 * b;
             __m256 s = _mm256_mul_ps(v[0], _mm256_loadu_ps(xb));
@@ -195,28 +197,10 @@ RC_AI void dots_q4(const uint8_t *row, int q41, const float *x, int ldx, const f
             s = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xb + 16), s);
             s = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xb + 24), s);
             acc[t] = _mm256_fmadd_ps(d, s, acc[t]);
-            if (q41) macc[t] += m * sx[(size_t)t * ldsx + b];
+            if (kind == 1) macc[t] += m * sx[(size_t)t * ldsx + b];
         }
     }
     for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]) + macc[t];
-}
-
-RC_AI void dots_q8_0(const uint8_t *row, const float *x, int ldx, int nb, int NT, float *out) {
-    __m256 acc[RC_QM_FUSED_MAX], v[4];
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++, row += 34) {
-        const __m256 d = _mm256_set1_ps(f16s(row));
-        unpack_q8(row + 2, v);
-        for (int t = 0; t < NT; t++) {
-            const float *xb = x + (size_t)t * ldx + 32 * b;
-            __m256 s = _mm256_mul_ps(v[0], _mm256_loadu_ps(xb));
-            s = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(xb + 8), s);
-            s = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(xb + 16), s);
-            s = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(xb + 24), s);
-            acc[t] = _mm256_fmadd_ps(d, s, acc[t]);
-        }
-    }
-    for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]);
 }
 
 // F32 / F16 / BF16 rows: 8 elements at a time, scalar tail.
@@ -258,9 +242,9 @@ static int dots_avx2(uint32_t type, const uint8_t *row, const float *x, int cols
     default: { const int NT = 4; call; } break;                                                 \
     }
     switch (type) {
-    case RC_GGML_Q4_0: RC_QM_NT(dots_q4(row, 0, x, cols, sx, ldsx, nb, NT, out)); return 1;
-    case RC_GGML_Q4_1: RC_QM_NT(dots_q4(row, 1, x, cols, sx, ldsx, nb, NT, out)); return 1;
-    case RC_GGML_Q8_0: RC_QM_NT(dots_q8_0(row, x, cols, nb, NT, out)); return 1;
+    case RC_GGML_Q4_0: RC_QM_NT(dots_blocks(row, 0, x, cols, sx, ldsx, nb, NT, out)); return 1;
+    case RC_GGML_Q4_1: RC_QM_NT(dots_blocks(row, 1, x, cols, sx, ldsx, nb, NT, out)); return 1;
+    case RC_GGML_Q8_0: RC_QM_NT(dots_blocks(row, 2, x, cols, sx, ldsx, nb, NT, out)); return 1;
     case RC_GGML_F32:
     case RC_GGML_F16:
     case RC_GGML_BF16: RC_QM_NT(dots_float(type, row, x, cols, cols, NT, out)); return 1;
