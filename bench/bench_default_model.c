@@ -1,7 +1,7 @@
-// The default model (SmolLM2-135M-Instruct.Q4_1.gguf) on this CPU: GGUF load + dequantization
-// time, prefill tok/s for a few prompt lengths, single-sequence decode tok/s, and the bytes one
-// decode step reads (fp32 weights + KV prefix) as GB/s next to the machine's measured streaming
-// read bandwidth. Prints a Markdown table; --json FILE writes the figures.
+// The default model (SmolLM2-135M-Instruct.Q4_1.gguf) on this CPU: GGUF load time, prefill tok/s
+// for a few prompt lengths, single-sequence decode tok/s, batch-32 decode tok/s, and the bytes
+// one decode step reads (weights as held in memory + fp32 KV prefix) as GB/s next to the
+// machine's measured streaming read bandwidth. Prints a Markdown table; --json FILE writes them.
 // usage: bench_default_model [--model PATH] [--json FILE] [--threads N] [--decode N] [--commit H]
 // On a shared machine run it with OMP_WAIT_POLICY=passive: spinning OpenMP threads that wait at
 // barriers while other processes hold the cores slow everything down (recorded in the output).
