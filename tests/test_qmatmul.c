@@ -69,7 +69,8 @@ static uint8_t *make_weights(uint32_t type, int rows, int cols, size_t *row_byte
     return w;
 }
 
-// perm_hd: stored row s holds logical row rc_qmat_logical_row(s).
+// perm_hd: stored row s holds logical row rc_qmat_logical_row(s). portable: the ISA cap
+// (rc_cpu_qmatmul_limit_isa).
 static void check_product(uint32_t type, int rows, int cols, int n, int perm_hd, int portable) {
     size_t rb;
     uint8_t *wb = make_weights(type, rows, cols, &rb);
@@ -84,12 +85,13 @@ static void check_product(uint32_t type, int rows, int cols, int n, int perm_hd,
     for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = frand();
     float *y = malloc((size_t)n * rows * sizeof(float));
     for (size_t i = 0; i < (size_t)n * rows; i++) y[i] = NAN;
-    rc_cpu_qmatmul_force_portable(portable);
+    rc_cpu_qmatmul_limit_isa(portable);
+    const char *isa = rc_cpu_qmatmul_isa();
     rc_cpu_qmatmul(y, x, &w, n);
     // rows read back as fp32 equal the scalar dequantization
     float *back = malloc((size_t)rows * cols * sizeof(float));
     rc_qmat_rows_f32(&w, 0, rows, back);
-    rc_cpu_qmatmul_force_portable(0);
+    rc_cpu_qmatmul_limit_isa(0);
     for (size_t i = 0; i < (size_t)rows * cols; i++)
         cr_assert(fabsf(back[i] - wf[i]) <= 1e-6f * fabsf(wf[i]) + 1e-30f,
                   "%s rows_f32 [%zu]: %g vs %g", rc_ggml_type_name(type), i, back[i], wf[i]);
@@ -106,7 +108,7 @@ static void check_product(uint32_t type, int rows, int cols, int n, int perm_hd,
             cr_assert(fabs(got - ref) <= tol,
                       "%s %s rows %d cols %d n %d perm %d: y[%d][%d] = %.9g, reference %.9g "
                       "(tolerance %.3g)",
-                      rc_ggml_type_name(type), portable ? "portable" : rc_cpu_qmatmul_isa(), rows,
+                      rc_ggml_type_name(type), isa, rows,
                       cols, n, perm_hd, t, r, got, ref, tol);
         }
     free(wb), free(wf), free(x), free(y), free(back);
@@ -125,8 +127,8 @@ Test(qmatmul, every_type_matches_dequantized_product) {
         rc_ggml_type_geometry(t, &be, &bb);
         const int cols = be == 1 ? 77 : 2 * be; // odd float rows hit the scalar tails
         for (size_t j = 0; j < sizeof token_counts / sizeof token_counts[0]; j++)
-            for (int portable = 0; portable < 2; portable++)
-                check_product(t, 37, cols, token_counts[j], 0, portable);
+            for (int isa = 0; isa < 3; isa++) // best, AVX2, portable
+                check_product(t, 37, cols, token_counts[j], 0, isa);
     }
 }
 
@@ -134,8 +136,8 @@ Test(qmatmul, gguf_qk_row_order_is_undone) {
     const uint32_t types[] = {RC_GGML_Q4_1, RC_GGML_Q8_0, RC_GGML_F32};
     for (size_t i = 0; i < 3; i++)
         for (int n = 1; n <= 9; n += 4)
-            for (int portable = 0; portable < 2; portable++)
-                check_product(types[i], 48, 64, n, 16, portable);
+            for (int isa = 0; isa < 3; isa++)
+                check_product(types[i], 48, 64, n, 16, isa);
 }
 
 Test(qmatmul, multi_equals_separate) {

@@ -17,17 +17,26 @@
 #else
 #define RC_QM_AVX2 0
 #endif
+#if RC_QM_AVX2 && defined(__AVX512F__) && defined(__AVX512BW__)
+#define RC_QM_AVX512 1
+#else
+#define RC_QM_AVX512 0
+#endif
 
 #define RC_QM_PANEL 24 // rows per unit of work (one thread's panel): 4 tiles of 6 rows
 #define RC_QM_TR 6     // rows of the fp32 tile
 #define RC_QM_TT 16    // tokens of the fp32 tile (two 8-float vectors)
 #define RC_QM_FUSED_MAX 4
 
-static int force_portable;
+static int isa_limit; // 0 the best compiled in, 1 AVX2 (no AVX-512), 2 portable C
+#define force_portable (isa_limit >= 2)
 
-void rc_cpu_qmatmul_force_portable(int on) { force_portable = on; }
+void rc_cpu_qmatmul_limit_isa(int level) { isa_limit = level < 0 ? 0 : level > 2 ? 2 : level; }
 
-const char *rc_cpu_qmatmul_isa(void) { return RC_QM_AVX2 && !force_portable ? "avx2" : "portable"; }
+const char *rc_cpu_qmatmul_isa(void) {
+    if (RC_QM_AVX512 && isa_limit == 0) return "avx512";
+    return RC_QM_AVX2 && isa_limit <= 1 ? "avx2" : "portable";
+}
 
 int rc_qmat_type_ok(uint32_t type) { return rc_ggml_can_dequant(type); }
 
@@ -203,6 +212,65 @@ RC_AI void dots_blocks(const uint8_t *row, int kind, const float *x, int ldx, co
     for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]) + macc[t];
 }
 
+#if RC_QM_AVX512
+// dots_blocks with 16-float vectors: one conversion and one FMA per 16 weights.
+// One block of 32 as two 16-float vectors.
+RC_AI void unpack512(const uint8_t *row, int kind, __m512 *w0, __m512 *w1) {
+    if (kind == 2) {
+        *w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 2))));
+        *w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 18))));
+        return;
+    }
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m128i q = _mm_loadu_si128((const __m128i *)(row + (kind == 1 ? 4 : 2)));
+    __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+    if (kind == 0) lo = _mm_sub_epi8(lo, _mm_set1_epi8(8)), hi = _mm_sub_epi8(hi, _mm_set1_epi8(8));
+    *w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo));
+    *w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi));
+}
+
+RC_AI void dots_blocks512(const uint8_t *row, int kind, const float *x, int ldx, const float *sx,
+                          int ldsx, int nb, int NT, float *out) {
+    // blocks in pairs with two accumulators per token: half the loop-carried FMA chain
+    __m512 acc0[RC_QM_FUSED_MAX], acc1[RC_QM_FUSED_MAX];
+    float macc[RC_QM_FUSED_MAX];
+    for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = _mm512_setzero_ps(), macc[t] = 0;
+    const int bsz = kind == 0 ? 18 : kind == 1 ? 20 : 34;
+    int b = 0;
+    for (; b + 2 <= nb; b += 2, row += 2 * bsz) {
+        __m512 a0, a1, b0, b1;
+        unpack512(row, kind, &a0, &a1);
+        unpack512(row + bsz, kind, &b0, &b1);
+        const __m512 da = _mm512_set1_ps(f16s(row)), db = _mm512_set1_ps(f16s(row + bsz));
+        const float ma = kind == 1 ? f16s(row + 2) : 0.f, mb = kind == 1 ? f16s(row + bsz + 2) : 0.f;
+        for (int t = 0; t < NT; t++) {
+            const float *xb = x + (size_t)t * ldx + 32 * b;
+            __m512 s = _mm512_mul_ps(a0, _mm512_loadu_ps(xb));
+            __m512 u = _mm512_mul_ps(b0, _mm512_loadu_ps(xb + 32));
+            s = _mm512_fmadd_ps(a1, _mm512_loadu_ps(xb + 16), s);
+            u = _mm512_fmadd_ps(b1, _mm512_loadu_ps(xb + 48), u);
+            acc0[t] = _mm512_fmadd_ps(da, s, acc0[t]);
+            acc1[t] = _mm512_fmadd_ps(db, u, acc1[t]);
+            if (kind == 1) macc[t] += ma * sx[(size_t)t * ldsx + b] + mb * sx[(size_t)t * ldsx + b + 1];
+        }
+    }
+    for (; b < nb; b++, row += bsz) {
+        __m512 a0, a1;
+        unpack512(row, kind, &a0, &a1);
+        const __m512 da = _mm512_set1_ps(f16s(row));
+        const float ma = kind == 1 ? f16s(row + 2) : 0.f;
+        for (int t = 0; t < NT; t++) {
+            const float *xb = x + (size_t)t * ldx + 32 * b;
+            __m512 s = _mm512_mul_ps(a0, _mm512_loadu_ps(xb));
+            s = _mm512_fmadd_ps(a1, _mm512_loadu_ps(xb + 16), s);
+            acc0[t] = _mm512_fmadd_ps(da, s, acc0[t]);
+            if (kind == 1) macc[t] += ma * sx[(size_t)t * ldsx + b];
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t])) + macc[t];
+}
+#endif
+
 // F32 / F16 / BF16 rows: 8 elements at a time, scalar tail.
 RC_AI void dots_float(uint32_t type, const uint8_t *row, const float *x, int ldx, int cols, int NT,
                       float *out) {
@@ -241,6 +309,14 @@ static int dots_avx2(uint32_t type, const uint8_t *row, const float *x, int cols
     case 3: { const int NT = 3; call; } break;                                                  \
     default: { const int NT = 4; call; } break;                                                 \
     }
+#if RC_QM_AVX512
+    if (isa_limit == 0) switch (type) {
+        case RC_GGML_Q4_0: RC_QM_NT(dots_blocks512(row, 0, x, cols, sx, ldsx, nb, NT, out)); return 1;
+        case RC_GGML_Q4_1: RC_QM_NT(dots_blocks512(row, 1, x, cols, sx, ldsx, nb, NT, out)); return 1;
+        case RC_GGML_Q8_0: RC_QM_NT(dots_blocks512(row, 2, x, cols, sx, ldsx, nb, NT, out)); return 1;
+        default: break;
+        }
+#endif
     switch (type) {
     case RC_GGML_Q4_0: RC_QM_NT(dots_blocks(row, 0, x, cols, sx, ldsx, nb, NT, out)); return 1;
     case RC_GGML_Q4_1: RC_QM_NT(dots_blocks(row, 1, x, cols, sx, ldsx, nb, NT, out)); return 1;

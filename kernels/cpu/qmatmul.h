@@ -49,11 +49,13 @@ void rc_cpu_qmatmul(float *y, const float *x, const rc_qmat *w, int n);
 // the same cols.
 void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const float *x, int n);
 
-// Instruction set of the kernels: "avx2" (AVX2 + FMA + F16C, chosen at build time when the
-// compiler targets them) or "portable" (plain C). rc_cpu_qmatmul_force_portable(1) makes every
-// call use the portable C code (tests compare the two).
+// Instruction set of the kernels, chosen at build time from what the compiler targets (the
+// build uses -march=native unless RC_NATIVE=OFF): "avx512" (AVX-512F/BW fused block kernels on
+// top of AVX2), "avx2" (AVX2 + FMA + F16C) or "portable" (plain C).
+// rc_cpu_qmatmul_limit_isa(level) caps it for every later call: 0 the best built in, 1 no
+// AVX-512, 2 portable C (tests run every level against the same reference).
 const char *rc_cpu_qmatmul_isa(void);
-void rc_cpu_qmatmul_force_portable(int on);
+void rc_cpu_qmatmul_limit_isa(int level);
 
 #ifdef __cplusplus
 }
