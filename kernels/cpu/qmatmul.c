@@ -1,7 +1,8 @@
 // y (n, rows) = x (n, cols) @ W^T for weights in a GGML type, fp32 activations and sums.
-// Up to 4 tokens: fused kernels unpack each block in registers (AVX2/FMA/F16C) and multiply it
-// into every token's sums; more tokens: a panel of rows is unpacked to fp32 once (vectorized)
-// and multiplied by the register-tiled fp32 kernel. Portable C: dequantize a row, then dot.
+// Up to 4 tokens: fused kernels unpack each block in registers (AVX-512 or AVX2/FMA/F16C) and
+// multiply it into every token's sums; more tokens: a panel of 24 rows is unpacked to fp32 once
+// (vectorized) and multiplied by a 6-row x 16-token register tile over tokens packed k-major.
+// Portable C: dequantize a row, then dot / the 4x4 fp32 tile of kernels/cpu/matmul.c.
 #include "kernels/cpu/qmatmul.h"
 
 #include <stdlib.h>
