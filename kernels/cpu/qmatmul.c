@@ -70,14 +70,20 @@ size_t rc_qmat_bytes(const rc_qmat *w) { return (size_t)w->rows * w->row_bytes; 
 static __thread float *tl_buf;
 static __thread size_t tl_cap;
 
-static float *thread_buf(size_t floats) {
-    if (floats > tl_cap) {
-        free(tl_buf);
-        tl_buf = malloc(floats * sizeof(float));
-        tl_cap = tl_buf ? floats : 0;
+static float *grow(float **buf, size_t *cap, size_t floats) {
+    if (floats > *cap) {
+        free(*buf);
+        *buf = malloc(floats * sizeof(float));
+        *cap = *buf ? floats : 0;
     }
-    return tl_buf;
+    return *buf;
 }
+
+static float *thread_buf(size_t floats) { return grow(&tl_buf, &tl_cap, floats); }
+
+// The caller's packed tokens (pack_tokens), kept apart from its panel scratch.
+static __thread float *tl_pack;
+static __thread size_t tl_pack_cap;
 
 // ---- unpacking rows to fp32 ---------------------------------------------------------------
 
@@ -426,11 +432,12 @@ static void panel(float *y, const rc_qmat *w, const float *x, int n, const float
     }
 }
 
-// x (n, cols) -> blocks of 16 tokens, each k-major (cols, 16), zero-padded past n.
+// x (n, cols) -> blocks of 16 tokens, each k-major (cols, 16), zero-padded past n, in the
+// calling thread's buffer (kept: a fresh large malloc would fault in new pages every call).
 static float *pack_tokens(const float *x, int n, int cols) {
     const int nblk = (n + RC_QM_TT - 1) / RC_QM_TT;
-    float *xp = malloc((size_t)nblk * cols * RC_QM_TT * sizeof(float));
-    if (!xp) abort();
+    float *xp = grow(&tl_pack, &tl_pack_cap, (size_t)nblk * cols * RC_QM_TT);
+    if (!xp) abort(); // out of memory for a copy of the activations
     for (int b = 0; b < nblk; b++) {
         float *dst = xp + (size_t)b * cols * RC_QM_TT;
         for (int j = 0; j < RC_QM_TT; j++) {
@@ -485,7 +492,6 @@ void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const
         panel(y[j], w[j], x, n, sx, xp, r0, r1);
     }
     free(sx);
-    free(xp);
 }
 
 void rc_cpu_qmatmul(float *y, const float *x, const rc_qmat *w, int n) {
