@@ -90,7 +90,8 @@ def llama_round(a, env):
 
 def hf_round(a, env, greedy_ids):
     out, _ = run([a.hf_python, os.path.join(HERE, "hf_cpu.py"), "--model", a.model, "--threads",
-                  str(a.threads), "--greedy-ids", greedy_ids], env)
+                  str(a.threads), "--greedy-ids", greedy_ids, "--batch-steps", str(a.hf_batch_steps),
+                  "--cache-dir", os.path.join(tempfile.gettempdir(), "rc_compare_hf_model")], env)
     j = json.loads(out.strip().splitlines()[-1])
     return {"prefill_128": j["prefill_128_tok_s"], "prefill_512": j["prefill_512_tok_s"],
             "decode": j["decode_tok_s"], "batch32": j["batch_decode_tok_s"],
@@ -106,6 +107,8 @@ def main():
     ap.add_argument("--model", default=os.path.expanduser("~/.cache/recontrol/SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hf-batch-steps", type=int, default=64,
+                    help="HF's batch-32 run decodes this many steps (it is slow)")
     ap.add_argument("--json")
     ap.add_argument("--md")
     a = ap.parse_args()

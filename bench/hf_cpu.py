@@ -5,7 +5,8 @@ Loads the GGUF through transformers (dequantized to fp32, as transformers always
 single-sequence greedy decode (64 new tokens after a 32-token prompt, KV cache on), peak RSS at
 that point, prefill of 128 and 512 random tokens (one forward, best of 2), batch-32 greedy decode
 (32 x 32-token prompts, 64 new tokens). Prints one JSON object. Needs torch, transformers, gguf.
-usage: hf_cpu.py --model FILE.gguf [--threads N] [--decode N] [--greedy-ids 1,2,3]
+usage: hf_cpu.py --model FILE.gguf [--threads N] [--decode N] [--batch-steps N] [--cache-dir DIR]
+                 [--greedy-ids 1,2,3]
 """
 import argparse
 import json
@@ -21,6 +22,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--decode", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch-steps", type=int, default=64, help="new tokens per sequence in the batch run")
+    ap.add_argument("--cache-dir", help="save the fp32 model here once and load it from here later "
+                    "(the GGUF dequantization in Python is slow); weights are the same")
     ap.add_argument("--greedy-ids", default="", help="also return the greedy continuation of these ids")
     a = ap.parse_args()
     import torch
@@ -30,7 +34,12 @@ def main():
     torch.manual_seed(0)
     d, f = os.path.split(os.path.abspath(a.model))
     t0 = time.perf_counter()
-    m = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    if a.cache_dir and os.path.exists(os.path.join(a.cache_dir, "config.json")):
+        m = AutoModelForCausalLM.from_pretrained(a.cache_dir, dtype=torch.float32)
+    else:
+        m = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+        if a.cache_dir:
+            m.save_pretrained(a.cache_dir)
     m.eval()
     load_s = time.perf_counter() - t0
     vocab = m.config.vocab_size
@@ -59,10 +68,11 @@ def main():
         ids = torch.randint(100, 40000, (a.batch, 32), generator=gen)
         att = torch.ones_like(ids)
         t = time.perf_counter()
-        m.generate(ids, attention_mask=att, max_new_tokens=a.decode, min_new_tokens=a.decode,
-                   do_sample=False)
+        m.generate(ids, attention_mask=att, max_new_tokens=a.batch_steps,
+                   min_new_tokens=a.batch_steps, do_sample=False)
         res["batch"] = a.batch
-        res["batch_decode_tok_s"] = a.batch * a.decode / (time.perf_counter() - t)
+        res["batch_steps"] = a.batch_steps
+        res["batch_decode_tok_s"] = a.batch * a.batch_steps / (time.perf_counter() - t)
         if a.greedy_ids:
             g = torch.tensor([[int(v) for v in a.greedy_ids.split(",")]])
             out = m.generate(g, max_new_tokens=a.decode, do_sample=False)
