@@ -19,7 +19,9 @@
 //             cudaHostRegister/Unregister, cudaMemcpy, cudaMemcpyAsync, cudaMemset(Async).
 //  streams    cudaStreamCreate(WithFlags), Destroy, Synchronize, Query, WaitEvent; cudaEventCreate
 //             (WithFlags), Record (on any stream), Synchronize, Query, ElapsedTime, Destroy; stream
-//             capture into graphs, cudaGraphInstantiate/Launch/Destroy. Work runs when issued.
+//             capture into graphs, cudaGraphInstantiate/Launch/Destroy. Work runs when issued, or
+//             with RC_EMU_STREAMS=lazy only when waited for (stream/event synchronize, a synchronous
+//             copy, cudaStreamWaitEvent, cudaFree), so a missing wait reads stale data.
 //  device code __syncthreads, __shfl(_xor|_up|_down)_sync, __ballot/__all/__any_sync, __syncwarp
 //             (every warp collective checks its mask: all named lanes must arrive, with the same
 //             mask), __shared__ (per block), extern __shared__ (dynamic), atomics, __ldg, __ldcs,
@@ -27,6 +29,7 @@
 //             this_thread_block() with sync().
 //  cuBLAS     cublasCreate/Destroy/SetStream/SetWorkspace, cublasGemmEx (fp32 output).
 #pragma once
+#define RC_EMU 1
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -210,8 +213,54 @@ static inline float2 __bfloat1622float2(__nv_bfloat162 h) {
 
 static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
 static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
-#define __expf(x) expf(x)
-static inline float rsqrtf(float x) { return 1.f / sqrtf(x); }
+// Device arithmetic under --use_fast_math (the CUDA build's flag): fp32 denormals flush to zero
+// (the runtime sets FTZ/DAZ while kernels run), expf becomes __expf, and the approximate
+// functions are emulated at the error bounds the CUDA C Programming Guide documents for them (its
+// tables of maximum ulp errors): the correctly rounded value moved by up to that many ulps, the
+// amount and direction a hash of the input (deterministic; the full bound for half the inputs).
+//   __expf(x), expf(x)  2 + floor(|1.173 x|) ulp     exp2f (ex2.approx)  2 ulp
+//   __fdividef(x, y)    2 ulp for |y| in [2^-126, 2^126], 0 beyond (as the device returns)
+//   rsqrtf(x)           2 ulp
+// Not emulated (the compiler owns them): x / y (2 ulp with -prec-div=false), sqrtf, FMA contraction.
+namespace rc_emu {
+bool fast_math(); // RC_EMU_FAST_MATH=0: exact functions, no flush to zero (to tell effects apart)
+static inline float ftz(float v) { return fast_math() && fabsf(v) < 1.17549435e-38f ? copysignf(0.f, v) : v; }
+static inline float perturb(float exact, float in, unsigned max_ulp) {
+    if (!fast_math()) return exact;
+    if (!isfinite(exact) || exact == 0.f || max_ulp == 0) return ftz(exact);
+    uint32_t h;
+    memcpy(&h, &in, 4);
+    h *= 2654435761u;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    int k = (h & 1) ? (int)max_ulp : (int)((h >> 1) % (2 * max_ulp + 1)) - (int)max_ulp;
+    if (h & 2) k = -k;
+    int32_t u;
+    memcpy(&u, &exact, 4);
+    int32_t mag = (u & 0x7fffffff) + k; // same sign: moving the bits moves the value by k ulps
+    if (mag < 0) mag = 0;
+    if (mag > 0x7f7fffff) mag = 0x7f7fffff;
+    u = (u & (int32_t)0x80000000) | mag;
+    float r;
+    memcpy(&r, &u, 4);
+    return ftz(r);
+}
+static inline float fast_expf(float x) {
+    x = ftz(x);
+    return perturb(expf(x), x, 2 + (unsigned)floorf(fabsf(1.173f * x)));
+}
+} // namespace rc_emu
+#define __expf(x) rc_emu::fast_expf(x)
+#define expf(x) rc_emu::fast_expf(x)
+static inline float exp2f_fast_(float x) { return rc_emu::perturb(exp2f(rc_emu::ftz(x)), x, 2); }
+#define exp2f(x) exp2f_fast_(x)
+static inline float __fdividef(float x, float y) {
+    float ay = fabsf(y);
+    if (ay > 8.507059e37f && ay < INFINITY) return isinf(x) ? NAN : 0.f; // |y| > 2^126
+    return rc_emu::perturb(x / y, x * 0.618034f + y, 2);
+}
+static inline float rsqrtf(float x) { return rc_emu::perturb(1.f / sqrtf(rc_emu::ftz(x)), x, 2); }
 static inline int min(int a, int b) { return a < b ? a : b; }
 static inline int max(int a, int b) { return a > b ? a : b; }
 template <typename T> static inline T __ldg(const T *p) { return *p; }
@@ -228,10 +277,16 @@ bool grid_is_cooperative();
 enum shfl_kind { SHFL_IDX, SHFL_XOR, SHFL_UP, SHFL_DOWN, VOTE_BALLOT, SYNC_WARP };
 uint64_t shfl_bits(unsigned mask, uint64_t v, int arg, int width, int kind);
 void *dyn_smem();
-void *shared_alloc(const void *tag, size_t bytes);
-template <typename T> static inline T &shared_var(const void *tag) {
-    return *(T *)shared_alloc(tag, sizeof(T));
+void *shared_alloc(const void *tag, size_t bytes, const char *name);
+template <typename T> static inline T &shared_var(const void *tag, const char *name) {
+    return *(T *)shared_alloc(tag, sizeof(T), name);
 }
+void atomic_enter();
+void atomic_leave();
+struct atomic_scope { // an atomic's read-modify-write is not a race
+    atomic_scope() { atomic_enter(); }
+    ~atomic_scope() { atomic_leave(); }
+};
 struct launch_cfg {
     dim3 grid, block;
     size_t smem;
@@ -295,15 +350,15 @@ static inline void __threadfence_block() {}
 
 // Atomics: the fibers share one OS thread and switch only at barriers, so a plain
 // read-modify-write is atomic here.
-template <typename T> static inline T atomicAdd(T *p, T v) { T o = *p; *p = o + v; return o; }
-template <typename T> static inline T atomicSub(T *p, T v) { T o = *p; *p = o - v; return o; }
-template <typename T> static inline T atomicExch(T *p, T v) { T o = *p; *p = v; return o; }
-template <typename T> static inline T atomicMax(T *p, T v) { T o = *p; if (v > o) *p = v; return o; }
-template <typename T> static inline T atomicMin(T *p, T v) { T o = *p; if (v < o) *p = v; return o; }
-template <typename T> static inline T atomicOr(T *p, T v) { T o = *p; *p = o | v; return o; }
-template <typename T> static inline T atomicAnd(T *p, T v) { T o = *p; *p = o & v; return o; }
-template <typename T> static inline T atomicCAS(T *p, T cmp, T v) { T o = *p; if (o == cmp) *p = v; return o; }
-static inline unsigned atomicInc(unsigned *p, unsigned lim) { unsigned o = *p; *p = o >= lim ? 0 : o + 1; return o; }
+template <typename T> static inline T atomicAdd(T *p, T v) { rc_emu::atomic_scope s_; T o = *p; *p = o + v; return o; }
+template <typename T> static inline T atomicSub(T *p, T v) { rc_emu::atomic_scope s_; T o = *p; *p = o - v; return o; }
+template <typename T> static inline T atomicExch(T *p, T v) { rc_emu::atomic_scope s_; T o = *p; *p = v; return o; }
+template <typename T> static inline T atomicMax(T *p, T v) { rc_emu::atomic_scope s_; T o = *p; if (v > o) *p = v; return o; }
+template <typename T> static inline T atomicMin(T *p, T v) { rc_emu::atomic_scope s_; T o = *p; if (v < o) *p = v; return o; }
+template <typename T> static inline T atomicOr(T *p, T v) { rc_emu::atomic_scope s_; T o = *p; *p = o | v; return o; }
+template <typename T> static inline T atomicAnd(T *p, T v) { rc_emu::atomic_scope s_; T o = *p; *p = o & v; return o; }
+template <typename T> static inline T atomicCAS(T *p, T cmp, T v) { rc_emu::atomic_scope s_; T o = *p; if (o == cmp) *p = v; return o; }
+static inline unsigned atomicInc(unsigned *p, unsigned lim) { rc_emu::atomic_scope s_; unsigned o = *p; *p = o >= lim ? 0 : o + 1; return o; }
 
 // the runtime's C++ conveniences
 template <typename T> static inline cudaError_t cudaMalloc(T **p, size_t n) { return cudaMalloc((void **)p, n); }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <random>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "emu.h"
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define EMU_ASAN 1
 #endif
@@ -30,10 +32,24 @@ namespace rc_emu {
 enum { READY, WAIT_BLOCK, WAIT_WARP, WAIT_GRID, DONE };
 static const char *state_name[] = {"running", "__syncthreads", "a warp collective", "grid.sync()", "exited"};
 
+// Race detection state of one byte of shared memory: the last write and the last read(s) in the
+// current barrier interval (epochs are global, so a stale record never matches a new interval).
+struct shadow_cell {
+    uint32_t w_ep, r_ep;   // block epoch of the access
+    uint32_t w_wep, r_wep; // epoch of the accessing thread's warp
+    uint32_t w_pc, r_pc;   // code addresses (index into g_pcs)
+    uint16_t w_tid, r_tid; // linear thread index; r_tid MANY_READERS when several
+};
+static const uint16_t MANY_READERS = 0xffff;
+
+// Shared memory of one block: one arena, dynamic shared memory first, then the static __shared__
+// variables at the offsets of the launch's layout, unused bytes poisoned for AddressSanitizer.
 struct block_ctx {
     uint3_ idx;
-    char *dyn;
-    std::vector<std::pair<const void *, char *>> shared; // static __shared__ variables by tag
+    char *arena;
+    uint32_t epoch;               // advances at every __syncthreads
+    std::vector<uint32_t> warp_ep; // advances at every full-warp collective
+    std::vector<shadow_cell> shadow;
     int first, nt; // its fibers
 };
 
@@ -72,6 +88,10 @@ static long env_long(const char *name, long def) {
 static int n_sms() {
     static int n = (int)env_long("RC_EMU_SMS", 4);
     return n > 0 ? n : 4;
+}
+bool fast_math() {
+    static int on = (int)env_long("RC_EMU_FAST_MATH", 1);
+    return on != 0;
 }
 static unsigned long seed() {
     static unsigned long s = (unsigned long)env_long("RC_EMU_SEED", 1);
@@ -141,18 +161,184 @@ static void fail(const char *fmt, ...) {
 
 uint3_ &thread_idx() { return g_cur->tid; }
 const uint3_ &block_idx() { return g_cur->blk->idx; }
-void *dyn_smem() { return g_cur->blk->dyn; }
+// ---- shared memory ----------------------------------------------------------------------------
+
+struct shared_var_info { const void *tag; const char *name; size_t off, bytes; };
+static std::vector<shared_var_info> g_layout; // static __shared__ variables of the current launch
+static size_t g_dyn_bytes, g_arena_used, g_arena_cap;
+static const size_t STATIC_SMEM_LIMIT = 48 << 10, REDZONE = 32;
+static std::vector<block_ctx> *g_blocks;
+static uint32_t g_epoch_clock = 1;
+
+static void arena_prepare(block_ctx &b) {
+#ifdef EMU_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(b.arena, g_arena_cap);
+#endif
+    memset(b.arena, 0xff, g_arena_used); // uninitialised shared memory reads as NaN
+#ifdef EMU_ASAN
+    ASAN_POISON_MEMORY_REGION(b.arena, g_arena_cap);
+    ASAN_UNPOISON_MEMORY_REGION(b.arena, g_dyn_bytes);
+    for (auto &v : g_layout) ASAN_UNPOISON_MEMORY_REGION(b.arena + v.off, v.bytes);
+#endif
+}
+
+void *dyn_smem() { return g_cur->blk->arena; }
+
+void *shared_alloc(const void *tag, size_t bytes, const char *name) {
+    for (auto &v : g_layout)
+        if (v.tag == tag) return g_cur->blk->arena + v.off;
+    size_t off = (g_arena_used + REDZONE + 15) & ~(size_t)15, stat = bytes;
+    for (auto &v : g_layout) stat += v.bytes;
+    if (stat > STATIC_SMEM_LIMIT)
+        fail("static __shared__ memory above 48 KiB: \"%s\" (%zu bytes) makes %zu", name, bytes, stat);
+    if (off + bytes > g_arena_cap) fail("more than 64 static __shared__ variables in one kernel");
+    g_layout.push_back({tag, name, off, bytes});
+    g_arena_used = off + bytes;
+    for (auto &b : *g_blocks) {
+#ifdef EMU_ASAN
+        ASAN_UNPOISON_MEMORY_REGION(b.arena + off, bytes);
+#endif
+        memset(b.arena + off, 0xff, bytes);
+    }
+    return g_cur->blk->arena + off;
+}
+
+// ---- shared-memory race detection ---------------------------------------------------------------
+
+static std::vector<const void *> g_pcs;
+static std::map<const void *, uint32_t> g_pc_index;
+static uint32_t pc_id(const void *pc) {
+    auto it = g_pc_index.find(pc);
+    if (it != g_pc_index.end()) return it->second;
+    g_pcs.push_back(pc);
+    return g_pc_index[pc] = (uint32_t)g_pcs.size() - 1;
+}
+struct hazard { const char *kind; int tid_a, tid_b; uint32_t pc_a, pc_b; size_t off; uint3_ block; };
+static std::vector<hazard> g_hazards;
+static int g_atomic_depth; // inside an emulated atomic: not a race
+void atomic_enter() { g_atomic_depth++; }
+void atomic_leave() { g_atomic_depth--; }
+static bool racecheck_on() {
+    static int on = (int)env_long("RC_EMU_RACECHECK", 1);
+    return on != 0;
+}
+
+static std::string var_at(size_t off) {
+    char b[160];
+    if (off < g_dyn_bytes) {
+        snprintf(b, sizeof b, "extern __shared__ (dynamic) + %zu", off);
+        return b;
+    }
+    for (auto &v : g_layout)
+        if (off >= v.off && off < v.off + v.bytes) {
+            snprintf(b, sizeof b, "__shared__ %s + %zu", v.name, off - v.off);
+            return b;
+        }
+    snprintf(b, sizeof b, "shared offset %zu", off);
+    return b;
+}
+
+static void note_hazard(const char *kind, fiber *f, int other, uint32_t other_pc, uint32_t pc, size_t off) {
+    for (auto &h : g_hazards)
+        if (h.kind == kind && h.pc_a == other_pc && h.pc_b == pc) return; // one report per pair of lines
+    if (g_hazards.size() >= 64) return;
+    g_hazards.push_back({kind, other, f->warp * 32 + f->lane, other_pc, pc, off, f->blk->idx});
+}
+
+static void shared_access(fiber *f, size_t off, size_t n, bool write, const void *ret) {
+    block_ctx &b = *f->blk;
+    if (b.shadow.size() < off + n) b.shadow.resize(std::max(off + n, g_arena_used), shadow_cell{});
+    uint16_t t = (uint16_t)(f->warp * 32 + f->lane);
+    uint32_t ep = b.epoch, wep = b.warp_ep[f->warp], pc = 0;
+    bool have_pc = false;
+    for (size_t i = off; i < off + n; i++) {
+        shadow_cell &c = b.shadow[i];
+        // a thread of the same warp that has since passed a full-warp collective is ordered
+        auto ordered = [&](uint16_t other, uint32_t other_wep) {
+            return other != MANY_READERS && other / 32 == t / 32 && other_wep != wep;
+        };
+        if (!have_pc) pc = pc_id(ret), have_pc = true;
+        if (c.w_ep == ep && c.w_tid != t && !ordered(c.w_tid, c.w_wep))
+            note_hazard(write ? "write after write" : "read after write", f, c.w_tid, c.w_pc, pc, i);
+        if (write) {
+            if (c.r_ep == ep && c.r_tid != t && !ordered(c.r_tid, c.r_wep))
+                note_hazard("write after read", f, c.r_tid == MANY_READERS ? -1 : c.r_tid, c.r_pc, pc, i);
+            c.w_ep = ep, c.w_wep = wep, c.w_pc = pc, c.w_tid = t;
+        } else if (c.r_ep != ep || ordered(c.r_tid, c.r_wep)) {
+            c.r_ep = ep, c.r_wep = wep, c.r_pc = pc, c.r_tid = t;
+        } else if (c.r_tid != t) {
+            c.r_tid = MANY_READERS;
+        }
+    }
+}
+
+static void check_access(const void *p, size_t n, bool write, const void *ret) {
+    fiber *f = g_cur;
+    if (!f || g_atomic_depth) return;
+    uintptr_t off = (uintptr_t)p - (uintptr_t)f->blk->arena;
+    if (off < g_arena_used) shared_access(f, off, n, write, ret);
+}
+
+} // namespace rc_emu
+
+#ifdef EMU_ASAN
+// The kernels are compiled with --param asan-instrumentation-with-call-threshold=0, so every load
+// and store calls AddressSanitizer's __asan_loadN/__asan_storeN: these wrappers see the shared-
+// memory accesses first, then hand over to the real checks.
+#define EMU_HOOK(kind, n, write)                                                                   \
+    extern "C" void __asan_##kind##n(void *p) {                                                  \
+        static void (*real)(void *) = (void (*)(void *))dlsym(RTLD_NEXT, "__asan_" #kind #n);     \
+        real(p);                                                                                 \
+        rc_emu::check_access(p, n, write, __builtin_return_address(0));                          \
+    }
+EMU_HOOK(load, 1, false) EMU_HOOK(load, 2, false) EMU_HOOK(load, 4, false) EMU_HOOK(load, 8, false)
+EMU_HOOK(load, 16, false) EMU_HOOK(store, 1, true) EMU_HOOK(store, 2, true) EMU_HOOK(store, 4, true)
+EMU_HOOK(store, 8, true) EMU_HOOK(store, 16, true)
+extern "C" void __asan_loadN(void *p, size_t n) {
+    static void (*real)(void *, size_t) = (void (*)(void *, size_t))dlsym(RTLD_NEXT, "__asan_loadN");
+    real(p, n);
+    rc_emu::check_access(p, n, false, __builtin_return_address(0));
+}
+extern "C" void __asan_storeN(void *p, size_t n) {
+    static void (*real)(void *, size_t) = (void (*)(void *, size_t))dlsym(RTLD_NEXT, "__asan_storeN");
+    real(p, n);
+    rc_emu::check_access(p, n, true, __builtin_return_address(0));
+}
+#endif
+
+namespace rc_emu {
+
+// After a launch: the hazards found, as compute-sanitizer's racecheck would list them.
+static void report_hazards() {
+    if (g_hazards.empty()) return;
+    fprintf(stderr, "CUDA emulator: %zu shared-memory race(s) (racecheck) in kernel %s:\n",
+            g_hazards.size(), kernel_name().c_str());
+    auto thr = [](int lin) {
+        char b[64];
+        if (lin < 0) return std::string("several threads");
+        snprintf(b, sizeof b, "thread (%u,%u,%u)", lin % g_block_dim.x, (lin / g_block_dim.x) % g_block_dim.y,
+                 lin / (g_block_dim.x * g_block_dim.y));
+        return std::string(b);
+    };
+    for (size_t i = 0; i < g_hazards.size() && i < 10; i++) {
+        hazard &h = g_hazards[i];
+        const char *first = strstr(h.kind, "after write") ? "wrote" : "read";
+        const char *then = h.kind[0] == 'w' ? "writes" : "reads";
+        fprintf(stderr, "  %s at %s, block (%u,%u,%u): %s %s it at %s,\n    then %s %s it at %s, "
+                        "with no __syncthreads between\n", h.kind, var_at(h.off).c_str(), h.block.x,
+                h.block.y, h.block.z, thr(h.tid_a).c_str(), first, describe_pc(g_pcs[h.pc_a]).c_str(),
+                thr(h.tid_b).c_str(), then, describe_pc(g_pcs[h.pc_b]).c_str());
+    }
+    fflush(stderr);
+    if (racecheck_on()) {
+        g_cur = nullptr;
+        fail("shared-memory race (set RC_EMU_RACECHECK=0 to run on)");
+    }
+    g_hazards.clear();
+}
+
 bool grid_is_cooperative() { return g_coop; }
 
-void *shared_alloc(const void *tag, size_t bytes) {
-    block_ctx *b = g_cur->blk;
-    for (auto &s : b->shared)
-        if (s.first == tag) return s.second;
-    char *p = (char *)malloc(bytes); // its own allocation: AddressSanitizer sees overruns
-    memset(p, 0xff, bytes);          // uninitialised shared memory reads as NaN
-    b->shared.emplace_back(tag, p);
-    return p;
-}
 
 static void yield_to_sched() {
 #ifdef EMU_ASAN
@@ -283,6 +469,8 @@ static int resolve_warp(fiber **lanes, int n_lanes) {
         }
         for (int j = 0; j < n_lanes; j++)
             if (m >> j & 1) lanes[j]->state = READY, woke++;
+        if (n_lanes == 32 ? m == 0xffffffffu : m == (1u << n_lanes) - 1) // the whole warp: ordered
+            f->blk->warp_ep[f->warp] = ++g_epoch_clock;
     }
     if (woke || !blocked) return woke;
     unsigned m = blocked->mask;
@@ -387,6 +575,7 @@ static void run_blocks(std::vector<block_ctx> &blocks, int nt) {
                      "at %s", state_name[g_cur->state]);
             }
             if (wb + d == nt) {
+                b.epoch = ++g_epoch_clock;
                 for (int i = 0; i < nt; i++)
                     if (g_f[b.first + i]->state == WAIT_BLOCK) g_f[b.first + i]->state = READY, woke++;
             }
@@ -401,6 +590,7 @@ static void run_blocks(std::vector<block_ctx> &blocks, int nt) {
                      "at the grid barrier");
             }
             if (grid_wait == total) {
+                for (auto &b : blocks) b.epoch = ++g_epoch_clock;
                 for (size_t i = 0; i < total; i++) g_f[i]->state = READY;
                 continue;
             }
@@ -412,20 +602,22 @@ static void run_blocks(std::vector<block_ctx> &blocks, int nt) {
 }
 
 static void free_block(block_ctx &b) {
-    for (auto &s : b.shared) free(s.second);
-    b.shared.clear();
-    free(b.dyn);
-    b.dyn = nullptr;
+#ifdef EMU_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(b.arena, g_arena_cap);
+#endif
+    free(b.arena);
+    b.arena = nullptr;
 }
 
-static block_ctx new_block(unsigned lin, size_t smem) {
-    block_ctx b;
+static void new_block(block_ctx &b, unsigned lin) {
     b.idx = uint3_{lin % g_grid_dim.x, (lin / g_grid_dim.x) % g_grid_dim.y,
                    lin / (g_grid_dim.x * g_grid_dim.y)};
-    b.dyn = (char *)malloc(smem ? smem : 1); // exact size: AddressSanitizer sees overruns
-    memset(b.dyn, 0xff, smem);
+    if (!b.arena) b.arena = (char *)malloc(g_arena_cap);
+    arena_prepare(b);
+    b.epoch = ++g_epoch_clock;
+    b.warp_ep.assign((g_block_dim.x * g_block_dim.y * g_block_dim.z + 31) / 32, 0);
+    for (auto &w : b.warp_ep) w = ++g_epoch_clock;
     b.first = b.nt = 0;
-    return b;
 }
 
 static void run_grid(const launch_cfg &c, const void *fn, bool coop, std::function<void()> &body) {
@@ -434,6 +626,9 @@ static void run_grid(const launch_cfg &c, const void *fn, bool coop, std::functi
     g_kernel = fn;
     g_coop = coop;
     g_body = &body;
+    g_layout.clear();
+    g_dyn_bytes = g_arena_used = c.smem;
+    g_arena_cap = c.smem + STATIC_SMEM_LIMIT + 64 * (REDZONE + 16);
     int nt = (int)(c.block.x * c.block.y * c.block.z);
     unsigned nb = c.grid.x * c.grid.y * c.grid.z;
     std::vector<unsigned> order(nb);
@@ -442,23 +637,30 @@ static void run_grid(const launch_cfg &c, const void *fn, bool coop, std::functi
         std::mt19937_64 rng(seed());
         std::shuffle(order.begin(), order.end(), rng);
     }
+    // the device's fp32 mode under --use_fast_math: denormal inputs and results flushed to zero
+    unsigned mxcsr = __builtin_ia32_stmxcsr();
+    if (fast_math()) __builtin_ia32_ldmxcsr(mxcsr | 0x8040); // FTZ | DAZ
+    std::vector<block_ctx> blocks(coop ? nb : 1);
+    g_blocks = &blocks;
+    for (auto &b : blocks) b.arena = nullptr;
     if (coop) {
-        std::vector<block_ctx> blocks;
-        blocks.reserve(nb);
-        for (unsigned i = 0; i < nb; i++) blocks.push_back(new_block(order[i], c.smem));
+        for (unsigned i = 0; i < nb; i++) new_block(blocks[i], order[i]);
         run_blocks(blocks, nt);
-        for (auto &b : blocks) free_block(b);
     } else {
-        std::vector<block_ctx> one(1);
         for (unsigned i = 0; i < nb; i++) {
-            one[0] = new_block(order[i], c.smem);
-            run_blocks(one, nt);
-            free_block(one[0]);
+            new_block(blocks[0], order[i]);
+            run_blocks(blocks, nt);
         }
     }
+    for (auto &b : blocks) free_block(b);
+    g_blocks = nullptr;
+    __builtin_ia32_ldmxcsr(mxcsr);
     g_coop = false;
     g_cur = nullptr;
+    report_hazards();
 }
+
+cudaError_t enqueue(cudaStream_t s, std::function<void()> op);
 
 // H200 per-SM limits; the registers a kernel uses are unknown here, 64 a thread is assumed
 static int occupancy(const void *fn, int bs, size_t smem) {
@@ -495,12 +697,7 @@ cudaError_t submit(const launch_cfg &c, const void *fn, std::function<void()> bo
         }
     }
     launch_cfg cc = c;
-    if (g_capture) {
-        g_capture->push_back([cc, fn, coop, body]() mutable { run_grid(cc, fn, coop, body); });
-        return cudaSuccess;
-    }
-    run_grid(cc, fn, coop, body);
-    return cudaSuccess;
+    return enqueue(c.stream, [cc, fn, coop, body]() mutable { run_grid(cc, fn, coop, body); });
 }
 
 } // namespace rc_emu
@@ -511,14 +708,88 @@ struct rc_emu_graph {
     std::vector<std::function<void()>> ops;
 };
 
-// ---- handles: streams and events are checked, so a destroyed or foreign one is an error -------
+// ---- streams and events -----------------------------------------------------------------------
+// Each stream holds a queue of work. By default work runs when issued (one valid schedule). With
+// RC_EMU_STREAMS=lazy it runs only when something waits for it: a stream or event synchronize, a
+// synchronous copy on the legacy stream (which also runs the blocking streams' work, not the
+// cudaStreamNonBlocking ones'), cudaDeviceSynchronize, cudaFree; a cudaStreamWaitEvent first runs
+// the recorded stream up to the event. So a missing wait or synchronize reads stale data, as it
+// may on a GPU.
 
 static const unsigned STREAM_MAGIC = 0x57a3e4u, EVENT_MAGIC = 0xe7e47u;
-struct rc_emu_stream { unsigned magic, flags; };
-struct rc_emu_event { unsigned magic, flags; double t; bool recorded; };
+struct stream_op {
+    std::function<void()> fn;
+    rc_emu_stream *wait_for; // a cudaStreamWaitEvent: run that stream up to wait_seq first
+    uint64_t wait_seq;
+};
+struct rc_emu_stream {
+    unsigned magic, flags;
+    std::vector<stream_op> q; // pending, in order
+    size_t head;
+    uint64_t issued, done;    // ops issued and run so far
+};
+struct rc_emu_event {
+    unsigned magic, flags;
+    double t;
+    bool recorded;
+    rc_emu_stream *stream; // the last record: done when this stream has run seq ops
+    uint64_t seq;
+};
+static rc_emu_stream g_legacy_stream = {STREAM_MAGIC, 0, {}, 0, 0, 0};
+static std::vector<rc_emu_stream *> g_streams; // every stream ever created (never freed: work may refer to it)
 
+static bool lazy_streams() {
+    static int lazy = -1;
+    if (lazy < 0) {
+        const char *e = getenv("RC_EMU_STREAMS");
+        lazy = e && !strcmp(e, "lazy");
+    }
+    return lazy;
+}
+static rc_emu_stream *S(cudaStream_t s) { return s ? s : &g_legacy_stream; }
 static bool stream_ok(cudaStream_t s) { return !s || s->magic == STREAM_MAGIC; }
 static bool event_ok(cudaEvent_t e) { return e && e->magic == EVENT_MAGIC; }
+
+static void drain(rc_emu_stream *st, uint64_t upto) {
+    while (st->done < upto && st->head < st->q.size()) {
+        stream_op op = std::move(st->q[st->head]);
+        st->head++;
+        if (op.wait_for) drain(op.wait_for, op.wait_seq);
+        if (op.fn) op.fn();
+        st->done++;
+    }
+    if (st->head == st->q.size()) st->q.clear(), st->head = 0;
+}
+static void drain_all(bool blocking_only) {
+    for (auto *st : g_streams)
+        if (!blocking_only || !(st->flags & cudaStreamNonBlocking)) drain(st, st->issued);
+    drain(&g_legacy_stream, g_legacy_stream.issued);
+}
+static void push(rc_emu_stream *st, stream_op op) {
+    st->issued++;
+    if (!lazy_streams() || st == &g_legacy_stream) {
+        // eager: everything before it has run already; the legacy stream also waits for the
+        // blocking streams (its implicit synchronization)
+        if (st == &g_legacy_stream) drain_all(true);
+        if (op.wait_for) drain(op.wait_for, op.wait_seq);
+        if (op.fn) op.fn();
+        st->done++;
+        return;
+    }
+    st->q.push_back(std::move(op));
+}
+
+namespace rc_emu {
+cudaError_t enqueue(cudaStream_t s, std::function<void()> fn) {
+    if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
+    if (g_capture) {
+        g_capture->push_back(std::move(fn));
+        return cudaSuccess;
+    }
+    push(S(s), stream_op{std::move(fn), nullptr, 0});
+    return cudaSuccess;
+}
+} // namespace rc_emu
 
 static cudaError_t rc_emu_set_last(cudaError_t e) { return g_last = e; }
 
@@ -664,6 +935,8 @@ cudaError_t cudaHostUnregister(void *p) {
 }
 cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
+    if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
+    drain_all(false); // cudaFree synchronizes the device
     if (!g_dev.erase((uintptr_t)p)) {
         fprintf(stderr, "CUDA emulator: cudaFree(%p): not a pointer cudaMalloc returned\n", p);
         return g_last = cudaErrorInvalidValue;
@@ -673,6 +946,7 @@ cudaError_t cudaFree(void *p) {
 }
 cudaError_t cudaFreeHost(void *p) {
     if (!p) return cudaSuccess;
+    drain_all(false);
     if (!g_pinned.erase((uintptr_t)p)) {
         fprintf(stderr, "CUDA emulator: cudaFreeHost(%p): not a pointer cudaMallocHost returned\n", p);
         return g_last = cudaErrorInvalidValue;
@@ -683,57 +957,70 @@ cudaError_t cudaFreeHost(void *p) {
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k) {
     if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
     if (cudaError_t e = check_copy("cudaMemcpy", d, s, n, k)) return e;
-    memmove(d, s, n);
+    push(&g_legacy_stream, stream_op{[=]() { memmove(d, s, n); }, nullptr, 0}); // runs now
     return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, cudaStream_t st) {
     if (!stream_ok(st)) return g_last = cudaErrorInvalidResourceHandle;
     if (cudaError_t e = check_copy("cudaMemcpyAsync", d, s, n, k)) return e;
-    if (g_capture) {
-        g_capture->push_back([=]() { memmove(d, s, n); });
-        return cudaSuccess;
+    bool pageable_src = k == cudaMemcpyHostToDevice && !in_map(g_pinned, s, n);
+    bool pageable_dst = k == cudaMemcpyDeviceToHost && !in_map(g_pinned, d, n);
+    if (!g_capture && pageable_src) {
+        // the runtime stages pageable memory before returning: the copy sees the bytes of now
+        std::shared_ptr<std::vector<char>> staged = std::make_shared<std::vector<char>>((const char *)s, (const char *)s + n);
+        return rc_emu::enqueue(st, [=]() { memmove(d, staged->data(), n); });
     }
-    memmove(d, s, n);
-    return cudaSuccess;
+    cudaError_t e = rc_emu::enqueue(st, [=]() { memmove(d, s, n); });
+    if (!g_capture && pageable_dst) drain(S(st), S(st)->issued); // returns once the copy is done
+    return e;
 }
 cudaError_t cudaMemset(void *p, int v, size_t n) {
     if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
     if (cudaError_t e = check_copy("cudaMemset", p, p, n, cudaMemcpyDeviceToDevice)) return e;
-    memset(p, v, n);
+    push(&g_legacy_stream, stream_op{[=]() { memset(p, v, n); }, nullptr, 0});
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t st) {
     if (!stream_ok(st)) return g_last = cudaErrorInvalidResourceHandle;
     if (cudaError_t e = check_copy("cudaMemsetAsync", p, p, n, cudaMemcpyDeviceToDevice)) return e;
-    if (g_capture) {
-        g_capture->push_back([=]() { memset(p, v, n); });
-        return cudaSuccess;
-    }
-    memset(p, v, n);
+    return rc_emu::enqueue(st, [=]() { memset(p, v, n); });
+}
+cudaError_t cudaDeviceSynchronize(void) {
+    if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
+    drain_all(false);
     return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { return g_capture ? (g_last = cudaErrorStreamCaptureUnsupported) : cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
-    return g_capture ? (g_last = cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+    if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
+    if (!s) drain_all(true);
+    else drain(s, s->issued);
+    return cudaSuccess;
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) {
-    return stream_ok(s) ? cudaSuccess : (g_last = cudaErrorInvalidResourceHandle);
+    if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
+    rc_emu_stream *st = S(s);
+    if (st->done == st->issued) return cudaSuccess;
+    drain(st, st->done + 1); // progress at every poll: a polling loop ends
+    return cudaErrorNotReady;
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
-    *s = new rc_emu_stream{STREAM_MAGIC, flags};
+    *s = new rc_emu_stream{STREAM_MAGIC, flags, {}, 0, 0, 0};
+    g_streams.push_back(*s);
     return cudaSuccess;
 }
 cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
     if (!s || !stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
-    s->magic = 0;
-    delete s;
+    drain(s, s->issued); // its work still completes
+    s->magic = 0;         // kept: work of other streams may wait on it
     return cudaSuccess;
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
     if (!stream_ok(s) || !event_ok(e)) return g_last = cudaErrorInvalidResourceHandle;
-    return cudaSuccess; // work runs when issued, so what the event marks is already done
+    if (g_capture || !e->recorded) return cudaSuccess; // captured work is in issue order already
+    push(S(s), stream_op{nullptr, e->stream, e->seq});
+    return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
     if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
@@ -759,8 +1046,9 @@ cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
     if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
-    for (auto &op : e->ops) op();
-    return cudaSuccess;
+    return rc_emu::enqueue(s, [e]() {
+        for (auto &op : e->ops) op();
+    });
 }
 cudaError_t rc_emu_func_set_smem(const void *fn, int bytes) {
     if (bytes > 227 << 10) return g_last = cudaErrorInvalidValue;
@@ -769,47 +1057,55 @@ cudaError_t rc_emu_func_set_smem(const void *fn, int bytes) {
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
-    *e = new rc_emu_event{EVENT_MAGIC, flags, 0, false};
+    *e = new rc_emu_event{EVENT_MAGIC, flags, 0, false, nullptr, 0};
     return cudaSuccess;
 }
 cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
     if (!event_ok(e)) return g_last = cudaErrorInvalidResourceHandle;
-    e->magic = 0;
-    delete e;
+    e->magic = 0; // kept: a pending record may still write its time
     return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     if (!event_ok(e) || !stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
     if (g_capture) {
-        g_capture->push_back([e]() { e->t = now_s(); e->recorded = true; });
+        g_capture->push_back([e]() { e->t = now_s(); });
+        e->recorded = true;
         return cudaSuccess;
     }
-    e->t = now_s();
+    rc_emu_stream *st = S(s);
     e->recorded = true;
+    e->stream = st;
+    e->seq = st->issued + 1;
+    push(st, stream_op{[e]() { e->t = now_s(); }, nullptr, 0});
     return cudaSuccess;
 }
+static bool event_done(cudaEvent_t e) { return !e->stream || e->stream->done >= e->seq; }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!event_ok(e)) return g_last = cudaErrorInvalidResourceHandle;
+    if (e->stream) drain(e->stream, e->seq);
     return cudaSuccess;
 }
 cudaError_t cudaEventQuery(cudaEvent_t e) {
     if (!event_ok(e)) return g_last = cudaErrorInvalidResourceHandle;
-    return cudaSuccess;
+    if (event_done(e)) return cudaSuccess;
+    drain(e->stream, e->stream->done + 1); // progress at every poll
+    return cudaErrorNotReady;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     if (!event_ok(a) || !event_ok(b)) return g_last = cudaErrorInvalidResourceHandle;
     if ((a->flags | b->flags) & cudaEventDisableTiming) return g_last = cudaErrorInvalidResourceHandle;
     if (!a->recorded || !b->recorded) return g_last = cudaErrorInvalidResourceHandle;
+    if (!event_done(a) || !event_done(b)) return g_last = cudaErrorNotReady;
     *ms = (float)((b->t - a->t) * 1e3);
     return cudaSuccess;
 }
 
-struct rc_emu_blas { int dummy; };
-cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = new rc_emu_blas; return CUBLAS_STATUS_SUCCESS; }
+struct rc_emu_blas { cudaStream_t stream; };
+cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = new rc_emu_blas{nullptr}; return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasDestroy(cublasHandle_t h) { delete h; return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetWorkspace(cublasHandle_t, void *, size_t) { return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) { h->stream = s; return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasGetVersion(cublasHandle_t, int *v) { *v = 130000; return CUBLAS_STATUS_SUCCESS; }
 const char *cublasGetStatusName(cublasStatus_t s) { return s ? "CUBLAS_STATUS_NOT_SUPPORTED" : "CUBLAS_STATUS_SUCCESS"; }
 const char *cublasGetStatusString(cublasStatus_t s) { return s ? "not supported" : "success"; }
@@ -820,7 +1116,7 @@ static float elem(const void *p, cudaDataType_t t, size_t i) {
     return t == CUDA_R_16F ? rc_f16_to_f32(h) : rc_bf16_to_f32(h);
 }
 
-cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
                             int n, int k, const void *alpha, const void *A, cudaDataType_t at,
                             int lda, const void *B, cudaDataType_t bt, int ldb, const void *beta,
                             void *C, cudaDataType_t ct, int ldc, cublasComputeType_t,
@@ -841,8 +1137,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperatio
                 c[o] = be != 0.f ? al * acc + be * c[o] : al * acc;
             }
     };
-    if (g_capture) g_capture->push_back(op);
-    else op();
+    rc_emu::enqueue(h->stream, op);
     return CUBLAS_STATUS_SUCCESS;
 }
 

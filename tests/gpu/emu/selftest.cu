@@ -1,10 +1,13 @@
 // Self-test of the CUDA emulation (and valid CUDA, so the same file can run on a device): `ok`
 // runs the features that must work (cooperative launch with grid barriers, occupancy, streams and
 // events with pinned async copies, warp shuffles and votes with widths and partial masks, block
-// order); every other mode runs one deliberately broken kernel that the emulator must refuse.
+// order, race-free shared memory, fast-math error bounds and flush-to-zero); every other mode runs
+// one deliberately broken kernel that the emulator must refuse.
 // Usage: emu_selftest ok|MODE   (tests/gpu/emu/selftest.sh runs them all and checks the messages)
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +86,34 @@ __global__ void order_kernel(int *order, int *counter) {
     if (threadIdx.x == 0) order[atomicAdd(counter, 1)] = blockIdx.x;
 }
 
+// Shared-memory traffic that is correctly ordered: barriers, atomics, warp-synchronous exchange.
+__global__ void shared_ok_kernel(const float *x, float *y, int *count) {
+    __shared__ float s[128];
+    __shared__ int cnt;
+    int t = threadIdx.x;
+    if (t == 0) cnt = 0;
+    s[t] = x[t];
+    __syncthreads();
+    atomicAdd(&cnt, 1); // atomics on one address are not a race
+    float v = s[127 - t];
+    __syncthreads();
+    s[t] = 2.f * v; // overwrites what others read before the barrier
+    __syncwarp();
+    v += s[t ^ 1]; // the neighbour is in the same warp, ordered by __syncwarp
+    __syncthreads();
+    y[t] = v;
+    if (t == 0) *count = cnt;
+}
+
+// Fast-math intrinsics over a range of inputs, and a result that must flush to zero.
+__global__ void fast_math_kernel(const float *x, float *e, float *r, float *d, float *tiny) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    e[t] = __expf(x[t]);
+    r[t] = rsqrtf(fabsf(x[t]) + 0.5f);
+    d[t] = __fdividef(x[t], 3.f + t);
+    if (t == 0) tiny[0] = x[0] * 0.f + 1e-38f * tiny[1]; // 1e-38 * 0.5: a denormal, flushed
+}
+
 // ---- deliberately broken kernels --------------------------------------------------------------
 
 __global__ void grid_sync_plain_kernel(float *x) {
@@ -110,6 +141,28 @@ __global__ void shfl_outside_mask_kernel(float *x) { // reads lane 16 with a mas
     float v = x[threadIdx.x];
     if (threadIdx.x < 16) v = __shfl_sync(0x0000ffffu, v, 16, 32);
     x[threadIdx.x] = v;
+}
+
+__global__ void race_raw_kernel(const float *x, float *y) { // reads a neighbour's write, no barrier
+    __shared__ float s[64];
+    s[threadIdx.x] = x[threadIdx.x];
+    y[threadIdx.x] = s[(threadIdx.x + 32) % 64]; // missing __syncthreads
+}
+
+__global__ void race_war_kernel(float *y) { // overwrites what another warp reads, no barrier
+    __shared__ float s[64];
+    s[threadIdx.x] = 1.f;
+    __syncthreads();
+    float v = s[63 - threadIdx.x];
+    s[threadIdx.x] = v + 1.f; // missing __syncthreads before it
+    y[threadIdx.x] = v;
+}
+
+__global__ void race_dynamic_kernel(float *y) { // dynamic shared memory, one slot written by all
+    extern __shared__ float dyn[];
+    dyn[threadIdx.x % 8] = (float)threadIdx.x;
+    __syncthreads();
+    y[threadIdx.x] = dyn[threadIdx.x % 8];
 }
 
 __global__ void misaligned_load_kernel(const float *x, float *y) { // a float4 at x + 1: 4-byte aligned
@@ -156,8 +209,9 @@ static int test_coop(void) {
     return 0;
 }
 
-// Double-buffered upload on a copy stream, compute on another, ordered by events.
-static int test_streams(void) {
+// Double-buffered upload on a copy stream, compute on another, ordered by events. broken 1 leaves
+// out the wait for the upload, 2 the synchronize before the host reads the result.
+static int test_streams(int broken) {
     const int n = 1000, chunks = 4;
     cudaStream_t copy, comp;
     cudaEvent_t up[2], used[2];
@@ -179,14 +233,15 @@ static int test_streams(void) {
         if (c >= 2) CHECK(cudaStreamWaitEvent(copy, used[b], 0)); // buffer b free again
         CHECK(cudaMemcpyAsync(dx[b], hin + c * n, n * sizeof(float), cudaMemcpyHostToDevice, copy));
         CHECK(cudaEventRecord(up[b], copy));
-        CHECK(cudaStreamWaitEvent(comp, up[b], 0));
+        if (broken != 1) CHECK(cudaStreamWaitEvent(comp, up[b], 0));
         scale_kernel<<<(n + 255) / 256, 256, 0, comp>>>(dy + c * n, dx[b], n, 3.f);
         CHECK(cudaGetLastError());
         CHECK(cudaEventRecord(used[b], comp));
     }
     CHECK(cudaMemcpyAsync(hout, dy, chunks * n * sizeof(float), cudaMemcpyDeviceToHost, comp));
-    CHECK(cudaStreamSynchronize(comp));
-    for (int i = 0; i < chunks * n; i++) EXPECT(hout[i] == 3.f * i, "element %d: %g", i, hout[i]);
+    if (broken != 2) CHECK(cudaStreamSynchronize(comp));
+    for (int i = 0; i < chunks * n; i++)
+        EXPECT(hout[i] == 3.f * i, "element %d: %g, want %g (stream ordering)", i, hout[i], 3.f * i);
     CHECK(cudaEventQuery(up[0]));
     CHECK(cudaStreamQuery(copy));
     cudaEvent_t t0, t1;
@@ -254,6 +309,76 @@ static int test_order(void) {
     return 0;
 }
 
+static int test_shared(void) {
+    float hx[128], hy[128], *x, *y;
+    int *cnt, hc = -1;
+    for (int i = 0; i < 128; i++) hx[i] = (float)i;
+    CHECK(cudaMalloc(&x, sizeof hx));
+    CHECK(cudaMalloc(&y, sizeof hy));
+    CHECK(cudaMalloc(&cnt, sizeof(int)));
+    CHECK(cudaMemcpy(x, hx, sizeof hx, cudaMemcpyHostToDevice));
+    shared_ok_kernel<<<3, 128>>>(x, y, cnt);
+    CHECK(cudaGetLastError());
+    CHECK(cudaMemcpy(hy, y, sizeof hy, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(&hc, cnt, sizeof hc, cudaMemcpyDeviceToHost));
+    for (int t = 0; t < 128; t++) {
+        float want = hx[127 - t] + 2.f * hx[127 - (t ^ 1)];
+        EXPECT(hy[t] == want, "thread %d: %g, want %g", t, hy[t], want);
+    }
+    EXPECT(hc == 128, "atomic count %d", hc);
+    cudaFree(x), cudaFree(y), cudaFree(cnt);
+    printf("ok: shared memory with barriers, atomics and __syncwarp: no race reported\n");
+    return 0;
+}
+
+// ulps between two floats of the same sign
+static long ulps(float a, float b) {
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4), memcpy(&ib, &b, 4);
+    return labs((long)ia - (long)ib);
+}
+
+static int test_fast_math(void) {
+    enum { N = 1024 };
+    static float hx[N], he[N], hr[N], hd[N];
+    float htiny[2] = {1.f, 0.5f}, *x, *e, *r, *d, *tiny;
+    for (int i = 0; i < N; i++) hx[i] = -60.f + 120.f * i / N + 0.001f * (i % 7);
+    CHECK(cudaMalloc(&x, sizeof hx));
+    CHECK(cudaMalloc(&e, sizeof he));
+    CHECK(cudaMalloc(&r, sizeof hr));
+    CHECK(cudaMalloc(&d, sizeof hd));
+    CHECK(cudaMalloc(&tiny, sizeof htiny));
+    CHECK(cudaMemcpy(x, hx, sizeof hx, cudaMemcpyHostToDevice));
+    CHECK(cudaMemcpy(tiny, htiny, sizeof htiny, cudaMemcpyHostToDevice));
+    fast_math_kernel<<<N / 256, 256>>>(x, e, r, d, tiny);
+    CHECK(cudaGetLastError());
+    CHECK(cudaMemcpy(he, e, sizeof he, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(hr, r, sizeof hr, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(hd, d, sizeof hd, cudaMemcpyDeviceToHost));
+    CHECK(cudaMemcpy(htiny, tiny, sizeof htiny, cudaMemcpyDeviceToHost));
+    long worst_e = 0, off = 0;
+    for (int i = 0; i < N; i++) {
+        // the documented bounds, plus 1 ulp for the rounding of the double reference
+        float re = (float)exp((double)hx[i]);
+        long be = 2 + (long)floor(fabs(1.173 * hx[i])) + 1, ue = ulps(he[i], re);
+        EXPECT(ue <= be, "__expf(%g) = %.9g, %ld ulp from %.9g (bound %ld)", hx[i], he[i], ue, re, be);
+        float rr = (float)(1.0 / sqrt(fabs((double)hx[i]) + 0.5));
+        EXPECT(ulps(hr[i], rr) <= 3, "rsqrtf: %ld ulp", ulps(hr[i], rr));
+        float rd = (float)((double)hx[i] / (3.0 + i));
+        EXPECT(rd == 0.f || ulps(hd[i], rd) <= 3, "__fdividef: %ld ulp", ulps(hd[i], rd));
+        if (ue > worst_e) worst_e = ue;
+        off += he[i] != re;
+    }
+    EXPECT(htiny[0] == 0.f, "a denormal fp32 result is %g, the device flushes it to zero", htiny[0]);
+#ifdef RC_EMU
+    EXPECT(off > N / 2 && worst_e >= 10, "fast-math emulation inactive: %ld of %d differ, worst %ld ulp", off, N, worst_e);
+#endif
+    cudaFree(x), cudaFree(e), cudaFree(r), cudaFree(d), cudaFree(tiny);
+    printf("ok: __expf/rsqrtf/__fdividef within their documented ulp bounds (__expf worst %ld ulp, "
+           "%ld of %d off the rounded value), denormal results flushed\n", worst_e, off, N);
+    return 0;
+}
+
 static int run_broken(const char *mode) {
     float *x, *y;
     CHECK(cudaMalloc(&x, 1024 * sizeof(float)));
@@ -270,6 +395,16 @@ static int run_broken(const char *mode) {
         shfl_divergent_kernel<<<1, 32>>>(x);
     } else if (!strcmp(mode, "shfl_outside_mask")) {
         shfl_outside_mask_kernel<<<1, 32>>>(x);
+    } else if (!strcmp(mode, "stream_missing_wait")) {
+        return test_streams(1);
+    } else if (!strcmp(mode, "stream_missing_sync")) {
+        return test_streams(2);
+    } else if (!strcmp(mode, "race_raw")) {
+        race_raw_kernel<<<2, 64>>>(x, y);
+    } else if (!strcmp(mode, "race_war")) {
+        race_war_kernel<<<1, 64>>>(y);
+    } else if (!strcmp(mode, "race_dynamic")) {
+        race_dynamic_kernel<<<1, 64, 8 * sizeof(float)>>>(y);
     } else if (!strcmp(mode, "misaligned_load")) {
         misaligned_load_kernel<<<1, 32>>>(x, y);
     } else {
@@ -285,11 +420,14 @@ static int run_broken(const char *mode) {
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: emu_selftest ok|grid_sync_plain|grid_sync_exit|shfl_partial_warp|"
-                        "shfl_divergent|shfl_outside_mask|misaligned_load\n");
+                        "shfl_divergent|shfl_outside_mask|race_raw|race_war|race_dynamic|misaligned_load|\n"
+                        "stream_missing_wait|stream_missing_sync (the last two with RC_EMU_STREAMS=lazy)\n");
         return 2;
     }
     if (strcmp(argv[1], "ok")) return run_broken(argv[1]);
-    if (test_coop() || test_streams() || test_warp_ops() || test_order()) return 1;
+    if (test_coop() || test_streams(0) || test_warp_ops() || test_order() || test_shared() ||
+        test_fast_math())
+        return 1;
     printf("all emulator self-tests passed\n");
     return 0;
 }

@@ -43,7 +43,7 @@ def shared_decl(m):
     for name, dims in decls:
         dims = re.sub(r"\s+", "", dims)
         out.append(f"static char rc_shtag_{name}; auto &{name} = "
-                   f"rc_emu::shared_var<{base}{dims}>(&rc_shtag_{name});")
+                   f"rc_emu::shared_var<{base}{dims}>(&rc_shtag_{name}, \"{name}\");")
     # keep the line count
     return " ".join(out) + "\n" * decl.count("\n")
 
