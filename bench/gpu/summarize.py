@@ -1,11 +1,33 @@
 #!/usr/bin/env python3
-"""Turns the GPU suite's JSON (bench_gpu.json, hf_reference.json, gpu_tests.log) into a Markdown
-summary: card, date, commit, test counts, per-kernel table, end-to-end table with the ratios to HF
-transformers measured in the same call. Usage: summarize.py SUITE_DIR > summary.md"""
+"""Summarizes a GPU suite directory (run_gpu_suite.sh): the steps' results (steps/*.json and their
+logs: status, time, test counts, the first error of each), then the benchmark tables
+(bench_gpu.json, hf_reference.json). Writes summary.json (for machines) and summary.md (for
+people) into the directory and prints the Markdown. Safe to run at any point of a run: a step
+still marked running is reported as cut short.
+Usage: summarize.py SUITE_DIR"""
+import glob
 import json
 import os
 import re
 import sys
+
+ORDER = ["preflight", "selftest", "kernel_tests", "engine_tests", "memcheck", "racecheck", "synccheck", "cli",
+         "bench", "hf"]
+
+# the first line that says what went wrong, most specific patterns first
+ERROR_PATTERNS = [
+    r"^ERROR\b.*",
+    r"^refused\b.*",
+    r"^FAIL\b.*",
+    r"^CUDA emulator: .*",
+    r".*runtime error: .*",
+    r"^==\d+==ERROR: .*",
+    r"^========= (?!COMPUTE-SANITIZER|ERROR SUMMARY|Target application|Program hit|    )\S.*",
+    r".*\b(CUDA error|cuBLAS error|cudaError\w+)\b.*",
+    r"^Traceback .*",
+    r".*\b(Segmentation fault|Aborted|core dumped)\b.*",
+    r".*\b[Ee]rror\b.*",
+]
 
 
 def load(path):
@@ -16,71 +38,153 @@ def load(path):
         return None
 
 
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+# AddressSanitizer's notes about the emulator's fibers (ucontext): noise, not results
+NOISE = re.compile(r"WARNING: ASan (doesn't fully support|is ignoring)|^False positive error reports|"
+                   r"^For details see https://github.com/google/sanitizers")
+
+
+def lines_of(text):
+    return [ln for ln in text.splitlines() if ln.strip() and not NOISE.search(ln)]
+
+
+def first_error(text):
+    lines = lines_of(text)
+    for pat in ERROR_PATTERNS:
+        rx = re.compile(pat)
+        for ln in lines:
+            if rx.match(ln):
+                return ln.strip()[:400]
+    return None
+
+
+def step_summary(d, rec):
+    text = read(os.path.join(d, rec.get("log", rec["step"] + ".log")))
+    out = dict(rec)
+    m = re.findall(r"^(\d+) passed, (\d+) failed", text, re.M)
+    if m:
+        out["tests_passed"], out["tests_failed"] = int(m[-1][0]), int(m[-1][1])
+    m = re.findall(r"ERROR SUMMARY: (\d+) error", text)
+    if m:
+        out["sanitizer_errors"] = sum(int(x) for x in m)
+    if rec["status"] in ("failed", "timeout", "running", "refused"):
+        out["first_error"] = first_error(text)
+        tail = lines_of(text)
+        out["last_line"] = tail[-1][:300] if tail else None
+    if rec["status"] == "running":
+        out["status"] = "cut short"
+        out["note"] = "the call ended during this step (its log holds what it printed)"
+    return out
+
+
+def steps(d):
+    recs = [load(p) for p in glob.glob(os.path.join(d, "steps", "*.json"))]
+    recs = [r for r in recs if r and "step" in r]
+    recs.sort(key=lambda r: ORDER.index(r["step"]) if r["step"] in ORDER else len(ORDER))
+    return [step_summary(d, r) for r in recs]
+
+
+def markdown(summary, b, h):
+    out = []
+    meta = summary["meta"]
+    out.append(f"# recontrol GPU suite: {summary['device'] or '?'}")
+    out.append("")
+    out.append(f"date {meta.get('date', '?')}, commit {meta.get('commit', '?')}, mode {meta.get('mode', '?')}, "
+               f"deadline {meta.get('deadline_s', '?')} s")
+    out.append("")
+    out.append(f"**{summary['verdict']}**: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()))
+    out.append("")
+    out.append("| step | status | s | tests | first error / note |")
+    out.append("|---|---|---:|---|---|")
+    for s in summary["steps"]:
+        tests = ""
+        if "tests_passed" in s:
+            tests = f"{s['tests_passed']} passed, {s['tests_failed']} failed"
+        if "sanitizer_errors" in s:
+            tests += (", " if tests else "") + f"{s['sanitizer_errors']} sanitizer errors"
+        what = s.get("first_error") or s.get("note") or ""
+        if s["status"] in ("timeout", "cut short") and s.get("last_line"):
+            what = (what + "; " if what else "") + f"last output: {s['last_line']}"
+        secs = "" if s.get("seconds") is None else s["seconds"]
+        out.append(f"| {s['step']} | {s['status']} | {secs} | {tests} | {what.replace('|', '/')} |")
+    out.append("")
+    cbw = b.get("copy_bw_GBps")
+    if b or h:
+        out.append(f"copy bandwidth (device to device, read + write): recontrol {cbw and round(cbw)} GB/s, "
+                   f"torch {h.get('copy_bw_GBps')} GB/s")
+        out.append("")
+    if b.get("kernels"):
+        out.append("| kernel | ms | GB/s | % of copy bw | TFLOP/s |")
+        out.append("|---|---:|---:|---:|---:|")
+        for k in b["kernels"]:
+            tf = k.get("TFLOPps")
+            out.append(f"| {k['name']} | {k['ms']:.4f} | {k['GBps']:.0f} | {k['pct_copy_bw']:.1f} | "
+                       f"{'' if tf is None else f'{tf:.1f}'} |")
+        out.append("")
+    if b.get("e2e"):
+        out.append("| batch | prefill tok/s | decode tok/s | ms/step | decode % of copy bw | generate tok/s | "
+                   "HF eager | HF static compiled | x eager | x static |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in b["e2e"]:
+            bs = r["batch"]
+            if "error" in r:
+                out.append(f"| {bs} | {r['error']} |||||||||")
+                continue
+            he = h.get(f"hf_eager_b{bs}_tok_per_s")
+            hs = h.get(f"hf_static_compiled_b{bs}_tok_per_s")
+            g = r["generate_tok_per_s"]
+            out.append(f"| {bs} | {r['prefill_tok_per_s']:.0f} | {r['decode_tok_per_s']:.1f} | "
+                       f"{r['decode_ms_per_step']:.3f} | {r['decode_pct_copy_bw']:.1f} | {g:.1f} | "
+                       f"{he or ''} | {hs or ''} | {f'{g / he:.2f}' if he else ''} | "
+                       f"{f'{g / hs:.2f}' if hs else ''} |")
+        one = [r for r in b["e2e"] if r.get("batch") == 1 and "error" not in r]
+        if one:
+            r = one[0]
+            out.append("")
+            out.append(f"batch-1 decode step: fused GEMV {r.get('decode_ms_per_step_gemv_fused', 0):.3f} ms, "
+                       f"GEMV {r.get('decode_ms_per_step_gemv', 0):.3f} ms, "
+                       f"cuBLAS {r.get('decode_ms_per_step_cublas', 0):.3f} ms")
+        out.append("")
+        out.append("generate tok/s = batch x new tokens / (prefill + decode), the quantity HF's generate "
+                   "timing measures; targets (H200): batch-1 decode >= 85% of copy bandwidth, "
+                   ">= 3.5x HF static compiled at batch 1, >= 2x at batch 16.")
+    return "\n".join(out) + "\n"
+
+
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "."
     b = load(os.path.join(d, "bench_gpu.json")) or {}
     h = load(os.path.join(d, "hf_reference.json")) or {}
     meta = load(os.path.join(d, "meta.json")) or {}
-    print(f"# recontrol GPU suite: {b.get('gpu', h.get('gpu', '?'))}")
-    print()
-    print(f"date {b.get('date', meta.get('date', '?'))}, commit {meta.get('commit', b.get('commit', '?'))}, "
-          f"dtype {b.get('dtype', '?')}, HF {h.get('versions', '?')}")
-    print()
-    log = os.path.join(d, "gpu_tests.log")
-    if os.path.exists(log):
-        text = open(log).read()
-        m = re.findall(r"(\d+) passed, (\d+) failed", text)
-        fails = [ln for ln in text.splitlines() if ln.startswith("FAIL")]
-        print(f"tests: {m[-1][0] + ' passed, ' + m[-1][1] + ' failed' if m else 'no summary line (crashed or timed out)'}")
-        for ln in fails[:20]:
-            print(f"- {ln}")
-        print()
-    for tool in ("memcheck", "racecheck"):
-        p = os.path.join(d, f"sanitizer_{tool}.log")
-        if os.path.exists(p):
-            t = open(p).read()
-            m = re.search(r"ERROR SUMMARY: (\d+) error", t)
-            print(f"compute-sanitizer {tool}: {m.group(0) if m else 'no summary (see log)'}")
-    print()
-    cbw = b.get("copy_bw_GBps")
-    print(f"copy bandwidth (device to device, read + write): recontrol {cbw and round(cbw)} GB/s, "
-          f"torch {h.get('copy_bw_GBps')} GB/s")
-    print()
-    if b.get("kernels"):
-        print("| kernel | ms | GB/s | % of copy bw | TFLOP/s |")
-        print("|---|---:|---:|---:|---:|")
-        for k in b["kernels"]:
-            tf = k.get("TFLOPps")
-            print(f"| {k['name']} | {k['ms']:.4f} | {k['GBps']:.0f} | {k['pct_copy_bw']:.1f} | "
-                  f"{'' if tf is None else f'{tf:.1f}'} |")
-        print()
-    if b.get("e2e"):
-        print("| batch | prefill tok/s | decode tok/s | ms/step | decode % of copy bw | generate tok/s | "
-              "HF eager | HF static compiled | x eager | x static |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in b["e2e"]:
-            bs = r["batch"]
-            if "error" in r:
-                print(f"| {bs} | {r['error']} |||||||||")
-                continue
-            he = h.get(f"hf_eager_b{bs}_tok_per_s")
-            hs = h.get(f"hf_static_compiled_b{bs}_tok_per_s")
-            g = r["generate_tok_per_s"]
-            print(f"| {bs} | {r['prefill_tok_per_s']:.0f} | {r['decode_tok_per_s']:.1f} | "
-                  f"{r['decode_ms_per_step']:.3f} | {r['decode_pct_copy_bw']:.1f} | {g:.1f} | "
-                  f"{he or ''} | {hs or ''} | {f'{g / he:.2f}' if he else ''} | "
-                  f"{f'{g / hs:.2f}' if hs else ''} |")
-        one = [r for r in b["e2e"] if r.get("batch") == 1 and "error" not in r]
-        if one:
-            r = one[0]
-            print()
-            print(f"batch-1 decode step: fused GEMV {r.get('decode_ms_per_step_gemv_fused', 0):.3f} ms, "
-                  f"GEMV {r.get('decode_ms_per_step_gemv', 0):.3f} ms, "
-                  f"cuBLAS {r.get('decode_ms_per_step_cublas', 0):.3f} ms")
-        print()
-        print("generate tok/s = batch x new tokens / (prefill + decode), the quantity HF's generate "
-              "timing measures; targets (H200): batch-1 decode >= 85% of copy bandwidth, "
-              ">= 3.5x HF static compiled at batch 1, >= 2x at batch 16.")
+    st = steps(d)
+    counts = {}
+    for s in st:
+        counts[s["status"]] = counts.get(s["status"], 0) + 1
+    bad = [s["step"] for s in st if s["status"] in ("failed", "timeout", "cut short", "refused")]
+    device = b.get("gpu") or h.get("gpu")
+    m = re.search(r"^device: (.*)$", read(os.path.join(d, "kernel_tests.log")), re.M)
+    if not device and m:
+        device = m.group(1)
+    summary = {
+        "meta": meta,
+        "device": device,
+        "verdict": ("failed: " + ", ".join(bad)) if bad else ("passed" if st else "no step ran"),
+        "counts": counts,
+        "steps": st,
+    }
+    with open(os.path.join(d, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    md = markdown(summary, b, h)
+    with open(os.path.join(d, "summary.md"), "w") as f:
+        f.write(md)
+    sys.stdout.write(md)
 
 
 if __name__ == "__main__":
