@@ -106,8 +106,14 @@ static std::string describe_pc(const void *pc) {
     char buf[512];
     Dl_info di;
     uintptr_t a = (uintptr_t)pc;
-    if (dladdr(pc, &di) && di.dli_fbase) a -= (uintptr_t)di.dli_fbase;
-    snprintf(buf, sizeof buf, "addr2line -i -f -C -e /proc/%d/exe 0x%lx 2>/dev/null", (int)getpid(),
+    char exe[64];
+    snprintf(exe, sizeof exe, "/proc/%d/exe", (int)getpid());
+    const char *file = exe; // or the shared object holding the code (the emulated CUDA module)
+    if (dladdr(pc, &di) && di.dli_fbase) {
+        a -= (uintptr_t)di.dli_fbase;
+        if (di.dli_fname && strstr(di.dli_fname, ".so")) file = di.dli_fname;
+    }
+    snprintf(buf, sizeof buf, "addr2line -i -f -C -e '%s' 0x%lx 2>/dev/null", file,
              (unsigned long)(a ? a - 1 : a)); // a return address: the call is just before it
     std::string out, first;
     FILE *p = popen(buf, "r");
