@@ -29,7 +29,7 @@
 #
 # Steps (RC_SUITE_STEPS, default all, in this order) and their time limits in seconds (RC_T_<STEP>):
 #   preflight 30, selftest 20, kernel_tests 90, engine_tests 60, memcheck 45, racecheck 45,
-#   synccheck 30, cli 40, bench 100, hf 100; all cut to end by RC_DEADLINE (420 s). Expected on
+#   synccheck 30, cli 40, backend 40, bench 130, hf 100; all cut to end by RC_DEADLINE (420 s). Expected on
 #   an H200 about 6 minutes (bench/gpu/NOTES.md). Exit status: 0 when no step failed, 1 otherwise,
 #   2 when the preflight refused the build (then nothing else runs).
 set -uo pipefail
@@ -121,7 +121,7 @@ fi
 OUTDIR=${OUT:-out}/gpu_suite
 mkdir -p "$OUTDIR/steps"
 rm -f "$OUTDIR"/steps/*.json
-STEPS=${RC_SUITE_STEPS:-preflight selftest kernel_tests engine_tests memcheck racecheck synccheck cli bench hf}
+STEPS=${RC_SUITE_STEPS:-preflight selftest kernel_tests engine_tests memcheck racecheck synccheck cli backend bench hf}
 DEADLINE=${RC_DEADLINE:-420}
 T0=$(date +%s)
 log() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
@@ -220,6 +220,8 @@ step_preflight() {
             echo "ERROR: the driver supports CUDA $drv_cuda only, the binaries need $rt (cudaErrorInsufficientDriver)"; bad=1
         fi
     fi
+    echo "== recontrol info --device (what the backend interface finds: module, runtime, cuBLAS, devices)"
+    "$BIN/recontrol" info --device || echo "note: recontrol info --device failed"
     echo "== libraries (ldd)"
     for exe in "$GPU_TESTS" "$BENCH" "$BIN/recontrol" "$BIN/librecontrol_cuda.so" "$BIN/emu_selftest_cuda" "$BIN/nccl_tests"; do
         [ -e "$exe" ] || { echo "$exe: absent"; continue; }
@@ -339,6 +341,14 @@ print('logits f32 max rel err %.3g, argmax equal %s' % (e, same)); sys.exit(0 if
         { echo "FAIL: RE-Control greedy differs"; exit 1; }
 }
 
+# The backend interface on the device against the CPU backend: the whole tiny pipeline (extract
+# with capture, labels, training, plain and RE-Control generation, eval), logits and sampled
+# generation with --device cuda --dtype f32 (tests/sh/emu_backend.sh, run here on the real module).
+step_backend() {
+    [ "$HAVE_GPU" = 1 ] || { echo "skipped: no GPU (tests/sh/emu_backend.sh covers it on the emulation in ctest)"; exit "$SKIP"; }
+    RC_BACKEND_REAL=1 bash "$ROOT/tests/sh/emu_backend.sh" "$BIN" "$ROOT"
+}
+
 step_bench() {
     if [ "$EMU" = 1 ]; then "$BENCH" --tiny --out "$OUTDIR/bench_gpu.json"; else "$BENCH" --out "$OUTDIR/bench_gpu.json"; fi
 }
@@ -348,7 +358,7 @@ step_hf() {
     python3 "$ROOT/bench/gpu/hf_reference.py" --out "$OUTDIR/hf_reference.json"
 }
 export -f step_preflight step_selftest step_kernel_tests step_engine_tests step_memcheck step_racecheck \
-    step_synccheck step_cli step_bench step_hf
+    step_synccheck step_cli step_backend step_bench step_hf
 
 run_step preflight 30 step_preflight
 if grep -q '"rc": 2,' "$OUTDIR/steps/preflight.json" 2>/dev/null; then
@@ -363,7 +373,8 @@ run_step memcheck 45 step_memcheck
 run_step racecheck 45 step_racecheck
 run_step synccheck 30 step_synccheck
 run_step cli 40 step_cli
-run_step bench 100 step_bench
+run_step backend 40 step_backend
+run_step bench 130 step_bench
 run_step hf 100 step_hf
 summarize
 log "summary: $OUTDIR/summary.md and summary.json"
