@@ -32,7 +32,9 @@ fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_hwloc_base_binding_policy=none OMP_NUM_THREADS=1
-if ! ldd "$B" | grep -q libmpi; then
+# (ldd's output read whole: `ldd | grep -q` under pipefail fails when grep stops reading early)
+LIBS=$(ldd "$B")
+if ! grep -q libmpi <<<"$LIBS"; then
     # built without MPI: a launcher asking for 2 ranks gets a clear error
     if mpirun --oversubscribe -np 2 "$B" info --help >"$T/e3" 2>&1; then fail "2 ranks without MPI accepted"; fi
     grep -q "built without MPI" "$T/e3" || { cat "$T/e3"; fail "no clear message without MPI"; }
@@ -49,7 +51,7 @@ wait_gone() {
 }
 # Under AddressSanitizer, Open MPI's own allocations made by MPI_Init are still held at exit: do not
 # count them as our leaks in the ranks (a process alone never starts MPI and keeps leak checks).
-if ldd "$B" | grep -q libasan; then export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; fi
+if grep -q libasan <<<"$LIBS"; then export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; fi
 
 # ---- the pipeline on 1 process and on 1, 2, 3 ranks -----------------------------------------
 for i in $(seq 0 13); do
@@ -140,10 +142,12 @@ for again in 2 3 1; do
         fail "the two-rank extraction was not stopped"
     fi
     wait_gone "--out $d"
+    grep -q "RC_EXTRACT_ABORT_AFTER_SHARDS=2: rank" "$T/kill.log" || { cat "$T/kill.log"; fail "the two-rank extraction failed otherwise"; }
     run "$again" "$B" "${X[@]}" --out "$d" >"$T/resume.log" 2>&1 || { cat "$T/resume.log"; fail "resume on $again ranks"; }
     # each rank stops after its 2nd shard; the launcher may kill the other one a shard earlier
     k=$(sed -n 's/.*resuming .*: \([0-9]*\) of 17 shards committed.*/\1/p' "$T/resume.log")
-    [ -n "$k" ] && [ "$k" -ge 2 ] && [ "$k" -le 4 ] || { cat "$T/resume.log"; fail "no resume line with 2 to 4 shards"; }
+    [ -n "$k" ] && [ "$k" -ge 2 ] && [ "$k" -le 4 ] ||
+        { cat "$T/kill.log" "$T/resume.log"; ls "$d"; fail "no resume line with 2 to 4 shards"; }
     for f in "$T"/xclean/*; do
         cmp -s "$f" "$d/$(basename "$f")" || fail "resumed on $again ranks: $(basename "$f") differs"
     done
