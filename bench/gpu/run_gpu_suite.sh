@@ -30,7 +30,7 @@
 # Steps (RC_SUITE_STEPS, default all, in this order) and their time limits in seconds (RC_T_<STEP>):
 #   preflight 30, selftest 20, kernel_tests 90, engine_tests 60, memcheck 45, racecheck 45,
 #   synccheck 30, cli 40, backend 40, bench 130, hf 100; all cut to end by RC_DEADLINE (420 s). Expected on
-#   an H200 about 6 minutes (bench/gpu/NOTES.md). Exit status: 0 when no step failed, 1 otherwise,
+#   an H200 about 6.5 minutes (bench/gpu/NOTES.md). Exit status: 0 when no step failed, 1 otherwise,
 #   2 when the preflight refused the build (then nothing else runs).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

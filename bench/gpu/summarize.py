@@ -12,7 +12,7 @@ import re
 import sys
 
 ORDER = ["preflight", "selftest", "kernel_tests", "engine_tests", "memcheck", "racecheck", "synccheck", "cli",
-         "bench", "hf"]
+         "backend", "bench", "hf"]
 
 # the first line that says what went wrong, most specific patterns first
 ERROR_PATTERNS = [
