@@ -90,8 +90,7 @@ def llama_round(a, env):
 
 def hf_round(a, env, greedy_ids):
     out, _ = run([a.hf_python, os.path.join(HERE, "hf_cpu.py"), "--model", a.model, "--threads",
-                  str(a.threads), "--greedy-ids", greedy_ids, "--batch-steps", str(a.hf_batch_steps),
-                  "--cache-dir", os.path.join(tempfile.gettempdir(), "rc_compare_hf_model")], env)
+                  str(a.threads), "--greedy-ids", greedy_ids, "--batch-steps", str(a.hf_batch_steps)], env)
     j = json.loads(out.strip().splitlines()[-1])
     return {"prefill_128": j["prefill_128_tok_s"], "prefill_512": j["prefill_512_tok_s"],
             "decode": j["decode_tok_s"], "batch32": j["batch_decode_tok_s"],
@@ -127,6 +126,9 @@ def main():
             rounds[e].append(r)
             print(f"round {k + 1} {e} (load {la:.1f}): " +
                   ", ".join(f"{x} {v:.1f}" for x, v in r.items() if isinstance(v, float)), file=sys.stderr)
+            if a.json:  # progress, in case the run is cut short
+                with open(a.json + ".partial", "w") as f:
+                    json.dump(rounds, f)
     # peak RSS and greedy, once each
     out, rss_rc = run_rss([os.path.join(a.build, "recontrol"), "generate", "--model", a.model, "--ids",
                            ids, "--max-new-tokens", "64", "--batch", "1", "--json"], env)

@@ -5,8 +5,7 @@ Loads the GGUF through transformers (dequantized to fp32, as transformers always
 single-sequence greedy decode (64 new tokens after a 32-token prompt, KV cache on), peak RSS at
 that point, prefill of 128 and 512 random tokens (one forward, best of 2), batch-32 greedy decode
 (32 x 32-token prompts, 64 new tokens). Prints one JSON object. Needs torch, transformers, gguf.
-usage: hf_cpu.py --model FILE.gguf [--threads N] [--decode N] [--batch-steps N] [--cache-dir DIR]
-                 [--greedy-ids 1,2,3]
+usage: hf_cpu.py --model FILE.gguf [--threads N] [--decode N] [--batch-steps N] [--greedy-ids 1,2,3]
 """
 import argparse
 import json
@@ -23,8 +22,6 @@ def main():
     ap.add_argument("--decode", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--batch-steps", type=int, default=64, help="new tokens per sequence in the batch run")
-    ap.add_argument("--cache-dir", help="save the fp32 model here once and load it from here later "
-                    "(the GGUF dequantization in Python is slow); weights are the same")
     ap.add_argument("--greedy-ids", default="", help="also return the greedy continuation of these ids")
     a = ap.parse_args()
     import torch
@@ -34,12 +31,7 @@ def main():
     torch.manual_seed(0)
     d, f = os.path.split(os.path.abspath(a.model))
     t0 = time.perf_counter()
-    if a.cache_dir and os.path.exists(os.path.join(a.cache_dir, "config.json")):
-        m = AutoModelForCausalLM.from_pretrained(a.cache_dir, dtype=torch.float32)
-    else:
-        m = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
-        if a.cache_dir:
-            m.save_pretrained(a.cache_dir)
+    m = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
     m.eval()
     load_s = time.perf_counter() - t0
     vocab = m.config.vocab_size
