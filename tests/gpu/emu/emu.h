@@ -14,7 +14,9 @@
 //  device     cudaGetDeviceCount, cudaGetDeviceProperties, cudaDeviceGetAttribute (SM count from
 //             RC_EMU_SMS, default 4; cooperative launch 1; H200 limits otherwise), cudaMemGetInfo,
 //             cudaOccupancyMaxActiveBlocksPerMultiprocessor (H200 per-SM limits, 64 registers a
-//             thread assumed; RC_EMU_MAX_BLOCKS_PER_SM overrides), cudaFuncSetAttribute (smem).
+//             thread assumed; RC_EMU_MAX_BLOCKS_PER_SM overrides), cudaFuncSetAttribute (smem),
+//             the persisting-L2 calls (cudaDeviceSetLimit, cudaStreamSetAttribute with an access
+//             policy window: arguments checked, no cache modelled).
 //  memory     cudaMalloc/Free (0xff-poisoned), cudaMallocHost/cudaHostAlloc/FreeHost (pinned),
 //             cudaHostRegister/Unregister, cudaMemcpy, cudaMemcpyAsync, cudaMemset(Async).
 //  streams    cudaStreamCreate(WithFlags), Destroy, Synchronize, Query, WaitEvent; cudaEventCreate
@@ -27,7 +29,8 @@
 //             mask), __shared__ (per block), extern __shared__ (dynamic), atomics, __ldg, __ldcs,
 //             __expf, rsqrtf, half/bfloat16 conversions, cooperative_groups::this_grid() and
 //             this_thread_block() with sync().
-//  cuBLAS     cublasCreate/Destroy/SetStream/SetWorkspace, cublasGemmEx (fp32 output).
+//  cuBLAS     cublasCreate/Destroy/SetStream/SetWorkspace, cublasGemmEx (fp32 output; the
+//             TF32 compute type runs in fp32).
 #pragma once
 #define RC_EMU 1
 #include <math.h>
@@ -86,6 +89,8 @@ typedef enum {
     cudaDevAttrCooperativeLaunch = 95,
     cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
     cudaDevAttrMaxBlocksPerMultiprocessor = 106,
+    cudaDevAttrMaxPersistingL2CacheSize = 108,
+    cudaDevAttrMaxAccessPolicyWindowSize = 109,
 } cudaDeviceAttr;
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 struct cudaDeviceProp {
@@ -95,6 +100,20 @@ struct cudaDeviceProp {
     int maxThreadsPerMultiProcessor, maxBlocksPerMultiProcessor, regsPerMultiprocessor;
     int cooperativeLaunch;
 };
+
+// L2 persistence (accepted and recorded; the emulation has no cache)
+typedef enum { cudaLimitPersistingL2CacheSize = 0x06 } cudaLimit;
+enum cudaAccessProperty { cudaAccessPropertyNormal = 0, cudaAccessPropertyStreaming = 1, cudaAccessPropertyPersisting = 2 };
+struct cudaAccessPolicyWindow {
+    void *base_ptr;
+    size_t num_bytes;
+    float hitRatio;
+    enum cudaAccessProperty hitProp, missProp;
+};
+typedef union { char pad[64]; struct cudaAccessPolicyWindow accessPolicyWindow; } cudaStreamAttrValue;
+typedef enum { cudaStreamAttributeAccessPolicyWindow = 1 } cudaStreamAttrID;
+cudaError_t cudaDeviceSetLimit(cudaLimit l, size_t v);
+cudaError_t cudaStreamSetAttribute(cudaStream_t s, cudaStreamAttrID id, const cudaStreamAttrValue *v);
 
 const char *cudaGetErrorString(cudaError_t e);
 const char *cudaGetErrorName(cudaError_t e);
@@ -147,7 +166,7 @@ typedef struct rc_emu_blas *cublasHandle_t;
 typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_NOT_SUPPORTED = 15 } cublasStatus_t;
 typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 } cublasOperation_t;
 typedef enum { CUDA_R_32F = 0, CUDA_R_16F = 2, CUDA_R_16BF = 14 } cudaDataType_t;
-typedef enum { CUBLAS_COMPUTE_32F = 68 } cublasComputeType_t;
+typedef enum { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_FAST_TF32 = 77 } cublasComputeType_t;
 typedef enum { CUBLAS_GEMM_DEFAULT = -1 } cublasGemmAlgo_t;
 cublasStatus_t cublasCreate(cublasHandle_t *h);
 cublasStatus_t cublasDestroy(cublasHandle_t h);

@@ -905,8 +905,20 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int) {
     case cudaDevAttrCooperativeLaunch: *v = 1; break;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = 227 << 10; break;
     case cudaDevAttrMaxBlocksPerMultiprocessor: *v = 32; break;
+    case cudaDevAttrMaxPersistingL2CacheSize: *v = 3 << 18; break; // 0.75 of the emulated 1 MiB L2
+    case cudaDevAttrMaxAccessPolicyWindowSize: *v = 128 << 20; break;
     default: return g_last = cudaErrorInvalidValue;
     }
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSetLimit(cudaLimit l, size_t v) {
+    if (l != cudaLimitPersistingL2CacheSize || v > (3u << 18)) return g_last = cudaErrorInvalidValue;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSetAttribute(cudaStream_t, cudaStreamAttrID id, const cudaStreamAttrValue *v) {
+    if (id != cudaStreamAttributeAccessPolicyWindow || !v || v->accessPolicyWindow.hitRatio < 0 ||
+        v->accessPolicyWindow.hitRatio > 1 || (v->accessPolicyWindow.num_bytes && !v->accessPolicyWindow.base_ptr))
+        return g_last = cudaErrorInvalidValue;
     return cudaSuccess;
 }
 cudaError_t rc_emu_occupancy(int *n, const void *fn, int bs, size_t smem) {
