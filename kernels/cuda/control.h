@@ -2,8 +2,13 @@
 // ReLU value MLP of 2 (d -> h -> 1) or 3 (d -> h1 -> h2 -> 1) linear layers, every row of x (n, d)
 // independently. Weights in f16/bf16 (f32 for tests) in one device allocation, activations
 // rounded to the weight type at each matmul input, fp32 accumulation, x itself kept in fp32.
-// Each step is a fixed handful of launches (2 cuBLAS products forward, 2 backward for 3 layers,
-// element-wise epilogues), so a caller can capture all n_steps in one CUDA graph.
+// Default path: all n_steps in ONE cooperative launch of a persistent kernel (control.cu): each
+// block owns a slice of the hidden units, computes their pre-activations, ReLU masks and backward
+// contributions from the same weight rows while they are in registers, and the blocks meet at a
+// grid-wide barrier between phases; the per-block partial sums are added in block order
+// (deterministic for a given grid). Fallback (said once on stderr, reason in fused_off): a fixed
+// handful of launches per step (cuBLAS products, element-wise epilogues). Both are launches only,
+// so a caller can capture them in a CUDA graph.
 #pragma once
 #include "kernels/cuda/cuda_common.h"
 #include "kernels/cuda/matmul.h"
@@ -25,6 +30,20 @@ typedef struct {
     void *g_t;          // (cap_n, max hidden) dt: a gradient as a product input
     void *buf;          // the one device allocation behind everything above
     rc_cuda_blas blas;
+    // The fused kernel's plan (rc_cuda_value_init): grid size per row-group width, scratch.
+    int fused;              // 1 when rc_cuda_control_apply uses the fused kernel
+    char fused_off[160];    // why not, when fused == 0
+    int fused_grid[2];      // blocks of the 1-row and the multi-row instance
+    int fused_nr;           // rows per group of the multi-row instance
+    size_t fused_smem[2];   // dynamic shared memory of each instance
+    float *part;            // (grid, nr, max(d, h1)) fp32 per-block partial sums
+    float *f_pre1;          // (nr, h1) fp32 layer-1 pre-activations (3 layers)
+    void *f_xt, *f_at, *f_g1t; // (nr, d), (nr, h1), (nr, h1) in dt
+    void *fbuf;             // the allocation behind the fused scratch
+    size_t l2_window_bytes; // W1 bytes under an L2 access-policy window (0: none, see l2_note)
+    float l2_hit_ratio;     // the window's persisting fraction (persisting L2 limit / window)
+    int l2_window;          // 1 once a launch ran with the window set on its stream
+    char l2_note[120];      // why there is no window
 } rc_cuda_value;
 
 // Uploads an MLP given as host fp32 arrays in PyTorch layout (w[l] (dims[l+1], dims[l]),
@@ -36,6 +55,10 @@ void rc_cuda_value_free(rc_cuda_value *v);
 // x (n, d) fp32 on the device, edited in place; n <= cap_n. Launches only (graph-capturable).
 int rc_cuda_control_apply(rc_cuda_value *v, float *x, int n, float alpha, int n_steps,
                           cudaStream_t s);
+// The same through one path: fused = 1 the persistent kernel (fails when the plan has none),
+// fused = 0 the cuBLAS + epilogue launches. For tests and benchmarks.
+int rc_cuda_control_apply_path(rc_cuda_value *v, float *x, int n, float alpha, int n_steps,
+                               int fused, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -985,7 +985,7 @@ static void test_control_kernel(void) {
     for (int c = 0; c < 2; c++)
         for (int k = 0; k < 3; k++)
             for (int t = 0; t < 3; t++) {
-                int L = cfgs[c][0], d = cfgs[c][1], n = ns[t], steps = 30;
+                int L = cfgs[c][0], d = cfgs[c][1], n = ns[t], steps = 10;
                 float alpha = 0.5f;
                 rc_cuda_dtype dt = DTS[k];
                 char nm[200];
@@ -1032,6 +1032,217 @@ static void test_control_kernel(void) {
                 rc_control_free(&ctl);
                 rc_value_free(&m);
                 free(x0); free(xc); free(xg); free(dc); free(dg);
+            }
+}
+
+// ---- the control step, one step at a time, against a float64 reference --------------------------
+// Each step starts from the device's own x (read back), so the reference sees the same input.
+// The reference applies the device's roundings (weights and every product input in the weight
+// type, biases fp32) in float64; the tolerance of every element is a worst-case bound, not a
+// fitted constant: gamma(K) = K u / (1 - K u) (u = 2^-24) times the sum of |terms| for each fp32
+// sum of K terms in any order (Higham); where the device rounds an fp32 value to the weight type,
+// the spread of that rounding over the value's error interval (rounding and ReLU are monotone);
+// and, for a ReLU unit whose
+// pre-activation lies within its own error bound of 0 (a boundary case: the device may take
+// either side), the whole contribution that unit could make. The count of such units is reported.
+typedef struct {
+    int L, d, h1, h2;
+    const float *w[3], *b[3]; // weights rounded to the weight type, fp32 biases
+    rc_cuda_dtype dt;
+} ctl_ref_net;
+
+static double gam(double k) { return k * 0x1p-24 / (1 - k * 0x1p-24); }
+// T(relu(y)) for a float64 y, through fp32 as the device rounds it.
+static double ctl_relu_t(rc_cuda_dtype dt, double y) { return round_to(dt, (float)(y > 0 ? y : 0)); }
+
+// One step for row x (d): writes the reference x' into xr and the tolerance into tol; returns the
+// number of boundary units.
+static int ctl_ref_step(const ctl_ref_net *nt, float alpha, const float *x, double *xr, double *tol,
+                        int grid) {
+    const int d = nt->d, h1 = nt->h1, h2 = nt->h2;
+    int flagged = 0;
+    double *xt = malloc(sizeof(double) * d), *g1 = calloc(h1, sizeof(double)), *dg1 = calloc(h1, sizeof(double));
+    double *pre1 = malloc(sizeof(double) * h1), *e1 = malloc(sizeof(double) * h1);
+    for (int k = 0; k < d; k++) xt[k] = round_to(nt->dt, x[k]);
+    for (int j = 0; j < h1; j++) {
+        double s = nt->b[0][j], a = fabs(nt->b[0][j]);
+        for (int k = 0; k < d; k++) {
+            double t = xt[k] * nt->w[0][(size_t)j * d + k];
+            s += t;
+            a += fabs(t);
+        }
+        pre1[j] = s;
+        e1[j] = gam(d + 8 + grid) * a * (nt->dt == RC_CUDA_F32 ? 2 : 1);
+    }
+    if (nt->L == 2) {
+        for (int j = 0; j < h1; j++) {
+            double wl = nt->w[1][j];
+            if (fabs(pre1[j]) <= e1[j]) {
+                flagged++;
+                dg1[j] = fabs(wl);
+            }
+            g1[j] = pre1[j] > 0 ? wl : 0;
+        }
+    } else {
+        double *a = malloc(sizeof(double) * h1), *da = malloc(sizeof(double) * h1);
+        double *gb = calloc(h1, sizeof(double)), *egb = calloc(h1, sizeof(double));
+        for (int j = 0; j < h1; j++) { // the device's fp32 pre1 lies in pre1 +- e1; relu and the
+            a[j] = ctl_relu_t(nt->dt, pre1[j]); // rounding are monotone: its a lies between these
+            da[j] = fmax(fabs(ctl_relu_t(nt->dt, pre1[j] + e1[j]) - a[j]), fabs(ctl_relu_t(nt->dt, pre1[j] - e1[j]) - a[j]));
+        }
+        for (int m = 0; m < h2; m++) {
+            double s = nt->b[1][m], ab = fabs(nt->b[1][m]), pert = 0;
+            const float *wr = nt->w[1] + (size_t)m * h1;
+            for (int j = 0; j < h1; j++) {
+                s += a[j] * wr[j];
+                ab += fabs(a[j] * wr[j]);
+                pert += da[j] * fabs(wr[j]);
+            }
+            double e2 = gam(h1 + 8 + grid) * ab * (nt->dt == RC_CUDA_F32 ? 2 : 1) + pert;
+            double w3 = nt->w[2][m];
+            int flag = fabs(s) <= e2;
+            flagged += flag;
+            for (int j = 0; j < h1; j++) {
+                if (s > 0) {
+                    gb[j] += w3 * wr[j];
+                    egb[j] += gam(h2 + 8 + grid) * fabs(w3 * wr[j]);
+                }
+                if (flag) egb[j] += fabs(w3 * wr[j]);
+            }
+        }
+        for (int j = 0; j < h1; j++) { // device: T(gb') with gb' in gb +- egb, or 0 (mask 1)
+            double gr = round_to(nt->dt, (float)gb[j]), lo = round_to(nt->dt, (float)(gb[j] - egb[j])),
+                   hi = round_to(nt->dt, (float)(gb[j] + egb[j]));
+            g1[j] = pre1[j] > 0 ? gr : 0;
+            if (fabs(pre1[j]) <= e1[j]) {
+                flagged++;
+                dg1[j] = fmax(fabs(g1[j]), fmax(fabs(lo - g1[j]), fabs(hi - g1[j])));
+            } else if (pre1[j] > 0) {
+                dg1[j] = fmax(fabs(lo - gr), fabs(hi - gr));
+            }
+        }
+        free(a); free(da); free(gb); free(egb);
+    }
+    for (int k = 0; k < d; k++) {
+        double s = 0, ab = 0, pert = 0;
+        for (int j = 0; j < h1; j++) {
+            double w = nt->w[0][(size_t)j * d + k];
+            s += g1[j] * w;
+            ab += fabs(g1[j] * w);
+            pert += dg1[j] * fabs(w);
+        }
+        double tdx = gam(h1 + 8 + grid) * (ab + pert) + pert;
+        xr[k] = (double)x[k] + alpha * s;
+        tol[k] = fabs(alpha) * tdx + 0x1p-23 * (fabs(xr[k]) + fabs(alpha * s));
+    }
+    free(xt); free(g1); free(dg1); free(pre1); free(e1);
+    return flagged;
+}
+
+// 5 single steps of each path against the reference; then the fused kernel's determinism: 5 steps
+// in one launch == 5 launches of one step == the same launch replayed from a CUDA graph, bit for
+// bit.
+static void test_control_step(void) {
+    static const int cfgs[][4] = {{2, 256, 264, 0}, {3, 128, 264, 200}, {2, 2112, 64, 0}};
+    static const int ns[2] = {1, 6}; // the 1-row instance; the multi-row one with two row groups
+    for (int c = 0; c < 3; c++)
+        for (int k = 0; k < 3; k++)
+            for (int t = 0; t < 2; t++) {
+                if (c == 2 && (k != 2 || t == 1)) continue; // the VC = 2 shape: bf16, 1 row
+                const int L = cfgs[c][0], d = cfgs[c][1], n = ns[t], steps = 3;
+                const float alpha = 0.5f;
+                const rc_cuda_dtype dt = DTS[k];
+                char nm[200];
+                snprintf(nm, sizeof nm, "fused control %d layers [%s d %d hidden %d%s%.0d, n %d]", L, dtn(dt), d,
+                         cfgs[c][2], L == 3 ? "," : "", L == 3 ? cfgs[c][3] : 0, n);
+                rc_value_mlp m;
+                rc_cuda_value v;
+                memset(&m, 0, sizeof m);
+                memset(&v, 0, sizeof v);
+                int hidden[2] = {cfgs[c][2], cfgs[c][3]};
+                size_t nx = (size_t)n * d;
+                float *x0 = malloc(nx * 4), *xa = malloc(nx * 4), *xb = malloc(nx * 4), *xc = malloc(nx * 4);
+                float *wr[3] = {NULL, NULL, NULL};
+                double *xr = malloc(sizeof(double) * d), *tol = malloc(sizeof(double) * d);
+                float *dx = NULL, *dy = NULL;
+                cudaStream_t st = NULL;
+                cudaGraph_t g = NULL;
+                cudaGraphExec_t ge = NULL;
+                REQ(nm, rc_value_alloc(&m, d, L - 1, hidden) == 0);
+                rc_value_init(&m, 7 + c);
+                fill(x0, nx, -2, 2);
+                {
+                    const float *w[3] = {m.w[0], m.w[1], m.w[2]}, *b[3] = {m.b[0], m.b[1], m.b[2]};
+                    REQ(nm, rc_cuda_value_init(&v, L, m.dims, w, b, dt, 8) == 0);
+                }
+                REQ(nm, v.fused);
+                ctl_ref_net net = {L, d, m.dims[1], L == 3 ? m.dims[2] : 1, {NULL, NULL, NULL}, {m.b[0], m.b[1], m.b[2]}, dt};
+                for (int l = 0; l < L; l++) {
+                    size_t nw = (size_t)m.dims[l + 1] * m.dims[l];
+                    wr[l] = malloc(nw * 4);
+                    memcpy(wr[l], m.w[l], nw * 4);
+                    round_all(dt, wr[l], nw);
+                    net.w[l] = wr[l];
+                }
+                REQ(nm, (dx = dev_from(RC_CUDA_F32, x0, nx)) && (dy = dev_from(RC_CUDA_F32, x0, nx)));
+                for (int path = 1; path >= 0; path--) {
+                    char pn[320];
+                    snprintf(pn, sizeof pn, "%s %s: %d single steps vs float64", nm, path ? "fused" : "cuBLAS", steps);
+                    CU(pn, cudaMemcpy(dx, x0, nx * 4, cudaMemcpyHostToDevice));
+                    memcpy(xa, x0, nx * 4);
+                    int flagged = 0, bad = 0;
+                    double worst = 0;
+                    for (int s = 0; s < steps && !bad; s++) {
+                        REQ(pn, rc_cuda_control_apply_path(&v, dx, n, alpha, 1, path, 0) == 0);
+                        REQ(pn, dev_to(xb, RC_CUDA_F32, dx, nx) == 0);
+                        for (int i = 0; i < n && !bad; i++) {
+                            flagged += ctl_ref_step(&net, alpha, xa + (size_t)i * d, xr, tol, v.fused_grid[n > 1]);
+                            for (int e = 0; e < d; e++) {
+                                double err = fabs((double)xb[(size_t)i * d + e] - xr[e]);
+                                if (!(err <= tol[e])) {
+                                    result(0, pn, "step %d row %d elem %d: got %.9g ref %.9g tol %.3g", s, i, e,
+                                           (double)xb[(size_t)i * d + e], xr[e], tol[e]);
+                                    bad = 1;
+                                    break;
+                                }
+                                if (tol[e] > 0 && err / tol[e] > worst) worst = err / tol[e];
+                            }
+                        }
+                        memcpy(xa, xb, nx * 4);
+                    }
+                    if (!bad) result(1, pn, "max err / bound %.3g, %d boundary units", worst, flagged);
+                }
+                {
+                    char pn[320];
+                    snprintf(pn, sizeof pn, "%s fused: %d steps in one launch == %d launches == graph replay", nm, steps, steps);
+                    CU(pn, cudaMemcpy(dx, x0, nx * 4, cudaMemcpyHostToDevice));
+                    CU(pn, cudaMemcpy(dy, x0, nx * 4, cudaMemcpyHostToDevice));
+                    REQ(pn, rc_cuda_control_apply(&v, dx, n, alpha, steps, 0) == 0);
+                    for (int s = 0; s < steps; s++) REQ(pn, rc_cuda_control_apply_path(&v, dy, n, alpha, 1, 1, 0) == 0);
+                    REQ(pn, dev_to(xa, RC_CUDA_F32, dx, nx) == 0 && dev_to(xb, RC_CUDA_F32, dy, nx) == 0);
+                    CU(pn, cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+                    CU(pn, cudaMemcpy(dy, x0, nx * 4, cudaMemcpyHostToDevice));
+                    CU(pn, cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+                    REQ(pn, rc_cuda_control_apply(&v, dy, n, alpha, steps, st) == 0);
+                    CU(pn, cudaStreamEndCapture(st, &g));
+                    CU(pn, cudaGraphInstantiate(&ge, g, 0));
+                    CU(pn, cudaGraphLaunch(ge, st));
+                    CU(pn, cudaStreamSynchronize(st));
+                    REQ(pn, dev_to(xc, RC_CUDA_F32, dy, nx) == 0);
+                    int same = !memcmp(xa, xb, nx * 4), same_g = !memcmp(xa, xc, nx * 4), moved = memcmp(xa, x0, nx * 4) != 0;
+                    result(same && same_g && moved, pn, "one launch vs single steps %s, vs graph replay %s%s",
+                           same ? "identical" : "DIFFER", same_g ? "identical" : "DIFFER", moved ? "" : ", x did not move");
+                }
+            done:
+                if (ge) cudaGraphExecDestroy(ge);
+                if (g) cudaGraphDestroy(g);
+                if (st) cudaStreamDestroy(st);
+                cudaFree(dx);
+                cudaFree(dy);
+                rc_cuda_value_free(&v);
+                rc_value_free(&m);
+                for (int l = 0; l < 3; l++) free(wr[l]);
+                free(x0); free(xa); free(xb); free(xc); free(xr); free(tol);
             }
 }
 
@@ -1369,7 +1580,7 @@ int main(int argc, char **argv) {
         {"convert", test_convert},     {"embedding", test_embedding}, {"rmsnorm", test_rmsnorm},
         {"rope", test_rope},           {"rope_qkv", test_rope_qkv_store}, {"swiglu", test_swiglu},
         {"matmul", test_matmul},       {"gemv_fused", test_gemv_fused}, {"attention", test_attention}, {"argmax", test_argmax},
-        {"sample", test_sample},       {"sample rows", test_sample_rows}, {"control", test_control_kernel}, {"engine", test_engine_errors},
+        {"sample", test_sample},       {"sample rows", test_sample_rows}, {"control", test_control_kernel}, {"fused control", test_control_step}, {"engine", test_engine_errors},
         {"model", test_fixtures},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
