@@ -105,6 +105,13 @@ struct ctl_args {
     float alpha;
 };
 
+// Column chunk v of the R rows in registers, as floats.
+template <typename T, int VC, int R>
+__device__ __forceinline__ void ctl_unpack_rows(const rc_vec8<T> (&w)[R][VC], int v, float (&wf)[R][8]) {
+#pragma unroll
+    for (int r = 0; r < R; r++) rc_unpack8(w[r][v], wf[r]);
+}
+
 // Warp sum of NV (a power of two <= 32) values at once: each butterfly level sends half of the
 // values still held to the partner lane and keeps the other half, so NV values cost NV - 1 +
 // (5 - log2 NV) shuffles instead of 5 NV. Every lane returns the full sum of value *idx; the lanes
@@ -191,8 +198,7 @@ __device__ void ctl_row_pass(int mode, const T *W, int M, int K, const float *bi
                 const int k = 8 * (tid + CTL_BT * v);
                 if (k >= K) continue;
                 float wf[R][8];
-#pragma unroll
-                for (int r = 0; r < R; r++) rc_unpack8(w[r][v], wf[r]);
+                ctl_unpack_rows<T, VC, R>(w, v, wf);
 #pragma unroll
                 for (int i = 0; i < NR; i++) {
                     if (i >= nr) continue;
@@ -237,8 +243,7 @@ __device__ void ctl_row_pass(int mode, const T *W, int M, int K, const float *bi
             const int k = 8 * (tid + CTL_BT * v);
             if (k >= K) continue;
             float wf[R][8];
-#pragma unroll
-            for (int r = 0; r < R; r++) rc_unpack8(w[r][v], wf[r]);
+            ctl_unpack_rows<T, VC, R>(w, v, wf);
 #pragma unroll
             for (int i = 0; i < NR; i++) {
                 if (i >= nr) continue;
