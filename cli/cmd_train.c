@@ -38,6 +38,9 @@ static void usage(FILE *f) {
             "  --log PATH           JSON log of the losses (default: OUT with .train.json)\n"
             "  --chunk-rows N       states per forward/backward chunk, bounds memory (default 2048)\n"
             "  --threads N          OpenMP threads (default: all cores)\n"
+            "  --device cpu|cuda    where to train (default cpu); cuda keeps the parameters, Adam state and\n"
+            "                       one batch on the GPU and streams the states from the shards through\n"
+            "                       pinned buffers, so the dataset may be larger than GPU memory\n"
             "  --quiet              print only the last epoch\n"
             "  -h, --help           this help\n");
 }
@@ -48,7 +51,7 @@ int cmd_train(int argc, char **argv) {
     const char *preset = NULL, *hidden = NULL;
     int threads = 0;
     enum { O_DATA = 256, O_OUT, O_PRESET, O_HIDDEN, O_EPOCHS, O_BS, O_LR, O_SEED, O_VAL, O_REF, O_DTYPE,
-           O_INIT, O_LOG, O_CHUNK, O_THREADS, O_QUIET };
+           O_INIT, O_LOG, O_CHUNK, O_THREADS, O_QUIET, O_DEVICE };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA},     {"out", required_argument, 0, O_OUT},
         {"preset", required_argument, 0, O_PRESET}, {"hidden", required_argument, 0, O_HIDDEN},
@@ -58,6 +61,7 @@ int cmd_train(int argc, char **argv) {
         {"dtype", required_argument, 0, O_DTYPE},   {"init", required_argument, 0, O_INIT},
         {"log", required_argument, 0, O_LOG},       {"chunk-rows", required_argument, 0, O_CHUNK},
         {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
+        {"device", required_argument, 0, O_DEVICE},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     optind = 0; // may run in-process after another subcommand (pipeline)
     opterr = 1;
@@ -106,6 +110,11 @@ int cmd_train(int argc, char **argv) {
             if (*end || threads <= 0) goto bad;
             break;
         case O_QUIET: o.quiet = 1; break;
+        case O_DEVICE:
+            if (!strcmp(optarg, "cpu")) o.device = 0;
+            else if (!strcmp(optarg, "cuda")) o.device = 1;
+            else goto bad;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -114,7 +123,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "recontrol train: bad value '%s' for --%s\n", optarg,
                 c == O_EPOCHS ? "epochs" : c == O_BS ? "batch-size" : c == O_LR ? "lr" : c == O_SEED ? "seed"
                 : c == O_VAL ? "val-frac (must be in [0, 1))" : c == O_DTYPE ? "dtype (fp32 or bf16)"
-                : c == O_CHUNK ? "chunk-rows" : "threads");
+                : c == O_CHUNK ? "chunk-rows" : c == O_DEVICE ? "device (cpu or cuda)" : "threads");
         return 2;
     }
     if (optind < argc) {

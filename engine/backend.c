@@ -88,6 +88,8 @@ static void *cuda_symbol(const char *name, void *linked) {
     return h ? dlsym(h, name) : NULL;
 }
 
+void *rc_cuda_module_symbol(const char *name) { return cuda_symbol(name, NULL); }
+
 static int cuda_unavailable(void) {
 #ifndef RC_HAVE_CUDA
     if (!rc_cuda_backend_create && !getenv("RC_CUDA_MODULE"))

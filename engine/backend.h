@@ -95,6 +95,10 @@ const char *rc_wtype_name(rc_wtype t);
 // record it so that a resume does not mix engines). Returns buf.
 const char *rc_engine_name(rc_device d, rc_wtype t, char *buf, size_t cap);
 
+// A symbol of the CUDA code: the module's (loaded on first use), or NULL when there is none (no
+// CUDA build, module missing). For CUDA entry points outside the backend table (value training).
+void *rc_cuda_module_symbol(const char *name);
+
 // 0 when a backend of this kind can run here; -1 with "built without CUDA", "the CUDA module
 // ... is missing" or "no CUDA device: <reason>".
 int rc_device_check(rc_device d);

@@ -197,6 +197,17 @@ Test(value_train, cli) {
     cr_assert_eq(run_cmd(RC_BINARY " train --out x 2> /dev/null"), 2, "missing --data accepted");
     cr_assert_eq(run_cmd(RC_BINARY " train --data x --out y --dtype fp8 2> /dev/null"), 2);
     cr_assert_eq(run_cmd(RC_BINARY " train --data x --out y --preset paper9 2> /dev/null"), 2);
+    cr_assert_eq(run_cmd(RC_BINARY " train --data x --out y --device tpu 2> /dev/null"), 2);
+    // --device cuda trains where there is a GPU; elsewhere (CI) it must fail clearly, naming CUDA
+    snprintf(cmd, sizeof cmd, RC_BINARY " train --data " VFIX "/run --out %s/v3.safetensors --hidden 8 --epochs 1"
+             " --batch-size 5 --device cuda --quiet 2> %s/err3.txt", dir, dir);
+    int rc_cuda = run_cmd(cmd);
+    if (rc_cuda != 0) {
+        snprintf(cmd, sizeof cmd, "%s/err3.txt", dir);
+        char *e3 = slurp(cmd);
+        cr_assert(rc_cuda == 1 && strstr(e3, "CUDA"), "--device cuda without a GPU: exit %d, %s", rc_cuda, e3);
+        free(e3);
+    }
     snprintf(cmd, sizeof cmd, RC_BINARY " train --data %s/nope --out %s 2> %s/err.txt", dir, out1, dir);
     cr_assert_eq(run_cmd(cmd), 1);
     snprintf(cmd, sizeof cmd, "%s/err.txt", dir);

@@ -228,6 +228,32 @@ int rc_acts_gather(const rc_acts *a, int n, const int64_t *ids, float *rows, int
     return 0;
 }
 
+int rc_acts_gather_raw(const rc_acts *a, int n, const int64_t *ids, void *rows, int64_t *off, float *r,
+                       int *dtype) {
+    int dt = -1;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= a->n_seq)
+            return rc_fail("sequence id %lld out of range [0, %lld)", (long long)ids[i], (long long)a->n_seq);
+        const rc_st_tensor *h = rc_st_find(&a->shards[a->seq_shard[ids[i]]], "hidden");
+        if (!h || (h->dtype != RC_DT_F16 && h->dtype != RC_DT_BF16) || (dt >= 0 && (int)h->dtype != dt)) return 1;
+        dt = (int)h->dtype;
+    }
+    off[0] = 0;
+    for (int i = 0; i < n; i++) {
+        off[i + 1] = off[i] + a->seq_len[ids[i]];
+        if (r) r[i] = a->reward[ids[i]];
+    }
+    const size_t row_bytes = (size_t)a->d * 2;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int i = 0; i < n; i++) {
+        const rc_st_tensor *h = rc_st_find(&a->shards[a->seq_shard[ids[i]]], "hidden");
+        memcpy((char *)rows + (size_t)off[i] * row_bytes, (const char *)h->data + (size_t)a->seq_row[ids[i]] * row_bytes,
+               (size_t)a->seq_len[ids[i]] * row_bytes);
+    }
+    *dtype = dt;
+    return 0;
+}
+
 void rc_shuffle_i64(int64_t *x, int64_t n, uint64_t *state) {
     for (int64_t i = n - 1; i > 0; i--) {
         uint64_t z = (*state += 0x9e3779b97f4a7c15ull);

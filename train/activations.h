@@ -39,6 +39,11 @@ void rc_acts_close(rc_acts *a);
 // NULL). The caller sizes rows with rc_acts_rows(). 0 / -1.
 int rc_acts_gather(const rc_acts *a, int n, const int64_t *ids, float *rows, int64_t *off, float *r);
 int64_t rc_acts_rows(const rc_acts *a, int n, const int64_t *ids);
+// As rc_acts_gather but the states as stored, when every sequence of the batch comes from a
+// 16-bit tensor of one type (F16 or BF16, returned in *dtype as RC_DT_*): rows holds (sum len, d)
+// 2-byte elements. Returns 1 (nothing written) when the batch mixes types or holds F32. 0 / 1 / -1.
+int rc_acts_gather_raw(const rc_acts *a, int n, const int64_t *ids, void *rows, int64_t *off, float *r,
+                       int *dtype);
 
 // Deterministic split of 0..n_seq-1 by a seeded shuffle: the first n_val (round(val_frac*n_seq),
 // at least 1 when val_frac > 0 and n_seq >= 2) go to val, the rest to train, each kept sorted.

@@ -8,6 +8,8 @@
 
 #include "base/common.h"
 #include "base/dist.h"
+#include "engine/backend.h"
+#include "train/train_cuda.h"
 
 int rc_trainer_init(rc_trainer *t, rc_value_mlp *m, rc_bellman_mode mode, double lr, int cap_seq,
                     int64_t cap_rows, int chunk_rows) {
@@ -107,13 +109,40 @@ static void fmt_dur(char *buf, size_t cap, double s) {
     else snprintf(buf, cap, "%.1fh", s / 3600);
 }
 
+// Present when the CUDA code is linked in (GPU test runner, benchmarks); else the module has it.
+const rc_trainer_cuda_ops *rc_trainer_cuda_ops_get(void) __attribute__((weak));
+
+const rc_trainer_cuda_ops *rc_trainer_cuda_find(void) {
+    if (rc_device_check(RC_DEVICE_CUDA) != 0) return NULL; // built without CUDA, no module, no device
+    typedef const rc_trainer_cuda_ops *(*get_fn)(void);
+    get_fn get = rc_trainer_cuda_ops_get ? rc_trainer_cuda_ops_get
+                                         : (get_fn)rc_cuda_module_symbol("rc_trainer_cuda_ops_get");
+    if (!get) {
+        rc_fail("--device cuda: the CUDA module has no value trainer (rebuild the recontrol_cuda target)");
+        return NULL;
+    }
+    return get();
+}
+
+// One batch on the CPU trainer t or, when ct != NULL, on the CUDA one (which also starts loading
+// the batch after it, ids[nb..nb+next_n-1], when next_n > 0).
+static const rc_trainer_cuda_ops *g_cu; // set while a CUDA trainer runs
+
+static int run_batch(rc_trainer *t, rc_trainer_cuda *ct, const rc_acts *a, int nb, const int64_t *ids,
+                     int update, double *l, int next_n) {
+    if (ct) return g_cu->batch(ct, a, nb, ids, update, l, next_n, next_n > 0 ? ids + nb : NULL);
+    return rc_trainer_batch(t, a, nb, ids, update, l);
+}
+
 // Validation loss: sum over sequences of their loss / number of sequences.
-static int eval_loss(rc_trainer *t, const rc_acts *a, const int64_t *ids, int64_t n, int bs, double *out) {
+static int eval_loss(rc_trainer *t, rc_trainer_cuda *ct, const rc_acts *a, const int64_t *ids, int64_t n, int bs,
+                     double *out) {
     double total = 0;
     for (int64_t i = 0; i < n; i += bs) {
         int nb = (int)(n - i < bs ? n - i : bs);
+        int64_t rest = n - i - nb;
         double l;
-        if (rc_trainer_batch(t, a, nb, ids + i, 0, &l) != 0) return -1;
+        if (run_batch(t, ct, a, nb, ids + i, 0, &l, (int)(rest < bs ? rest : bs)) != 0) return -1;
         total += l * nb;
     }
     *out = n > 0 ? total / (double)n : NAN;
@@ -135,6 +164,7 @@ static int write_log(const rc_train_opts *o, const char *path, const rc_value_ml
     W("  \"lr\": %g,\n  \"seed\": %llu,\n  \"val_frac\": %g,\n  \"loss\": \"%s\",\n  \"dtype\": \"%s\",\n", o->lr,
       (unsigned long long)o->seed, o->val_frac, o->mode == RC_BELLMAN_REFERENCE ? "reference" : "paper",
       o->dtype == RC_VALUE_BF16 ? "bf16" : "fp32");
+    W("  \"device\": \"%s\",\n", o->device == 1 ? "cuda" : "cpu");
     W("  \"epochs_done\": %d,\n  \"history\": [", done);
     for (int e = 0; e < done; e++) {
         W("%s\n    {\"epoch\": %d, \"train_loss\": %.9g, ", e ? "," : "", e + 1, tr[e]);
@@ -182,6 +212,7 @@ int rc_train_run(const rc_train_opts *o) {
     int rc = -1;
     rc_value_mlp m = {0};
     rc_trainer t = {0};
+    rc_trainer_cuda *ct = NULL;
     int64_t *tr_ids = NULL, *va_ids = NULL, n_tr = 0, n_va = 0;
     double *hist = NULL;
     if (rc_acts_split(a.n_seq, o->val_frac, o->seed, &tr_ids, &n_tr, &va_ids, &n_va) != 0) goto done;
@@ -198,7 +229,18 @@ int rc_train_run(const rc_train_opts *o) {
     }
     m.dtype = o->dtype;
     int bs = o->batch_size;
-    if (rc_trainer_init(&t, &m, o->mode, o->lr, bs, (int64_t)bs * a.max_len, o->chunk_rows) != 0) goto done;
+    if (o->device == 1) {
+        if (rc_dist_size() > 1) {
+            rc_fail("--device cuda trains on one GPU; data-parallel ranks (%d here) train on the CPU for now",
+                    rc_dist_size());
+            goto done;
+        }
+        if (!(g_cu = rc_trainer_cuda_find()) ||
+            g_cu->init(&ct, &m, o->mode, o->lr, bs, (int64_t)bs * a.max_len, o->chunk_rows) != 0)
+            goto done;
+    } else if (rc_trainer_init(&t, &m, o->mode, o->lr, bs, (int64_t)bs * a.max_len, o->chunk_rows) != 0) {
+        goto done;
+    }
     hist = rc_calloc((size_t)(3 * (o->epochs + 1)), sizeof(double), "loss history");
     if (!hist) goto done;
     double *h_tr = hist, *h_va = hist + o->epochs + 1, *h_s = hist + 2 * (o->epochs + 1);
@@ -207,8 +249,9 @@ int rc_train_run(const rc_train_opts *o) {
             (long long)a.n_seq, (long long)a.n_steps, a.d, a.max_len, o->data_dir, (long long)n_tr, (long long)n_va);
     fprintf(out, "train: value MLP %d", m.dims[0]);
     for (int l = 1; l <= m.n_layers; l++) fprintf(out, "->%d", m.dims[l]);
-    fprintf(out, " (%zu parameters, %s%s), %s loss, Adam lr %g, batch %d, %d epochs, seed %llu\n", m.n_params,
-            o->dtype == RC_VALUE_BF16 ? "bf16" : "fp32", o->init_path ? ", from --init" : "",
+    fprintf(out, " (%zu parameters, %s%s) on the %s, %s loss, Adam lr %g, batch %d, %d epochs, seed %llu\n",
+            m.n_params, o->dtype == RC_VALUE_BF16 ? "bf16" : "fp32", o->init_path ? ", from --init" : "",
+            ct ? "CUDA device" : "CPU",
             o->mode == RC_BELLMAN_REFERENCE ? "reference-code" : "paper", o->lr, bs, o->epochs,
             (unsigned long long)o->seed);
 
@@ -223,7 +266,8 @@ int rc_train_run(const rc_train_opts *o) {
         for (int64_t i = 0; i < n_tr; i += bs) {
             int n = (int)(n_tr - i < bs ? n_tr - i : bs);
             double l;
-            if (rc_trainer_batch(&t, &a, n, tr_ids + i, 1, &l) != 0) {
+            int64_t rest = n_tr - i - n;
+            if (run_batch(&t, ct, &a, n, tr_ids + i, 1, &l, (int)(rest < bs ? rest : bs)) != 0) {
                 rc_fail_ctx("epoch %d, batch %d", e + 1, nb + 1);
                 goto done;
             }
@@ -237,7 +281,7 @@ int rc_train_run(const rc_train_opts *o) {
             }
         }
         h_tr[e] = nb ? sum / nb : NAN;
-        if (eval_loss(&t, &a, va_ids, n_va, bs, &h_va[e]) != 0) goto done;
+        if (eval_loss(&t, ct, &a, va_ids, n_va, bs, &h_va[e]) != 0) goto done;
         double now = rc_time_s();
         h_s[e] = now - t0;
         double per = (now - t_start) / (e + 1);
@@ -253,6 +297,7 @@ int rc_train_run(const rc_train_opts *o) {
         }
         if (write_log(o, log_path, &m, &a, n_tr, n_va, e + 1, h_tr, h_va, h_s) != 0) goto done;
     }
+    if (ct && g_cu->download(ct, &m) != 0) goto done;
     if (rc_dist_rank() == 0 && rc_value_save(&m, o->out_path) != 0) goto done;
     if (o->epochs == 0 && write_log(o, log_path, &m, &a, n_tr, n_va, 0, h_tr, h_va, h_s) != 0) goto done;
     if (rc_dist_barrier() != 0) goto done; // the model is on disk before any rank goes on
@@ -264,6 +309,7 @@ done:
     free(tr_ids);
     free(va_ids);
     rc_trainer_free(&t);
+    if (ct) g_cu->free(ct);
     rc_value_free(&m);
     rc_acts_close(&a);
     if (quiet) fclose(quiet);

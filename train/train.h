@@ -57,6 +57,7 @@ typedef struct {
     rc_value_dtype dtype;     //
     int chunk_rows;           //
     int quiet;                // only the final line
+    int device;               // 0: CPU (OpenMP); 1: CUDA (train/train_cuda.h), same batches and steps
     FILE *out;                // progress stream (stderr when NULL)
 } rc_train_opts;
 

@@ -37,6 +37,9 @@
 #include "engine/sampler.h"
 #include "engine/control.h"
 #include "engine/value_mlp.h"
+#include "base/safetensors.h"
+#include "train/train.h"
+#include "train/train_cuda.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/matmul.h"
@@ -1246,6 +1249,199 @@ static void test_control_step(void) {
             }
 }
 
+// ---- value training on the device ----------------------------------------------------------------
+// (1) 30 Adam steps on the PyTorch golden run (tests/fixtures/value: a 16 -> 32 -> 24 -> 1 MLP,
+// ragged two-shard dataset, fixed init and batch order, lr 1e-2, both loss semantics; made by
+// tests/scripts/make_value_fixtures.py): the loss curve within 1e-4 relative and the final
+// parameters within 1e-5 + 1e-4 |ref| of torch's, the CPU trainer's own tolerance (fp32 on both
+// sides, different summation orders; see tests/test_value_train.c), also with 5-row chunks (the
+// recomputed forward) and with the next batch prefetched.
+// (2) bf16 (autocast-style): the device curve against the CPU trainer's bf16 curve. Each fp32 sum
+// is rounded to bf16 (8 bits) after a different summation order, so an element can land one bf16
+// unit (2^-8 relative) apart; tolerance 2e-2 relative per loss value (a few such units through
+// the Bellman square), and the check requires that bf16 and fp32 CPU curves differ by more than
+// the device-to-CPU gap somewhere, so the bf16 path is shown to be taken.
+static int vt_load_i64(const rc_safetensors *st, const char *name, int64_t **out, size_t *n) {
+    const rc_st_tensor *t = rc_st_find(st, name);
+    if (!t || t->dtype != RC_DT_I64) return rc_fail("%s: no I64 tensor %s", st->path, name);
+    *n = t->nbytes / 8;
+    *out = malloc(*n * 8 + 8);
+    memcpy(*out, t->data, *n * 8);
+    return 0;
+}
+static int vt_load_f32(const rc_safetensors *st, const char *name, float **out, size_t *n) {
+    const rc_st_tensor *t = rc_st_find(st, name);
+    if (!t) return rc_fail("%s: no tensor %s", st->path, name);
+    *n = 1;
+    for (int i = 0; i < t->ndim; i++) *n *= (size_t)t->shape[i];
+    *out = malloc(*n * 4 + 4);
+    return rc_st_to_f32(t, *out, *n);
+}
+// max over i of |got - ref| / (atol + rtol |ref|) (<= 1 passes; NaN gives infinity)
+static double vt_ratio(const float *got, const float *ref, size_t n, double atol, double rtol) {
+    double w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - ref[i]) / (atol + rtol * fabs((double)ref[i]));
+        if (!(e <= w)) w = e != e ? INFINITY : e;
+    }
+    return w;
+}
+
+// Runs the golden order on the device (dtype dt) and, when cpu_loss != NULL, on the CPU trainer.
+static int vt_run(const rc_acts *a, const char *init, rc_value_dtype dt, rc_bellman_mode mode, double lr,
+                  const int64_t *order, int steps, int bs, int chunk, int prefetch, float *dev_loss,
+                  float *cpu_loss, rc_value_mlp *out) {
+    rc_value_mlp m;
+    rc_trainer_cuda *ct = NULL;
+    rc_trainer t;
+    memset(&t, 0, sizeof t);
+    int rc = -1;
+    if (rc_value_load(&m, init)) return -1;
+    m.dtype = dt;
+    if (rc_trainer_cuda_init(&ct, &m, mode, lr, bs, (int64_t)bs * a->max_len, chunk)) goto done;
+    for (int s = 0; s < steps; s++) {
+        int n = 0, nn = 0;
+        while (n < bs && order[s * bs + n] >= 0) n++;
+        if (prefetch && s + 1 < steps)
+            while (nn < bs && order[(s + 1) * bs + nn] >= 0) nn++;
+        double l;
+        if (rc_trainer_cuda_batch(ct, a, n, order + s * bs, 1, &l, nn, nn ? order + (s + 1) * bs : NULL)) goto done;
+        dev_loss[s] = (float)l;
+    }
+    if (rc_trainer_cuda_download(ct, &m)) goto done;
+    if (cpu_loss) {
+        rc_value_mlp mc;
+        if (rc_value_load(&mc, init)) goto done;
+        mc.dtype = dt;
+        if (rc_trainer_init(&t, &mc, mode, lr, bs, (int64_t)bs * a->max_len, chunk)) {
+            rc_value_free(&mc);
+            goto done;
+        }
+        for (int s = 0; s < steps; s++) {
+            int n = 0;
+            while (n < bs && order[s * bs + n] >= 0) n++;
+            double l;
+            if (rc_trainer_batch(&t, a, n, order + s * bs, 1, &l)) {
+                rc_value_free(&mc);
+                goto done;
+            }
+            cpu_loss[s] = (float)l;
+        }
+        rc_value_free(&mc);
+    }
+    rc = 0;
+done:
+    rc_trainer_free(&t);
+    rc_trainer_cuda_free(ct);
+    if (rc == 0 && out) *out = m;
+    else rc_value_free(&m);
+    return rc;
+}
+
+static void test_value_train(void) {
+    char dir[1024], init[1024], gold[1024];
+    snprintf(dir, sizeof dir, "%s/value/run", g_fixtures);
+    snprintf(init, sizeof init, "%s/value/train_init.safetensors", g_fixtures);
+    snprintf(gold, sizeof gold, "%s/value/train_golden.safetensors", g_fixtures);
+    rc_acts a;
+    rc_safetensors g;
+    int have_a = 0, have_g = 0;
+    int64_t *order = NULL;
+    float *lp = NULL, *lr_ = NULL, *dl = NULL, *cl = NULL, *fl = NULL;
+    size_t no = 0, nl = 0;
+    double lr = 0;
+    const char *nm = "value train: fixtures";
+    REQ(nm, rc_acts_open(&a, dir) == 0);
+    have_a = 1;
+    REQ(nm, rc_st_open(&g, gold) == 0);
+    have_g = 1;
+    REQ(nm, vt_load_i64(&g, "order", &order, &no) == 0);
+    REQ(nm, vt_load_f32(&g, "loss_paper", &lp, &nl) == 0 && vt_load_f32(&g, "loss_ref", &lr_, &nl) == 0);
+    {
+        const rc_st_tensor *t = rc_st_find(&g, "lr");
+        REQ(nm, t && t->nbytes == 8);
+        memcpy(&lr, t->data, 8);
+    }
+    const int bs = (int)(no / nl), steps = (int)nl;
+    dl = malloc(nl * 4);
+    cl = malloc(nl * 4);
+    fl = malloc(nl * 4);
+    for (int mode = 0; mode < 2; mode++)
+        for (int var = 0; var < 3; var++) {
+            const int chunk = var == 1 ? 5 : 2048, pre = var == 2;
+            const char *tag = mode ? "ref" : "paper";
+            char tn[200];
+            snprintf(tn, sizeof tn, "value train fp32 vs torch [%s loss, chunk %d%s]", tag, chunk, pre ? ", prefetch" : "");
+            rc_value_mlp m;
+            REQ(tn, vt_run(&a, init, RC_VALUE_FP32, (rc_bellman_mode)mode, lr, order, steps, bs, chunk, pre, dl, NULL,
+                           &m) == 0);
+            double wl = vt_ratio(dl, mode ? lr_ : lp, nl, 1e-6, 1e-4), wp = 0;
+            for (int l = 0; l < m.n_layers; l++) {
+                char wn[64];
+                float *ref = NULL;
+                size_t n = 0;
+                snprintf(wn, sizeof wn, "final_%s.fc%d.weight", tag, l + 1);
+                if (vt_load_f32(&g, wn, &ref, &n) == 0) {
+                    double r = vt_ratio(m.w[l], ref, n, 1e-5, 1e-4);
+                    if (!(r <= wp)) wp = r;
+                } else wp = INFINITY;
+                free(ref);
+                snprintf(wn, sizeof wn, "final_%s.fc%d.bias", tag, l + 1);
+                if (vt_load_f32(&g, wn, &ref, &n) == 0) {
+                    double r = vt_ratio(m.b[l], ref, n, 1e-5, 1e-4);
+                    if (!(r <= wp)) wp = r;
+                } else wp = INFINITY;
+                free(ref);
+            }
+            rc_value_free(&m);
+            result(wl <= 1 && wp <= 1, tn, "loss curve err/tol %.3g (first %.4f last %.4f), final params err/tol %.3g",
+                   wl, (double)dl[0], (double)dl[nl - 1], wp);
+        }
+    { // a batch from the BF16 shard only goes up as stored (16-bit) and is converted on the device
+        const char *tn = "value train: 16-bit shard uploaded as stored, loss vs CPU";
+        int64_t ids[6];
+        int n = 0;
+        const rc_st_tensor *h = rc_st_find(&a.shards[a.n_shards - 1], "hidden");
+        REQ(tn, h && h->dtype == RC_DT_BF16);
+        for (int64_t i = a.n_seq - 1; i >= 0 && n < 6; i--)
+            if (a.seq_shard[i] == a.n_shards - 1) ids[n++] = i;
+        rc_value_mlp m;
+        rc_trainer_cuda *ct = NULL;
+        rc_trainer t;
+        double ld = NAN, lc = NAN;
+        memset(&t, 0, sizeof t);
+        REQ(tn, rc_value_load(&m, init) == 0);
+        int ok = rc_trainer_cuda_init(&ct, &m, RC_BELLMAN_PAPER, lr, bs, (int64_t)bs * a.max_len, 2048) == 0 &&
+                 rc_trainer_cuda_batch(ct, &a, n, ids, 0, &ld, 0, NULL) == 0 &&
+                 rc_trainer_init(&t, &m, RC_BELLMAN_PAPER, lr, bs, (int64_t)bs * a.max_len, 2048) == 0 &&
+                 rc_trainer_batch(&t, &a, n, ids, 0, &lc) == 0;
+        rc_trainer_free(&t);
+        rc_trainer_cuda_free(ct);
+        rc_value_free(&m);
+        REQ(tn, ok);
+        result(n > 0 && fabs(ld - lc) <= 1e-5 * fabs(lc), tn, "%d sequences: loss %.9g, CPU %.9g", n, ld, lc);
+    }
+    for (int mode = 0; mode < 2; mode++) {
+        char tn[200];
+        snprintf(tn, sizeof tn, "value train bf16 vs CPU bf16 [%s loss]", mode ? "ref" : "paper");
+        REQ(tn, vt_run(&a, init, RC_VALUE_BF16, (rc_bellman_mode)mode, lr, order, steps, bs, 5, 1, dl, cl, NULL) == 0);
+        REQ(tn, vt_run(&a, init, RC_VALUE_FP32, (rc_bellman_mode)mode, lr, order, steps, bs, 5, 0, fl, NULL, NULL) == 0);
+        double gap = 0, sep = 0;
+        for (size_t s = 0; s < nl; s++) {
+            double e = fabs((double)dl[s] - cl[s]) / fabs((double)cl[s]);
+            if (!(e <= gap)) gap = e != e ? INFINITY : e;
+            double f = fabs((double)fl[s] - cl[s]) / fabs((double)cl[s]);
+            if (f > sep) sep = f;
+        }
+        result(gap <= 2e-2 && sep > gap, tn, "max rel gap to the CPU bf16 curve %.3g (tol 2e-2); bf16 vs fp32 curves "
+               "differ by up to %.3g", gap, sep);
+    }
+done:
+    free(order); free(lp); free(lr_); free(dl); free(cl); free(fl);
+    if (have_g) rc_st_close(&g);
+    if (have_a) rc_acts_close(&a);
+}
+
 typedef struct {
     const char *name;
     rc_model m;
@@ -1580,7 +1776,7 @@ int main(int argc, char **argv) {
         {"convert", test_convert},     {"embedding", test_embedding}, {"rmsnorm", test_rmsnorm},
         {"rope", test_rope},           {"rope_qkv", test_rope_qkv_store}, {"swiglu", test_swiglu},
         {"matmul", test_matmul},       {"gemv_fused", test_gemv_fused}, {"attention", test_attention}, {"argmax", test_argmax},
-        {"sample", test_sample},       {"sample rows", test_sample_rows}, {"control", test_control_kernel}, {"fused control", test_control_step}, {"engine", test_engine_errors},
+        {"sample", test_sample},       {"sample rows", test_sample_rows}, {"control", test_control_kernel}, {"fused control", test_control_step}, {"value train", test_value_train}, {"engine", test_engine_errors},
         {"model", test_fixtures},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
