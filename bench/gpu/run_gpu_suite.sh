@@ -29,8 +29,8 @@
 #
 # Steps (RC_SUITE_STEPS, default all, in this order) and their time limits in seconds (RC_T_<STEP>):
 #   preflight 30, selftest 20, kernel_tests 90, engine_tests 60, memcheck 45, racecheck 45,
-#   synccheck 30, cli 40, backend 40, bench 130, hf 100; all cut to end by RC_DEADLINE (420 s). Expected on
-#   an H200 about 6.5 minutes (bench/gpu/NOTES.md). Exit status: 0 when no step failed, 1 otherwise,
+#   synccheck 30, cli 40, backend 40, bench 130, value 60, hf 100; all cut to end by RC_DEADLINE (420 s). Expected on
+#   an H200 about 7 minutes (bench/gpu/NOTES.md). Exit status: 0 when no step failed, 1 otherwise,
 #   2 when the preflight refused the build (then nothing else runs).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -121,7 +121,7 @@ fi
 OUTDIR=${OUT:-out}/gpu_suite
 mkdir -p "$OUTDIR/steps"
 rm -f "$OUTDIR"/steps/*.json
-STEPS=${RC_SUITE_STEPS:-preflight selftest kernel_tests engine_tests memcheck racecheck synccheck cli backend bench hf}
+STEPS=${RC_SUITE_STEPS:-preflight selftest kernel_tests engine_tests memcheck racecheck synccheck cli backend bench value hf}
 DEADLINE=${RC_DEADLINE:-420}
 T0=$(date +%s)
 log() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
@@ -353,12 +353,19 @@ step_bench() {
     if [ "$EMU" = 1 ]; then "$BENCH" --tiny --out "$OUTDIR/bench_gpu.json"; else "$BENCH" --out "$OUTDIR/bench_gpu.json"; fi
 }
 
+# PyTorch on the value-network benchmarks' shapes (issue 12): the control loop by autograd and in
+# closed form as a CUDA graph, and the reference's bf16 training loop (bench/gpu/value_reference.py)
+step_value() {
+    [ "$HAVE_GPU" = 1 ] || { echo "skipped: no GPU (PyTorch on the card)"; exit "$SKIP"; }
+    python3 "$ROOT/bench/gpu/value_reference.py" --out "$OUTDIR/value_reference.json"
+}
+
 step_hf() {
     [ "$HAVE_GPU" = 1 ] || { echo "skipped: no GPU (the reference runs HF transformers on the card)"; exit "$SKIP"; }
     python3 "$ROOT/bench/gpu/hf_reference.py" --out "$OUTDIR/hf_reference.json"
 }
 export -f step_preflight step_selftest step_kernel_tests step_engine_tests step_memcheck step_racecheck \
-    step_synccheck step_cli step_backend step_bench step_hf
+    step_synccheck step_cli step_backend step_bench step_value step_hf
 
 run_step preflight 30 step_preflight
 if grep -q '"rc": 2,' "$OUTDIR/steps/preflight.json" 2>/dev/null; then
@@ -375,6 +382,7 @@ run_step synccheck 30 step_synccheck
 run_step cli 40 step_cli
 run_step backend 40 step_backend
 run_step bench 130 step_bench
+run_step value 60 step_value
 run_step hf 100 step_hf
 summarize
 log "summary: $OUTDIR/summary.md and summary.json"

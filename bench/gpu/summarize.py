@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Summarizes a GPU suite directory (run_gpu_suite.sh): the steps' results (steps/*.json and their
 logs: status, time, test counts, the first error of each), then the benchmark tables
-(bench_gpu.json, hf_reference.json). Writes summary.json (for machines) and summary.md (for
+(bench_gpu.json, hf_reference.json; the value network's control loop and training against PyTorch,
+value_reference.json). Writes summary.json (for machines) and summary.md (for
 people) into the directory and prints the Markdown. Safe to run at any point of a run: a step
 still marked running is reported as cut short.
 Usage: summarize.py SUITE_DIR"""
@@ -91,7 +92,7 @@ def steps(d):
     return [step_summary(d, r) for r in recs]
 
 
-def markdown(summary, b, h):
+def markdown(summary, b, h, v):
     out = []
     meta = summary["meta"]
     out.append(f"# recontrol GPU suite: {summary['device'] or '?'}")
@@ -155,7 +156,40 @@ def markdown(summary, b, h):
         out.append("generate tok/s = batch x new tokens / (prefill + decode), the quantity HF's generate "
                    "timing measures; targets (H200): batch-1 decode >= 85% of copy bandwidth, "
                    ">= 3.5x HF static compiled at batch 1, >= 2x at batch 16.")
+    out += value_tables(b, v)
     return "\n".join(out) + "\n"
+
+
+def value_tables(b, v):
+    """Issue 12: the 30-step control loop and value training, recontrol against PyTorch."""
+    out = []
+    if b.get("control"):
+        out.append("")
+        out.append("| control, 30 steps | recontrol path | ms | weight GB/s | target ms | PyTorch autograd ms | "
+                   "PyTorch closed-form graph ms |")
+        out.append("|---|---|---:|---:|---:|---:|---:|")
+        for r in b["control"]:
+            L, bs = r["layers"], r["batch"]
+            ag = v.get(f"control30_autograd_L{L}_b{bs}_ms")
+            cf = v.get(f"control30_closedform_graph_L{L}_b{bs}_ms")
+            t = r.get("target_ms")
+            met = "" if t is None else f"{t} ({'met' if r['ms'] <= t else 'missed'})"
+            out.append(f"| {L} layers, batch {bs} | {r.get('path', '?')} | {r['ms']:.3f} | "
+                       f"{r['effective_GBps']:.0f} | {met} | {ag or ''} | {cf or ''} |")
+    if b.get("train"):
+        ref = v.get("train_reference_bf16_states_per_s")
+        out.append("")
+        out.append("| value training, one epoch | states/s | x PyTorch reference loop (bf16) |")
+        out.append("|---|---:|---:|")
+        for r in b["train"]:
+            sps = r["states_per_s"]
+            out.append(f"| recontrol {r['dtype']} | {sps:.0f} | {f'{sps / ref:.2f}' if ref else ''} |")
+        if ref:
+            out.append(f"| PyTorch reference loop bf16 | {ref:.0f} | 1 |")
+        out.append("")
+        out.append("targets (H200): 2-layer control at batch 1 <= 0.2 ms, 3-layer <= 0.6 ms; training >= 5x "
+                   "the reference loop's states/s.")
+    return out
 
 
 def main():
@@ -181,7 +215,7 @@ def main():
     }
     with open(os.path.join(d, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    md = markdown(summary, b, h)
+    md = markdown(summary, b, h, load(os.path.join(d, "value_reference.json")) or {})
     with open(os.path.join(d, "summary.md"), "w") as f:
         f.write(md)
     sys.stdout.write(md)
