@@ -309,15 +309,25 @@ static int parse(rc_gguf *g, cursor *c) {
         return rc_fail("%s: truncated GGUF file: the data section would start at %zu, past the end "
                        "(%zu bytes)",
                        c->path, data_start, c->len);
+    // As llama.cpp requires: tensors lie back to back in the order of their infos, each at the
+    // running size of the previous ones padded to the alignment, so no two ranges overlap.
+    uint64_t expect = 0;
     for (uint64_t i = 0; i < nt; i++) {
         rc_gguf_tensor *t = &g->tensors[i];
         size_t avail = c->len - data_start;
+        if (t->offset != expect)
+            return rc_fail("%s: tensor '%s' (info %llu) has data offset %llu, expected %llu (the "
+                           "padded end of the tensors before it): overlapping, aliased or "
+                           "out-of-order data ranges",
+                           c->path, t->name, (unsigned long long)i, (unsigned long long)t->offset,
+                           (unsigned long long)expect);
         if (t->offset > avail || t->nbytes > avail - t->offset)
             return rc_fail("%s: truncated GGUF file: tensor '%s' occupies bytes %llu..%llu of the "
                            "data section but it holds only %zu bytes",
                            c->path, t->name, (unsigned long long)t->offset,
                            (unsigned long long)(t->offset + t->nbytes), avail);
         t->data = c->p + data_start + t->offset;
+        expect += ((uint64_t)t->nbytes + g->alignment - 1) / g->alignment * g->alignment;
     }
     if (nt > 1) {
         const rc_gguf_tensor **idx = rc_malloc(nt * sizeof *idx, "gguf tensor index");

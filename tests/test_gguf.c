@@ -270,7 +270,33 @@ Test(gguf_reader, hand_made_bad_files) {
     expect_fail(&b, "truncated");
     header(&b, 3, 1, 0); tinfo(&b, "t", 2, ne, 0, 1ull << 62); pad_to(&b, 32);
     { uint8_t z[256] = {0}; put(&b, z, 256); }
-    expect_fail(&b, "truncated");
+    expect_fail(&b, "has data offset 4611686018427387904, expected 0");
+    // data ranges: each offset must be the padded end of the tensors before it (llama.cpp's rule)
+    header(&b, 3, 2, 0); tinfo(&b, "a", 2, ne, 0, 0); tinfo(&b, "b", 2, ne, 0, 0); pad_to(&b, 32);
+    { uint8_t z[512] = {0}; put(&b, z, 512); }
+    expect_fail(&b, "tensor 'b' (info 1) has data offset 0, expected 256"); // aliased
+    header(&b, 3, 2, 0); tinfo(&b, "a", 2, ne, 0, 0); tinfo(&b, "b", 2, ne, 0, 128); pad_to(&b, 32);
+    { uint8_t z[512] = {0}; put(&b, z, 512); }
+    expect_fail(&b, "overlapping"); // overlaps the second half of 'a'
+    header(&b, 3, 2, 0); tinfo(&b, "a", 2, ne, 0, 256); tinfo(&b, "b", 2, ne, 0, 0); pad_to(&b, 32);
+    { uint8_t z[512] = {0}; put(&b, z, 512); }
+    expect_fail(&b, "tensor 'a' (info 0) has data offset 256, expected 0"); // out of order
+    header(&b, 3, 2, 0); tinfo(&b, "a", 2, ne, 0, 0); tinfo(&b, "b", 2, ne, 0, 288); pad_to(&b, 32);
+    { uint8_t z[640] = {0}; put(&b, z, 640); }
+    expect_fail(&b, "expected 256"); // a gap
+    uint64_t ne3[1] = {3};                 // 12 bytes: the next tensor starts at the padded 32
+    header(&b, 3, 2, 0); tinfo(&b, "a", 1, ne3, 0, 0); tinfo(&b, "b", 1, ne3, 0, 12); pad_to(&b, 32);
+    { uint8_t z[64] = {0}; put(&b, z, 64); }
+    expect_fail(&b, "offset 12 is not a multiple of the alignment 32");
+    header(&b, 3, 2, 0); tinfo(&b, "a", 1, ne3, 0, 0); tinfo(&b, "b", 1, ne3, 0, 32); pad_to(&b, 32);
+    { uint8_t z[64] = {0}; put(&b, z, 64); }
+    {
+        rc_gguf g;
+        cr_assert(rc_gguf_parse(&g, b.p, b.n, "two.gguf") == 0, "%s", rc_last_error());
+        rc_gguf_close(&g);
+        free(b.p);
+        memset(&b, 0, sizeof b);
+    }
     header(&b, 3, 2, 0); tinfo(&b, "t", 1, ne, 0, 0); tinfo(&b, "t", 1, ne, 0, 128); pad_to(&b, 32);
     { uint8_t z[256] = {0}; put(&b, z, 256); }
     expect_fail(&b, "duplicate tensor name 't'");
