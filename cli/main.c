@@ -7,6 +7,7 @@
 
 #include "base/common.h"
 #include "base/dist.h"
+#include "base/finite.h"
 #include "cli/commands.h"
 
 typedef struct {
@@ -25,6 +26,25 @@ static void usage(FILE *f) {
                "commands:\n");
     for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++)
         if (k_cmds[i].fn) fprintf(f, "  %-10s %s\n", k_cmds[i].name, k_cmds[i].help);
+    fprintf(f, "\noption of every command:\n"
+               "  --skip-weight-scan  load model and value weights without the NaN/Inf scan\n");
+}
+
+// Options every command takes, removed from argv before the command parses it.
+static int take_global_options(int argc, char **argv) {
+    int k = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) { // what follows belongs to the command
+            while (i < argc) argv[k++] = argv[i++];
+            break;
+        }
+        if (!strcmp(argv[i], "--skip-weight-scan"))
+            rc_set_weight_scan(0);
+        else
+            argv[k++] = argv[i];
+    }
+    argv[k] = NULL;
+    return k;
 }
 
 // OpenMP threads that wait by spinning for long (libgomp's default) collapse throughput when
@@ -42,6 +62,7 @@ static void tune_openmp_wait(char **argv) {
 
 int main(int argc, char **argv) {
     tune_openmp_wait(argv);
+    argc = take_global_options(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);

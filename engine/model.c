@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "engine/model.h"
 #include "base/common.h"
+#include "base/finite.h"
 #include "base/gguf.h"
 #include "base/safetensors.h"
 
@@ -325,7 +326,7 @@ static int hf_load(const hf_files *f, const char *name, int64_t rows, int64_t co
     const size_t count = (size_t)rows * (size_t)(cols ? cols : 1);
     if (vec) {
         if (rc_st_to_f32(t, vec, count)) return rc_fail_ctx("%s", file);
-        return 0;
+        return rc_check_finite(file, name, vec, count);
     }
     const uint32_t want_type = t->dtype == RC_DT_F16    ? RC_GGML_F16
                                : t->dtype == RC_DT_BF16 ? RC_GGML_BF16
@@ -333,7 +334,11 @@ static int hf_load(const hf_files *f, const char *name, int64_t rows, int64_t co
     if (mat->type != want_type) // the arena was laid out from the same tensor's dtype
         return rc_fail("%s in %s: internal error: dtype changed between layout and load", name, file);
     memcpy((void *)mat->data, t->data, count * rc_dtype_size(t->dtype));
-    return 0;
+    return rc_check_finite_typed(file, name,
+                                 t->dtype == RC_DT_F16    ? RC_FINITE_F16
+                                 : t->dtype == RC_DT_BF16 ? RC_FINITE_BF16
+                                                          : RC_FINITE_F32,
+                                 mat->data, count);
 }
 
 static uint32_t hf_type_of(void *ctx, const char *name) {

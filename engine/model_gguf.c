@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/finite.h"
 #include "base/gguf.h"
 #include "engine/model.h"
 #include "kernels/cpu/dequant.h"
@@ -161,6 +162,40 @@ static const rc_gguf_tensor *find_checked(const rc_gguf *g, const char *name, in
     return t;
 }
 
+// NaN/Inf in a tensor kept in its stored type: float types scanned on their bits; block-quantized
+// ones dequantized a row at a time (their scales are halves and can hold NaN/Inf), in parallel.
+static int check_finite(const rc_gguf *g, const rc_gguf_tensor *t, const char *name, int64_t rows,
+                        int64_t cols) {
+    if (!rc_weight_scan_enabled()) return 0;
+    const size_t n = (size_t)rows * (size_t)cols;
+    if (t->ggml_type == RC_GGML_F32) return rc_check_finite_typed(g->path, name, RC_FINITE_F32, t->data, n);
+    if (t->ggml_type == RC_GGML_F16) return rc_check_finite_typed(g->path, name, RC_FINITE_F16, t->data, n);
+    if (t->ggml_type == RC_GGML_BF16) return rc_check_finite_typed(g->path, name, RC_FINITE_BF16, t->data, n);
+    int be, bb;
+    if (rc_ggml_type_geometry(t->ggml_type, &be, &bb)) return -1;
+    const size_t row_bytes = (size_t)(cols / be) * (size_t)bb;
+    int64_t bad = -1;
+#pragma omp parallel if (n >= ((size_t)1 << 22))
+    {
+        float *buf = malloc(sizeof(float) * (size_t)cols);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!buf || bad >= 0) continue;
+            rc_dequant_row(t->ggml_type, (const uint8_t *)t->data + (size_t)r * row_bytes, buf, cols);
+            int64_t i = rc_first_nonfinite(buf, (size_t)cols);
+            if (i >= 0) {
+#pragma omp critical(rc_gguf_nonfinite)
+                if (bad < 0 || r * cols + i < bad) bad = r * cols + i;
+            }
+        }
+        free(buf);
+    }
+    if (bad < 0) return 0;
+    return rc_fail("%s: tensor %s (%s) holds NaN or Inf at element %lld (of %zu): the weights are corrupt "
+                   "(--skip-weight-scan loads them anyway)",
+                   g->path, name, rc_ggml_type_name(t->ggml_type), (long long)bad, n);
+}
+
 // A matrix used in place from the mapping. perm_heads > 0: llama.cpp's per-head row interleave
 // (Q/K) with that many heads, undone by the kernels when they write their outputs.
 static int load_matrix(const rc_gguf *g, const char *name, int64_t rows, int64_t cols, rc_qmat *dst,
@@ -178,7 +213,7 @@ static int load_matrix(const rc_gguf *g, const char *name, int64_t rows, int64_t
         return rc_fail("%s: tensor '%s' is too large", g->path, name);
     if (rc_qmat_init(dst, t->data, t->ggml_type, (int)rows, (int)cols, (int)hd))
         return rc_fail_ctx("%s: tensor '%s'", g->path, name);
-    return 0;
+    return check_finite(g, t, name, rows, cols);
 }
 
 // A vector (norm weights) dequantized to fp32 into dst.
@@ -186,7 +221,7 @@ static int load_vector(const rc_gguf *g, const char *name, int64_t n, float *dst
     const rc_gguf_tensor *t = find_checked(g, name, 1, n);
     if (!t) return -1;
     if (rc_dequant_row(t->ggml_type, t->data, dst, n)) return rc_fail_ctx("%s: tensor '%s'", g->path, name);
-    return 0;
+    return rc_check_finite(g->path, name, dst, (size_t)n);
 }
 
 static int load_weights(const rc_gguf *g, rc_model *m) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/finite.h"
 #include "base/safetensors.h"
 
 // ---- layout -----------------------------------------------------------------------------------
@@ -440,6 +441,15 @@ int rc_value_load(rc_value_mlp *m, const char *path) {
             rc_st_close(&st);
             rc_value_free(m);
             return rc_fail_ctx("%s: fc%d", path, l + 1);
+        }
+        char wn[32], bn[32];
+        snprintf(wn, sizeof wn, "fc%d.weight", l + 1);
+        snprintf(bn, sizeof bn, "fc%d.bias", l + 1);
+        if (rc_check_finite(path, wn, m->w[l], (size_t)m->dims[l + 1] * (size_t)m->dims[l]) ||
+            rc_check_finite(path, bn, m->b[l], (size_t)m->dims[l + 1])) {
+            rc_st_close(&st);
+            rc_value_free(m);
+            return -1;
         }
     }
     rc_st_close(&st);

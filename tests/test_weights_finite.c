@@ -1,0 +1,137 @@
+// Non-finite weights are refused at load, naming the tensor (issue: NaN/Inf in weights or a value
+// network decoded all-zero tokens with exit 0): the scan itself, then an HF checkpoint, a GGUF file
+// and a value model from the committed fixtures with one value overwritten by NaN or Inf.
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/common.h"
+#include "base/finite.h"
+#include "base/gguf.h"
+#include "base/safetensors.h"
+#include "engine/model.h"
+#include "engine/value_mlp.h"
+
+Test(finite, scan_finds_the_first_bad_value) {
+    size_t sizes[] = {1, 7, 65535, 65536, 65537, (size_t)1 << 22 | 5};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        float *x = malloc(n * sizeof *x);
+        for (size_t i = 0; i < n; i++) x[i] = (float)((int)(i % 13) - 6) * 1e30f; // large but finite
+        x[n / 2] = 3.4028235e38f;                                           // FLT_MAX is finite
+        cr_assert_eq(rc_first_nonfinite(x, n), -1, "n=%zu", n);
+        size_t at[] = {0, n / 3, n - 1};
+        float bad[] = {NAN, INFINITY, -INFINITY, -NAN};
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 4; b++) {
+                float keep = x[at[a]];
+                x[at[a]] = bad[b];
+                cr_assert_eq(rc_first_nonfinite(x, n), (int64_t)at[a], "n=%zu at %zu", n, at[a]);
+                x[at[a]] = keep;
+            }
+        x[n - 1] = NAN; // two bad values: the first one is reported
+        x[n / 3] = INFINITY;
+        cr_assert_eq(rc_first_nonfinite(x, n), (int64_t)(n / 3));
+        free(x);
+    }
+    cr_assert_eq(rc_first_nonfinite(NULL, 0), -1);
+}
+
+static char *copy_to_tmp(const char *src, const char *name) {
+    static int k;
+    char *dir = NULL;
+    cr_assert(asprintf(&dir, "/tmp/rc_finite_%d_%d", (int)getpid(), k++) > 0);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s && cp -r %s %s/%s", dir, dir, src, dir, name);
+    cr_assert(system(cmd) == 0, "%s", cmd);
+    return dir;
+}
+
+// Overwrites element `el` of the tensor at `data` (file offset `off`) with `v` in its dtype.
+static void poke(const char *path, size_t off, int dtype_bytes, int is_bf16, float v) {
+    FILE *f = fopen(path, "r+b");
+    cr_assert(f);
+    cr_assert(fseek(f, (long)off, SEEK_SET) == 0);
+    if (dtype_bytes == 4) {
+        fwrite(&v, 4, 1, f);
+    } else {
+        uint16_t h = is_bf16 ? rc_f32_to_bf16(v) : rc_f32_to_f16(v);
+        fwrite(&h, 2, 1, f);
+    }
+    fclose(f);
+}
+
+static void expect_refused(int rc, const char *n1, const char *n2) {
+    cr_assert_eq(rc, -1, "loaded");
+    cr_assert(strstr(rc_last_error(), n1) && strstr(rc_last_error(), n2),
+              "expected '%s' and '%s' in: %s", n1, n2, rc_last_error());
+}
+
+Test(finite, hf_checkpoint_with_nan_is_refused) {
+    char *dir = copy_to_tmp(RC_FIXTURES "/tiny/mha_hd32_tied", "m");
+    char model[4096], st_path[4096];
+    snprintf(model, sizeof model, "%s/m", dir);
+    snprintf(st_path, sizeof st_path, "%s/m/model.safetensors", dir);
+    rc_safetensors st;
+    cr_assert(rc_st_open(&st, st_path) == 0, "%s", rc_last_error());
+    const rc_st_tensor *t = rc_st_find(&st, "model.layers.1.mlp.down_proj.weight");
+    cr_assert(t);
+    size_t esz = rc_dtype_size(t->dtype);
+    size_t off = (size_t)((const char *)t->data - (const char *)st.map) + 17 * esz;
+    int bf16 = t->dtype == RC_DT_BF16;
+    rc_st_close(&st);
+    poke(st_path, off, (int)esz, bf16, NAN);
+    rc_model m;
+    expect_refused(rc_model_load(model, &m), "model.layers.1.mlp.down_proj.weight", "NaN at element 17");
+    rc_set_weight_scan(0);
+    int rc = rc_model_load(model, &m);
+    rc_set_weight_scan(1);
+    cr_assert_eq(rc, 0, "--skip-weight-scan must load it: %s", rc_last_error());
+    rc_model_free(&m);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    system(cmd);
+    free(dir);
+}
+
+Test(finite, gguf_with_inf_is_refused) {
+    char *dir = copy_to_tmp(RC_FIXTURES "/gguf/tiny_tied.gguf", "t.gguf");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/t.gguf", dir);
+    rc_gguf g;
+    cr_assert(rc_gguf_open(&g, path) == 0, "%s", rc_last_error());
+    const rc_gguf_tensor *t = rc_gguf_find_tensor(&g, "blk.0.ffn_norm.weight");
+    cr_assert(t && (t->ggml_type == 0 || t->ggml_type == 1), "expected an F32/F16 norm tensor");
+    int esz = t->ggml_type == 0 ? 4 : 2;
+    size_t off = (size_t)((const char *)t->data - (const char *)g.map) + 3 * (size_t)esz;
+    rc_gguf_close(&g);
+    poke(path, off, esz, 0, -INFINITY);
+    rc_model m;
+    expect_refused(rc_model_load(path, &m), "blk.0.ffn_norm.weight", "-Inf at element 3");
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    system(cmd);
+    free(dir);
+}
+
+Test(finite, value_model_with_nan_is_refused) {
+    char *dir = copy_to_tmp(RC_FIXTURES "/value/mlp2.safetensors", "v.safetensors");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/v.safetensors", dir);
+    rc_safetensors st;
+    cr_assert(rc_st_open(&st, path) == 0, "%s", rc_last_error());
+    const rc_st_tensor *t = rc_st_find(&st, "fc2.bias");
+    cr_assert(t && t->dtype == RC_DT_F32);
+    size_t off = (size_t)((const char *)t->data - (const char *)st.map);
+    rc_st_close(&st);
+    poke(path, off, 4, 0, NAN);
+    rc_value_mlp v;
+    expect_refused(rc_value_load(&v, path), "fc2.bias", "NaN at element 0");
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    system(cmd);
+    free(dir);
+}
