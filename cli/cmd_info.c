@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "engine/backend.h"
 #include "base/common.h"
+#include "base/utf8.h"
 #include "engine/model.h"
 #include "base/safetensors.h"
 
@@ -260,7 +261,7 @@ int cmd_info(int argc, char **argv) {
             for (int i = 0; i <= RC_DT_OTHER; i++)
                 if (s.dtype_count[i]) cJSON_AddNumberToObject(d, k_dt_names[i], s.dtype_count[i]);
         }
-        char *out = cJSON_Print(o);
+        char *out = rc_json_print(o, 1);
         printf("%s\n", out);
         free(out);
         cJSON_Delete(o);

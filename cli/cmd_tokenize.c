@@ -12,6 +12,7 @@
 #include "base/safetensors.h"
 #include "pipeline/codec.h"
 #include "base/common.h"
+#include "base/utf8.h"
 #include "base/default_model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -113,7 +114,7 @@ int cmd_tokenize(int argc, char **argv) {
         } else if (json) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "text", s);
-            char *js = cJSON_PrintUnformatted(o);
+            char *js = rc_json_print(o, 0);
             printf("%s\n", js);
             free(js);
             cJSON_Delete(o);
@@ -134,7 +135,7 @@ int cmd_tokenize(int argc, char **argv) {
                 cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
                 cJSON_AddItemToArray(p, cJSON_CreateString(rc_tokenizer_piece(t, ids[i])));
             }
-            char *js = cJSON_PrintUnformatted(o);
+            char *js = rc_json_print(o, 0);
             printf("%s\n", js);
             free(js);
             cJSON_Delete(o);

@@ -2,6 +2,7 @@
 // RoPE inverse frequencies (plain and Llama-3.1 "llama3" scaling), and weight-size arithmetic.
 // Both the older layout (rope_theta + rope_scaling) and transformers 5's rope_parameters parse.
 #include "base/common.h"
+#include "base/utf8.h"
 #include "engine/model.h"
 
 #include <cjson/cJSON.h>
@@ -247,6 +248,7 @@ int rc_config_parse_json(const char *json_text, rc_config *cfg) {
         const char *at = cJSON_GetErrorPtr();
         return rc_fail("config.json: not valid JSON (near \"%.32s\")", at ? at : "?");
     }
+    rc_json_keep_last_keys(root); // a repeated key means its last value, as for transformers
     int rc = parse_obj(root, cfg);
     cJSON_Delete(root);
     return rc;

@@ -114,6 +114,12 @@ static int config_from_gguf(const rc_gguf *g, rc_config *cfg) {
     if (!rc_gguf_find(g, "llama.vocab_size") && toks && toks->type == RC_GGUF_ARRAY &&
         toks->arr_n != emb->ne[1])
         cfg->vocab_size = (int)emb->ne[1];
+    // llama.cpp takes the vocabulary size from the token list: a list of another size would leave
+    // ids the model emits without text, or give the embedding ids it does not have
+    if (toks && toks->type == RC_GGUF_ARRAY && toks->arr_n != (uint64_t)cfg->vocab_size)
+        return rc_fail("%s: tokenizer.ggml.tokens holds %llu tokens but the model's vocabulary "
+                       "(llama.vocab_size, token_embd.weight) has %d entries; they must agree",
+                       g->path, (unsigned long long)toks->arr_n, cfg->vocab_size);
     cfg->tie_word_embeddings = rc_gguf_find_tensor(g, "output.weight") == NULL;
 
     cfg->bos_token_id = cfg->pad_token_id = -1;

@@ -6,6 +6,7 @@
 #include "base/common.h"
 #include "base/dist.h"
 #include "base/progress.h"
+#include "base/utf8.h"
 #include "engine/generate.h"
 #include "eval/diversity.h"
 #include "eval/rundir.h"
@@ -259,7 +260,7 @@ char *rc_eval_json(const rc_eval_stats *a, const rc_eval_stats *b) {
             cJSON_AddNumberToObject(pj, "second_lower_reward", p.loss);
         }
     }
-    char *s = cJSON_Print(j);
+    char *s = rc_json_print(j, 1);
     cJSON_Delete(j);
     if (!s) rc_fail("out of memory writing the report");
     return s;

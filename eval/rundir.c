@@ -3,6 +3,7 @@
 #include "eval/rundir.h"
 
 #include "base/common.h"
+#include "base/utf8.h"
 #include "engine/generate.h"
 
 #include <cjson/cJSON.h>
@@ -139,7 +140,7 @@ char *rc_resp_to_json(const rc_resp *r) {
     if (r->reference) cJSON_AddStringToObject(j, "reference", r->reference);
     cJSON_AddItemToObject(j, "prompt_ids", ids_array(r->prompt_ids, r->n_prompt_ids));
     cJSON_AddItemToObject(j, "tokens", ids_array(r->tokens, r->n_tokens));
-    char *s = cJSON_PrintUnformatted(j);
+    char *s = rc_json_print(j, 0);
     cJSON_Delete(j);
     if (!s) rc_fail("out of memory serialising a response");
     return s;

@@ -13,16 +13,16 @@
 
 #include "tests/expect_fail.h"
 
-// A minimal valid causal config with `extra` spliced in (later keys override earlier ones in the
-// sense that cJSON takes the first match, so extra goes first).
+// A minimal valid causal config with `extra` spliced in last (a repeated key keeps its last value,
+// as Python's json does, so extra overrides the defaults here).
 static char *cfg_text(const char *extra) {
     static char buf[4096];
     snprintf(buf, sizeof buf,
-             "{%s%s\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", "
+             "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", "
              "\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 2, "
              "\"num_attention_heads\": 4, \"vocab_size\": 100, \"max_position_embeddings\": 256, "
-             "\"rms_norm_eps\": 1e-5}",
-             extra ? extra : "", extra && *extra ? ", " : "");
+             "\"rms_norm_eps\": 1e-5%s%s}",
+             extra && *extra ? ", " : "", extra ? extra : "");
     return buf;
 }
 
@@ -98,6 +98,21 @@ Test(config, reward_architectures) {
     // the weight count includes the head and no LM head
     size_t d = 64, per_layer = 2 * d + 4 * d * d + 3 * 128 * d;
     cr_assert_eq(rc_config_weight_floats(&c), 100 * d + 2 * per_layer + d + 3 * d);
+}
+
+Test(config, duplicate_keys_keep_the_last_value) {
+    // json.loads('{"a": 1, "a": 2}') == {"a": 2}: transformers reads the last value
+    rc_config c;
+    cr_assert_eq(rc_config_parse_json(cfg_text("\"hidden_size\": 32, \"vocab_size\": 77, "
+                                               "\"vocab_size\": 90"), &c), 0, "%s", rc_last_error());
+    cr_assert_eq(c.hidden_size, 32);
+    cr_assert_eq(c.vocab_size, 90);
+    cr_assert_eq(rc_config_parse_json(cfg_text("\"rope_scaling\": {\"rope_type\": \"x\", "
+                                               "\"rope_type\": \"llama3\", \"factor\": 8.0, "
+                                               "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+                                               "\"original_max_position_embeddings\": 64}"), &c),
+                 0, "nested keys too: %s", rc_last_error());
+    cr_assert_eq(c.rope_llama3, 1);
 }
 
 Test(config, unsupported_architecture_and_type) {

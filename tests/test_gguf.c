@@ -416,6 +416,27 @@ Test(gguf_model, bad_metadata) {
     load_hand_made(&b, "tensor 'token_embd.weight' is missing", NULL);
     header(&b, 3, 0, 0);
     load_hand_made(&b, "'general.architecture' is missing", NULL);
+    // a token list of another size than the vocabulary fails at load, not when decoding
+    size_t len;
+    uint8_t *raw = load_bin("tiny_tied.gguf", &len);
+    uint8_t *at = memmem(raw, len, "llama.vocab_size", 16);
+    cr_assert(at);
+    uint32_t v;
+    memcpy(&v, at + 20, 4);
+    cr_assert_eq(v, 96u, "the fixture's vocabulary changed");
+    v = 95;
+    memcpy(at + 20, &v, 4);
+    char path[] = "/tmp/rc_gguf_vocab_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0 && write(fd, raw, len) == (ssize_t)len);
+    close(fd);
+    free(raw);
+    rc_model m;
+    cr_assert_eq(rc_model_load(path, &m), -1);
+    cr_assert(strstr(rc_last_error(), "tokenizer.ggml.tokens holds 96 tokens but the model's "
+                                      "vocabulary (llama.vocab_size, token_embd.weight) has 95 entries"),
+              "%s", rc_last_error());
+    unlink(path);
 }
 
 Test(gguf_model, config_from_metadata) {

@@ -2,6 +2,7 @@
 // streaming decode of split characters, the two BPE merge algorithms agree, vocabulary queries,
 // the SmolLM2 GGUF tokenizer against the HF json (when the default model is downloaded), random
 // text and bytes, concurrent encoding, lstrip/rstrip added tokens vs HF, fallbacks and errors.
+#define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -207,6 +208,19 @@ Test(tokenizer_units, load_errors) {
     rc_tokenizer *t = rc_tokenizer_load(p);
     cr_expect_null(t);
     cr_expect(strstr(rc_last_error(), "x.gguf"), "error names the file: %s", rc_last_error());
+    // an unknown tokenizer.ggml.pre is refused, not split with the GPT-2 regex (issue 16)
+    size_t gn;
+    char *g = rc_read_file(TOK "/gguf/l3.gguf", &gn);
+    cr_assert(g);
+    char *at = memmem(g, gn, "llama-bpe", 9);
+    cr_assert(at);
+    memcpy(at, "mystery-9", 9);
+    cr_assert_eq(rc_write_file_atomic(p, g, gn), 0);
+    free(g);
+    t = rc_tokenizer_load(p);
+    cr_expect_null(t);
+    cr_expect(strstr(rc_last_error(), "tokenizer.ggml.pre 'mystery-9'"), "%s", rc_last_error());
+    rc_tokenizer_free(t);
     remove(p);
     snprintf(p, sizeof p, "%s/tokenizer.model", dir);
     f = fopen(p, "w");
@@ -410,10 +424,10 @@ Test(tokenizer_units, added_token_lstrip_rstrip) {
     cJSON_ArrayForEach(a, added) {
         const char *c = cJSON_GetObjectItem(a, "content")->valuestring;
         if (!strcmp(c, "<|eot_id|>")) {
-            cJSON_ReplaceItemInObject(a, "lstrip", cJSON_CreateTrue());
-            cJSON_ReplaceItemInObject(a, "rstrip", cJSON_CreateTrue());
+            cJSON_ReplaceItemInObjectCaseSensitive(a, "lstrip", cJSON_CreateTrue());
+            cJSON_ReplaceItemInObjectCaseSensitive(a, "rstrip", cJSON_CreateTrue());
         }
-        if (!strcmp(c, "<|start_header_id|>")) cJSON_ReplaceItemInObject(a, "rstrip", cJSON_CreateTrue());
+        if (!strcmp(c, "<|start_header_id|>")) cJSON_ReplaceItemInObjectCaseSensitive(a, "rstrip", cJSON_CreateTrue());
     }
     int mx = 0;
     cJSON_ArrayForEach(a, cJSON_GetObjectItem(cJSON_GetObjectItem(j, "model"), "vocab")) if (
@@ -493,10 +507,10 @@ static void expect_json_error(cJSON *j, const char *needle) {
 
 Test(tokenizer_units, corrupt_tokenizer_json) {
     cJSON *j = l3_json(), *m = cJSON_GetObjectItem(j, "model");
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "vocab"), "a", cJSON_CreateString("x"));
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItem(m, "vocab"), "a", cJSON_CreateString("x"));
     expect_json_error(j, "bad id");
     j = l3_json(), m = cJSON_GetObjectItem(j, "model");
-    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(m, "vocab"), "a", cJSON_CreateNumber(1e12));
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItem(m, "vocab"), "a", cJSON_CreateNumber(1e12));
     expect_json_error(j, "implausibly large");
     j = l3_json(), m = cJSON_GetObjectItem(j, "model");
     cJSON_AddItemToArray(cJSON_GetObjectItem(m, "merges"), cJSON_CreateNumber(3));
@@ -504,36 +518,43 @@ Test(tokenizer_units, corrupt_tokenizer_json) {
     j = l3_json(), m = cJSON_GetObjectItem(j, "model");
     cJSON_AddItemToArray(cJSON_GetObjectItem(m, "merges"), cJSON_CreateString("nospace"));
     expect_json_error(j, "has no space");
+    // without merges the text would be tokenized byte by byte (issue 16): refused
+    j = l3_json(), m = cJSON_GetObjectItem(j, "model");
+    cJSON_DeleteItemFromObjectCaseSensitive(m, "merges");
+    expect_json_error(j, "model.merges is missing");
+    j = l3_json(), m = cJSON_GetObjectItem(j, "model");
+    cJSON_ReplaceItemInObjectCaseSensitive(m, "merges", cJSON_CreateObject());
+    expect_json_error(j, "model.merges is not a list");
     j = l3_json();
-    cJSON_ReplaceItemInObject(j, "pre_tokenizer", cJSON_Parse("{\"type\": \"Whitespace\"}"));
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "pre_tokenizer", cJSON_Parse("{\"type\": \"Whitespace\"}"));
     expect_json_error(j, "Whitespace");
     j = l3_json();
-    cJSON_ReplaceItemInObject(j, "pre_tokenizer",
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "pre_tokenizer",
                               cJSON_Parse("{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, "
                                           "\"behavior\": \"Isolated\", \"invert\": false}"));
     expect_json_error(j, "does not compile");
     j = l3_json();
-    cJSON_ReplaceItemInObject(j, "pre_tokenizer",
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "pre_tokenizer",
                               cJSON_Parse("{\"type\": \"Split\", \"pattern\": {\"Regex\": \"a\"}, "
                                           "\"behavior\": \"Removed\", \"invert\": false}"));
     expect_json_error(j, "Removed");
     j = l3_json();
-    cJSON_ReplaceItemInObject(j, "normalizer", cJSON_Parse("{\"type\": \"NFKC\"}"));
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "normalizer", cJSON_Parse("{\"type\": \"NFKC\"}"));
     expect_json_error(j, "normalizers are not supported");
     j = l3_json();
-    cJSON_ReplaceItemInObject(j, "decoder", cJSON_Parse("{\"type\": \"WordPiece\"}"));
+    cJSON_ReplaceItemInObjectCaseSensitive(j, "decoder", cJSON_Parse("{\"type\": \"WordPiece\"}"));
     expect_json_error(j, "not a ByteLevel decoder");
     j = l3_json();
     cJSON_AddItemToArray(cJSON_GetObjectItem(j, "added_tokens"), cJSON_Parse("{\"id\": 5}"));
     expect_json_error(j, "without content");
     j = l3_json();
-    cJSON_ReplaceItemInObject(
+    cJSON_ReplaceItemInObjectCaseSensitive(
         j, "post_processor",
         cJSON_Parse("{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": "
                     "\"<nope>\"}}, {\"Sequence\": {\"id\": \"A\"}}]}"));
     expect_json_error(j, "<nope>");
     j = l3_json(), m = cJSON_GetObjectItem(j, "model");
-    cJSON_ReplaceItemInObject(m, "type", cJSON_CreateString("Unigram"));
+    cJSON_ReplaceItemInObjectCaseSensitive(m, "type", cJSON_CreateString("Unigram"));
     expect_json_error(j, "Unigram");
 }
 
@@ -564,7 +585,7 @@ Test(tokenizer_units, bos_eos_and_config_variants) {
         } else {
             cJSON *j = l3_json();
             if (cJSON_IsTrue(cJSON_GetObjectItem(r, "drop_post_processor")))
-                cJSON_ReplaceItemInObject(j, "post_processor", cJSON_CreateNull());
+                cJSON_ReplaceItemInObjectCaseSensitive(j, "post_processor", cJSON_CreateNull());
             cJSON_AddStringToObject(cfg, "bos_token", "<|begin_of_text|>");
             cJSON_AddStringToObject(cfg, "eos_token", "<|eot_id|>");
             snprintf(p1, sizeof p1, "%s/tokenizer.json", dir);

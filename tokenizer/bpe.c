@@ -207,6 +207,10 @@ int tk_bpe_load_json(struct rc_tokenizer *t, const cJSON *root, const char *path
     const char *unk = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(model, "unk_token"));
     t->bpe_unk = unk ? tk_strmap_get(&t->piece_map, unk, strlen(unk)) : -1;
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (!cJSON_IsArray(merges)) // without merges every word would be tokenized byte by byte
+        return rc_fail("%s: model.merges %s (a BPE model needs its list of merges, \"a b\" or "
+                       "[a, b] each)",
+                       path, merges ? "is not a list" : "is missing");
     if (tk_pairmap_init(&t->merges, (size_t)cJSON_GetArraySize(merges))) return -1;
     int rank = 0;
     cJSON_ArrayForEach(it, merges) {
@@ -235,18 +239,29 @@ int tk_bpe_load_json(struct rc_tokenizer *t, const cJSON *root, const char *path
 
 // tokenizer.ggml.pre names, mapped as transformers' GGUF tokenizer conversion maps them (the
 // oracle for "AutoTokenizer(gguf_file=...)"): the Llama-3 and Qwen2 families get their split
-// regex; every other name (gpt2, smollm, starcoder, ...) gets the GPT-2 ByteLevel regex. Note that
+// regex; the names below whose regex is (or differs only on rare numerals from) the GPT-2
+// ByteLevel one get that; any other name is refused, as llama.cpp refuses it, rather than split
+// with a regex the model was not trained with. An absent key means "default". Note that
 // llama.cpp splits \p{N} first for "smollm"/"starcoder"; that differs only on characters such as
 // Roman numerals or superscripts, since these vocabularies have no multi-digit tokens.
 static int gguf_pretok(struct rc_tokenizer *t, const char *pre, const char *path) {
     static const char *llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1",
                                    "pixtral", "midm-2.0", "lfm2", "dbrx", "smaug-bpe"};
     static const char *qwen2[] = {"qwen2", "deepseek-r1-qwen", "kormo", "megrez"};
-    const char *p = PAT_GPT2;
+    static const char *gpt2[] = {"default", "gpt2", "gpt-2", "smollm", "starcoder", "refact",
+                                 "phi-2", "roberta-bpe", "jina-v1-en", "jina-v2-code"};
+    const char *p = NULL;
+    for (size_t i = 0; i < sizeof gpt2 / sizeof gpt2[0]; i++)
+        if (!strcmp(pre, gpt2[i])) p = PAT_GPT2;
     for (size_t i = 0; i < sizeof llama3 / sizeof llama3[0]; i++)
         if (!strcmp(pre, llama3[i])) p = PAT_LLAMA3;
     for (size_t i = 0; i < sizeof qwen2 / sizeof qwen2[0]; i++)
         if (!strcmp(pre, qwen2[i])) p = PAT_QWEN2;
+    if (!p)
+        return rc_fail("%s: tokenizer.ggml.pre '%s' is not a pre-tokenizer this engine knows, so "
+                       "the text cannot be split as the model was trained (known: the GPT-2 family "
+                       "gpt2, smollm, starcoder, ...; llama-bpe/llama3; qwen2)",
+                       path, pre);
     return tk_bpe_set_pretok(t, &p, 1, path);
 }
 

@@ -8,64 +8,11 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/utf8.h"
 #include "tokenizer/tok_internal.h"
 #include "tokenizer/tokenizer.h"
 
 #define REPL "\xef\xbf\xbd"
-
-// Length of the maximal prefix of s that could start a valid sequence (>= 1), and whether it is
-// a complete character (*complete). A prefix that is valid so far but cut short by the end of
-// the data has *complete = 0 and *truncated = 1.
-static size_t utf8_scan(const uint8_t *s, size_t n, int *complete, int *truncated) {
-    *complete = *truncated = 0;
-    uint8_t c = s[0];
-    if (c < 0x80) {
-        *complete = 1;
-        return 1;
-    }
-    int len;
-    uint8_t lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0) lo = 0xa0;
-        if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f;
-    } else
-        return 1; // not a lead byte
-    size_t i = 1;
-    for (; i < (size_t)len; i++) {
-        if (i >= n) {
-            *truncated = 1;
-            return i;
-        }
-        uint8_t l = i == 1 ? lo : 0x80, h = i == 1 ? hi : 0xbf;
-        if (s[i] < l || s[i] > h) return i; // maximal subpart ends before s[i]
-    }
-    *complete = 1;
-    return (size_t)len;
-}
-
-char *rc_utf8_sanitize(const char *s, size_t len, size_t *out_len) {
-    tk_buf b = {0};
-    if (tk_buf_add(&b, "", 0)) return NULL;
-    const uint8_t *p = (const uint8_t *)s;
-    size_t i = 0;
-    while (i < len) {
-        int complete, truncated;
-        size_t l = utf8_scan(p + i, len - i, &complete, &truncated);
-        if (tk_buf_add(&b, complete ? (const char *)p + i : REPL, complete ? l : 3)) {
-            free(b.p);
-            return NULL;
-        }
-        i += l;
-    }
-    *out_len = b.n;
-    return b.p;
-}
 
 struct rc_detok {
     const rc_tokenizer *t;
@@ -97,7 +44,7 @@ static int bpe_drain(rc_detok *d, int at_end) {
     size_t n = d->pend.n, i = 0;
     while (i < n) {
         int complete, truncated;
-        size_t l = utf8_scan(p + i, n - i, &complete, &truncated);
+        size_t l = rc_utf8_scan(p + i, n - i, &complete, &truncated);
         if (truncated && !at_end) break;
         if (tk_buf_add(&d->out, complete ? (const char *)p + i : REPL, complete ? l : 3)) return -1;
         i += l;
@@ -110,7 +57,7 @@ static int bpe_drain(rc_detok *d, int at_end) {
 static int utf8_all_valid(const uint8_t *p, size_t n) {
     for (size_t i = 0; i < n;) {
         int complete, truncated;
-        size_t l = utf8_scan(p + i, n - i, &complete, &truncated);
+        size_t l = rc_utf8_scan(p + i, n - i, &complete, &truncated);
         if (!complete) return 0;
         i += l;
     }

@@ -84,6 +84,7 @@ static cJSON *read_json(const char *path) {
         size_t off = e ? (size_t)(e - b.p) : 0;
         rc_fail("%s: invalid JSON near byte %zu", path, off);
     }
+    rc_json_keep_last_keys(j); // duplicate keys: the last wins, as in Python's json
     free(b.p);
     return j;
 }

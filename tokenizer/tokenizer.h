@@ -9,6 +9,7 @@
 // lossy UTF-8; Metaspace/ByteFallback/Fuse/Strip for SentencePiece).
 #pragma once
 #include <stddef.h>
+#include "base/utf8.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -61,9 +62,6 @@ const char *rc_tokenizer_chat_template(const rc_tokenizer *t);
 // "spm" or "bpe".
 const char *rc_tokenizer_kind(const rc_tokenizer *t);
 
-// Replaces invalid UTF-8 as Python's errors="replace" does. Returns a malloc'd copy (NUL-
-// terminated, *out_len bytes) or NULL + error. Exposed for the tests and dataset readers.
-char *rc_utf8_sanitize(const char *s, size_t len, size_t *out_len);
 
 #ifdef __cplusplus
 }
