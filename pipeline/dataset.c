@@ -3,6 +3,8 @@
 // every bad line is reported with file:line and skipped.
 #include "pipeline/dataset.h"
 #include "base/common.h"
+#include "base/lines.h"
+#include "base/utf8.h"
 #include "tokenizer/chat.h"
 
 #include <cjson/cJSON.h>
@@ -10,7 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 int rc_ds_format_parse(const char *s, rc_ds_format *fmt) {
     if (!s) return rc_fail("missing dataset format (hh, shp, plain or ids)");
@@ -68,29 +69,6 @@ static int all_space(const char *s) {
     for (; *s; s++)
         if (!isspace((unsigned char)*s)) return 0;
     return 1;
-}
-
-// Reads one whole line (any length) into *buf; returns its length, -1 at EOF, -2 on error.
-static long gz_read_line(gzFile f, char **buf, size_t *cap) {
-    size_t len = 0;
-    for (;;) {
-        if (*cap - len < 2) {
-            size_t nc = *cap ? *cap * 2 : 65536;
-            char *nb = realloc(*buf, nc);
-            if (!nb) return -2;
-            *buf = nb;
-            *cap = nc;
-        }
-        if (!gzgets(f, *buf + len, (int)(*cap - len))) {
-            int err;
-            gzerror(f, &err);
-            if (err != Z_OK && err != Z_STREAM_END) return -2;
-            return len ? (long)len : -1;
-        }
-        len += strlen(*buf + len);
-        if (len && (*buf)[len - 1] == '\n') return (long)len;
-        if (gzeof(f)) return (long)len;
-    }
 }
 
 // Fills it from one parsed line; returns 0, or 1 with why[] set when the line is skipped,
@@ -177,29 +155,39 @@ int rc_dataset_load(const char *path, rc_ds_format fmt, long limit, rc_dataset *
 int rc_dataset_load_turn(const char *path, rc_ds_format fmt, long limit, const char *turn,
                          rc_dataset *ds, FILE *report) {
     memset(ds, 0, sizeof *ds);
-    gzFile f = gzopen(path, "rb");
-    if (!f) return rc_fail("cannot open dataset %s: %s", path, errno ? strerror(errno) : "zlib error");
-    char *line = NULL;
-    size_t cap = 0, items_cap = 0;
-    long lineno = 0, len;
-    int rc = 0;
-    while ((len = gz_read_line(f, &line, &cap)) >= 0) {
+    rc_lines *in = rc_lines_open(path);
+    if (!in) return rc_fail_ctx("dataset");
+    const char *line;
+    size_t len, items_cap = 0;
+    long lineno = 0;
+    int rc = 0, got;
+    while ((got = rc_lines_next(in, &line, &len)) == 1) {
         lineno++;
-        if (all_space(line)) continue;
+        long nul = rc_find_nul(line, len);
+        if (nul < 0 && all_space(line)) continue;
         if (limit > 0 && ds->n >= limit) break;
         ds->n_lines++;
         char why[256];
         int r;
         rc_ds_item it;
         const char *end = NULL;
-        cJSON *j = cJSON_ParseWithOpts(line, &end, 0);
-        if (!j) {
+        cJSON *j = NULL;
+        long esc = nul < 0 ? rc_json_find_nul_escape(line, len) : -1;
+        if (nul >= 0) { // JSON cannot hold a raw NUL; cJSON would stop reading there
+            snprintf(why, sizeof why, "a NUL byte at byte %ld", nul + 1);
+            r = 1;
+        } else if (esc >= 0) { // a string cut at the NUL would be a different prompt
+            snprintf(why, sizeof why, "a \\u0000 escape (NUL character) at byte %ld, which a "
+                     "prompt cannot hold", esc + 1);
+            r = 1;
+        } else if (!(j = cJSON_ParseWithOpts(line, &end, 0))) {
             size_t at = 0;
             const char *ep = cJSON_GetErrorPtr();
             if (ep && ep >= line && ep <= line + len) at = (size_t)(ep - line);
             snprintf(why, sizeof why, "malformed JSON near byte %zu", at + 1);
             r = 1;
         } else {
+            rc_json_keep_last_keys(j);
             while (end && *end && isspace((unsigned char)*end)) end++;
             if (end && *end) {
                 snprintf(why, sizeof why, "trailing data after the JSON value at byte %zu",
@@ -235,11 +223,35 @@ int rc_dataset_load_turn(const char *path, rc_ds_format fmt, long limit, const c
         }
         ds->items[ds->n++] = it;
     }
-    if (len == -2 && rc == 0) rc = rc_fail("read error in %s after line %ld (truncated gzip?)", path, lineno);
-    free(line);
-    gzclose(f);
+    if (got < 0 && rc == 0) rc = rc_fail_ctx("after line %ld", lineno);
+    rc_lines_close(in);
     if (rc != 0) rc_dataset_free(ds);
     return rc;
+}
+
+int rc_dataset_check_ids(rc_dataset *ds, const char *path, int vocab_size, FILE *report) {
+    int k = 0;
+    for (int i = 0; i < ds->n; i++) {
+        rc_ds_item *it = &ds->items[i];
+        int bad = -1;
+        for (int t = 0; t < it->n_ids && bad < 0; t++)
+            if (it->ids[t] >= vocab_size) bad = t;
+        if (bad < 0) {
+            ds->items[k++] = *it;
+            continue;
+        }
+        if (report)
+            fprintf(report, "%s:%ld: \"ids\"[%d] = %d is outside the model's vocabulary (%d "
+                            "tokens); line skipped\n",
+                    path, it->line, bad, it->ids[bad], vocab_size);
+        free(it->prompt);
+        free(it->reference);
+        free(it->ids);
+        ds->n_bad++;
+    }
+    int dropped = ds->n - k;
+    ds->n = k;
+    return dropped;
 }
 
 void rc_dataset_free(rc_dataset *ds) {

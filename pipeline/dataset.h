@@ -44,6 +44,10 @@ int rc_dataset_load(const char *path, rc_ds_format fmt, long limit, rc_dataset *
 int rc_dataset_load_turn(const char *path, rc_ds_format fmt, long limit, const char *turn,
                          rc_dataset *ds, FILE *report);
 void rc_dataset_free(rc_dataset *ds);
+// Drops the items whose token ids fall outside [0, vocab_size) (ids format), reporting each as
+// "path:line: ..." and counting it in n_bad, so one bad record does not abort a run. Returns how
+// many were dropped.
+int rc_dataset_check_ids(rc_dataset *ds, const char *path, int vocab_size, FILE *report);
 
 // Prompt preparation as in the reference (malloc'd results, NULL + error on failure), through
 // tokenizer/chat.h's rc_hh_prompt / rc_shp_prompt:

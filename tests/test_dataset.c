@@ -231,3 +231,78 @@ Test(dataset, long_lines_and_crlf) {
     cr_assert_eq(ds.items[1].line, 2);
     rc_dataset_free(&ds);
 }
+
+// NUL bytes (issue 16): a raw NUL used to lose the next line and shift later line numbers; a NUL
+// as a line's first byte dropped the line unreported; "\u0000" cut the prompt. Each is now a
+// reported, skipped line, and the line numbers of the rest stay right; plain and gzip alike.
+static void nul_lines(const char *path, int gz) {
+    static const char data[] = "{\"prompt\": \"one\"}\n"
+                               "{\"prompt\": \"t\0wo\"}\n"
+                               "{\"prompt\": \"three\"}\n"
+                               "\0{\"prompt\": \"four\"}\n"
+                               "{\"prompt\": \"fi\\u0000ve\"}\n"
+                               "{\"prompt\": \"six \\\\u0000 is text\"}\n"
+                               "{\"prompt\": \"seven\"}";
+    size_t n = sizeof data - 1;
+    if (gz) {
+        gzFile g = gzopen(path, "wb");
+        cr_assert(g && gzwrite(g, data, (unsigned)n) == (int)n);
+        gzclose(g);
+    } else {
+        FILE *f = fopen(path, "wb");
+        cr_assert(f && fwrite(data, 1, n, f) == n);
+        fclose(f);
+    }
+    FILE *rep = tmpfile();
+    rc_dataset ds;
+    cr_assert_eq(rc_dataset_load(path, RC_DS_PLAIN, 0, &ds, rep), 0, "%s", rc_last_error());
+    cr_assert_eq(ds.n, 4, "%s: kept %d", path, ds.n);
+    const char *want[] = {"one", "three", "six \\u0000 is text", "seven"};
+    long lines[] = {1, 3, 6, 7};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_str_eq(ds.items[i].prompt, want[i]);
+        cr_assert_eq(ds.items[i].line, lines[i], "item %d on line %ld", i, ds.items[i].line);
+    }
+    cr_assert_eq(ds.n_bad, 3);
+    char *r = read_report(rep);
+    char exp[512];
+    snprintf(exp, sizeof exp, "%s:2: a NUL byte at byte 14; line skipped", path);
+    cr_assert(strstr(r, exp), "%s", r);
+    snprintf(exp, sizeof exp, "%s:4: a NUL byte at byte 1; line skipped", path);
+    cr_assert(strstr(r, exp), "%s", r);
+    snprintf(exp, sizeof exp, "%s:5: a \\u0000 escape", path);
+    cr_assert(strstr(r, exp), "%s", r);
+    free(r);
+    fclose(rep);
+    rc_dataset_free(&ds);
+}
+
+Test(dataset, nul_bytes_are_reported_lines) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/nul.jsonl", g_dir);
+    nul_lines(path, 0);
+    snprintf(path, sizeof path, "%s/nul.jsonl.gz", g_dir);
+    nul_lines(path, 1);
+}
+
+Test(dataset, directory_and_oov_ids) {
+    rc_dataset ds;
+    cr_assert_eq(rc_dataset_load(g_dir, RC_DS_PLAIN, 0, &ds, NULL), -1);
+    cr_assert(strstr(rc_last_error(), "is a directory; expected a JSONL file"), "%s", rc_last_error());
+    char path[300];
+    snprintf(path, sizeof path, "%s/ids.jsonl", g_dir);
+    write_text(path, "{\"ids\": [1, 2]}\n{\"ids\": [5, 100]}\n{\"ids\": [99]}\n");
+    cr_assert_eq(rc_dataset_load(path, RC_DS_IDS, 0, &ds, NULL), 0);
+    FILE *rep = tmpfile();
+    cr_assert_eq(rc_dataset_check_ids(&ds, path, 100, rep), 1);
+    cr_assert_eq(ds.n, 2);
+    cr_assert_eq(ds.n_bad, 1);
+    cr_assert_eq(ds.items[1].line, 3);
+    char *r = read_report(rep), exp[512];
+    snprintf(exp, sizeof exp, "%s:2: \"ids\"[1] = 100 is outside the model's vocabulary (100 tokens); "
+             "line skipped", path);
+    cr_assert(strstr(r, exp), "%s", r);
+    free(r);
+    fclose(rep);
+    rc_dataset_free(&ds);
+}
