@@ -59,6 +59,39 @@ double rc_time_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static double read_number_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    double v = -1;
+    if (f) {
+        char buf[64] = {0};
+        if (fgets(buf, sizeof buf, f) && buf[0] >= '0' && buf[0] <= '9') v = strtod(buf, NULL);
+        fclose(f);
+    }
+    return v; // -1: absent or "max"
+}
+
+double rc_memory_available_bytes(void) {
+    double avail = 0, kb;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) {
+                avail = kb * 1024.0;
+                break;
+            }
+        fclose(f);
+    }
+    double lim = read_number_file("/sys/fs/cgroup/memory.max");
+    double used = read_number_file("/sys/fs/cgroup/memory.current");
+    if (lim > 0) {
+        double left = lim - (used > 0 ? used : 0);
+        if (left < 0) left = 0;
+        if (avail == 0 || left < avail) avail = left;
+    }
+    return avail;
+}
+
 char *rc_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -129,6 +162,17 @@ int rc_write_file_atomic(const char *path, const void *data, size_t len) {
 int rc_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int rc_check_regular_file(const char *path, const char *expected) {
+    struct stat st;
+    if (stat(path, &st) != 0) return rc_fail("%s: %s (expected %s)", path, strerror(errno), expected);
+    if (S_ISREG(st.st_mode)) return 0;
+    return rc_fail("%s is a %s, not %s", path,
+                   S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "FIFO"
+                   : S_ISCHR(st.st_mode) ? "character device" : S_ISBLK(st.st_mode) ? "block device"
+                   : S_ISSOCK(st.st_mode) ? "socket" : "special file",
+                   expected);
 }
 
 int rc_is_dir(const char *path) {

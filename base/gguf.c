@@ -374,7 +374,7 @@ int rc_gguf_parse(rc_gguf *g, const void *buf, size_t len, const char *path_for_
 
 int rc_gguf_open(rc_gguf *g, const char *path) {
     memset(g, 0, sizeof *g);
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK); // a FIFO would block the open
     if (fd < 0) return rc_fail("cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {

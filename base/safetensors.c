@@ -296,7 +296,7 @@ int rc_st_open(rc_safetensors *st, const char *path) {
     memset(st, 0, sizeof *st);
     if (snprintf(st->path, sizeof st->path, "%s", path) >= (int)sizeof st->path)
         return rc_fail("path too long: %s", path);
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK); // a FIFO would block the open
     if (fd < 0) return rc_fail("cannot open %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {

@@ -23,18 +23,6 @@
 
 #define RC_MAX_HEAD_DIM_CPU 512 // the attention kernel's per-head stack accumulator
 
-// Bytes the OS can still give us (MemAvailable), or 0 when unknown.
-static double mem_available_bytes(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    double kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024.0;
-}
-
 void rc_engine_free(rc_engine *e) {
     if (!e) return;
     free(e->kv.k);
@@ -78,7 +66,7 @@ int rc_engine_init(rc_engine *e, const rc_model *m, int n_slots, int max_len, in
                                                           2 * inter) +
                             (double)max_len * (double)hd;
     double need = 4.0 * (kv_floats + scratch_floats);
-    double avail = mem_available_bytes();
+    double avail = rc_memory_available_bytes();
     if (need > 1e15 || (avail > 0 && need > avail))
         return rc_fail("rc_engine_init: the KV cache (%d slots x %d positions x %d layers) and "
                        "scratch for %d tokens need %.2f GiB but only %.2f GiB of memory is "

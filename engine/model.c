@@ -20,23 +20,6 @@
 // m->gguf set can only come from that reader, so it is then present).
 void rc_gguf_close(rc_gguf *g) __attribute__((weak));
 
-// Memory this process may use: physical memory, lowered by a cgroup v2 limit when one is set
-// (with overcommit, a too-large malloc would otherwise succeed and the process be killed later).
-static double usable_memory_bytes(void) {
-    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-    double phys = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
-    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
-    if (f) {
-        char buf[64] = {0};
-        if (fgets(buf, sizeof buf, f) && buf[0] >= '0' && buf[0] <= '9') {
-            double lim = strtod(buf, NULL);
-            if (lim > 0 && (phys == 0 || lim < phys)) phys = lim;
-        }
-        fclose(f);
-    }
-    return phys;
-}
-
 // One weight of the model: a matrix (mat) or an fp32 vector (vec), with its HF tensor name.
 typedef struct {
     char name[96];
@@ -136,9 +119,10 @@ int rc_model_alloc_typed(rc_model *m, uint32_t (*type_of)(void *ctx, const char 
                    elem_bytes(types[i]);
         bytes += (b + RC_ARENA_ALIGN - 1) / RC_ARENA_ALIGN * RC_ARENA_ALIGN;
     }
-    double avail = usable_memory_bytes();
+    double avail = rc_memory_available_bytes();
     if (avail > 0 && (double)bytes > avail) {
-        rc_fail("the model needs %.2f GiB of weights but only %.2f GiB of memory is available",
+        rc_fail("the model needs %.2f GiB of weights but only %.2f GiB of memory is available "
+                "(MemAvailable / cgroup limit)",
                 (double)bytes / (1 << 30), avail / (1 << 30));
         free(slots);
         free(types);
@@ -437,10 +421,7 @@ int rc_model_load(const char *path, rc_model *m) {
     memset(m, 0, sizeof *m);
     if (!path || !*path) return rc_fail("no model path given");
     if (rc_is_dir(path)) return rc_model_load_hf(path, m);
-    if (!rc_file_exists(path))
-        return rc_fail("%s: no such file or directory (expected an HF model directory or a .gguf "
-                       "file)",
-                       path);
+    if (rc_check_regular_file(path, "an HF model directory or a .gguf file")) return -1;
     char magic[4] = {0};
     FILE *fp = fopen(path, "rb");
     size_t got = fp ? fread(magic, 1, 4, fp) : 0;

@@ -462,8 +462,8 @@ rc_tokenizer *rc_tokenizer_load(const char *model_path) {
     int rc;
     size_t L = strlen(model_path);
     if (rc_is_dir(model_path)) rc = load_dir(t, model_path);
-    else if (!rc_file_exists(model_path))
-        rc = rc_fail("%s: no such file or directory", model_path);
+    else if (rc_check_regular_file(model_path, "a model directory, a .gguf or a tokenizer file"))
+        rc = -1;
     else if (L >= 5 && !strcmp(model_path + L - 5, ".gguf"))
         rc = load_gguf(t, model_path);
     else if ((L >= 5 && !strcmp(model_path + L - 5, ".json")) ||
