@@ -166,7 +166,9 @@ int rc_file_exists(const char *path) {
 
 int rc_check_regular_file(const char *path, const char *expected) {
     struct stat st;
-    if (stat(path, &st) != 0) return rc_fail("%s: %s (expected %s)", path, strerror(errno), expected);
+    if (stat(path, &st) != 0)
+        return rc_fail("%s: %s (expected %s)", path,
+                       errno == ENOENT ? "no such file or directory" : strerror(errno), expected);
     if (S_ISREG(st.st_mode)) return 0;
     return rc_fail("%s is a %s, not %s", path,
                    S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "FIFO"
