@@ -40,6 +40,7 @@ static int dir_write_error(const char *dir) {
 
 int rc_check_output_dir(const char *what, const char *path) {
     struct stat st;
+    if (!path || !*path) return rc_fail("no path given for %s", what);
     if (stat(path, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
             return rc_fail("cannot use %s %s: it exists and is not a directory", what, path);
@@ -48,18 +49,35 @@ int rc_check_output_dir(const char *what, const char *path) {
         return 0;
     }
     if (errno != ENOENT) return rc_fail("cannot use %s %s: %s", what, path, strerror(errno));
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", path);
-    size_t n = strlen(parent);
-    while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;
-    char *slash = strrchr(parent, '/');
-    if (!slash) snprintf(parent, sizeof parent, ".");
-    else if (slash == parent) parent[1] = 0;
-    else *slash = 0;
-    int e = dir_write_error(parent);
-    if (e == ENOENT)
-        return rc_fail("cannot create %s %s: the directory %s does not exist", what, path, parent);
-    if (e) return rc_fail("cannot create %s %s in %s: %s", what, path, parent, strerror(e));
+    // it will be created with its missing parents: the nearest existing ancestor must take them
+    char anc[PATH_MAX];
+    snprintf(anc, sizeof anc, "%s", path);
+    for (;;) {
+        size_t n = strlen(anc);
+        while (n > 1 && anc[n - 1] == '/') anc[--n] = 0;
+        char *slash = strrchr(anc, '/');
+        if (!slash) snprintf(anc, sizeof anc, ".");
+        else if (slash == anc) anc[1] = 0;
+        else *slash = 0;
+        if (stat(anc, &st) == 0 || errno != ENOENT || !strcmp(anc, ".") || !strcmp(anc, "/")) break;
+    }
+    int e = dir_write_error(anc);
+    if (e) return rc_fail("cannot create %s %s in %s: %s", what, path, anc, strerror(e));
+    return 0;
+}
+
+static int mkdir_p(const char *path) {
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return rc_fail("path too long: %s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return rc_fail("cannot create directory %s: %s", tmp, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return rc_fail("cannot create directory %s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -86,8 +104,7 @@ int rc_check_output_file(const char *what, const char *path) {
 
 int rc_dir_lock(const char *dir, const char *who) {
     if (rc_check_output_dir("run directory", dir)) return -1;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return rc_fail("cannot create run directory %s: %s", dir, strerror(errno));
+    if (mkdir_p(dir)) return rc_fail_ctx("run directory");
     char real[PATH_MAX];
     if (!realpath(dir, real)) return rc_fail("cannot resolve %s: %s", dir, strerror(errno));
     int i = find_lock(real);

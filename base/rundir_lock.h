@@ -8,7 +8,7 @@
 extern "C" {
 #endif
 
-// Creates dir when missing (its parent must exist) and takes an exclusive, non-blocking flock on
+// Creates dir (and missing parents) when absent and takes an exclusive, non-blocking flock on
 // dir/.lock, held until rc_dir_unlock or the process ends (kill -9 included: the kernel drops it).
 // Re-entrant within a process (the pipeline runs several stages on one directory): nested calls
 // count. A directory locked by another process fails: "<dir> is in use by another recontrol
@@ -23,7 +23,8 @@ int rc_clean_stale_tmp(const char *dir, FILE *report);
 // and path itself is not a directory. "cannot write <what> <path>: ..." with the real reason
 // (missing directory, read-only file system, permission). 0 / -1.
 int rc_check_output_file(const char *what, const char *path);
-// An output directory: an existing writable directory, or a missing one whose parent is.
+// An output directory: an existing writable directory, or a missing one whose nearest existing
+// ancestor is a writable directory.
 int rc_check_output_dir(const char *what, const char *path);
 
 #ifdef __cplusplus

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "base/args.h"
 #include "base/common.h"
+#include "engine/control.h"
 #include "base/default_model.h"
 #include "engine/generate.h"
 #include "engine/model.h"
@@ -158,7 +160,7 @@ int cmd_chat(int argc, char **argv) {
                         .sample = {.temperature = 0.7f, .top_k = 0, .top_p = 0.9f, .seed = 0}};
     optind = 1;
     while ((c = getopt_long(argc, argv, "hm:p:", opts, NULL)) != -1) {
-        char *end = NULL;
+        int bad = 0;
         switch (c) {
         case 'm': model_path = optarg; break;
         case 'p':
@@ -170,16 +172,16 @@ int cmd_chat(int argc, char **argv) {
             break;
         case O_FMT: fmt = optarg; break;
         case O_SYS: system = optarg; break;
-        case O_MAXNEW: gp.max_new_tokens = (int)strtol(optarg, &end, 10); break;
-        case O_MAXLEN: max_len = (int)strtol(optarg, &end, 10); break;
-        case O_TEMP: gp.sample.temperature = strtof(optarg, &end); break;
-        case O_TOPP: gp.sample.top_p = strtof(optarg, &end); break;
-        case O_TOPK: gp.sample.top_k = (int)strtol(optarg, &end, 10); break;
-        case O_SEED: gp.sample.seed = strtoull(optarg, &end, 10); break;
-        case O_THREADS: threads = (int)strtol(optarg, &end, 10); break;
+        case O_MAXNEW: bad = rc_parse_i32("--max-new-tokens", optarg, 1, RC_MAX_NEW_TOKENS, &gp.max_new_tokens); break;
+        case O_MAXLEN: bad = rc_parse_i32("--max-len", optarg, 2, RC_MAX_NEW_TOKENS, &max_len); break;
+        case O_TEMP: bad = rc_parse_realf("--temperature", optarg, 0, RC_MAX_TEMPERATURE, 0, &gp.sample.temperature); break;
+        case O_TOPP: bad = rc_parse_realf("--top-p", optarg, 0, 1, RC_RANGE_OPEN_MIN, &gp.sample.top_p); break;
+        case O_TOPK: bad = rc_parse_i32("--top-k", optarg, 0, 1 << 24, &gp.sample.top_k); break;
+        case O_SEED: bad = rc_parse_u64("--seed", optarg, &gp.sample.seed); break;
+        case O_THREADS: bad = rc_parse_i32("--threads", optarg, 0, 4096, &threads); break;
         case O_VALUE: value_path = optarg; break;
-        case O_ALPHA: alpha = strtof(optarg, &end); break;
-        case O_STEPS: steps = (int)strtol(optarg, &end, 10); break;
+        case O_ALPHA: bad = rc_parse_realf("--step-size", optarg, 0, RC_CONTROL_MAX_STEP_SIZE, 0, &alpha); break;
+        case O_STEPS: bad = rc_parse_i32("--steps", optarg, 0, RC_CONTROL_MAX_STEPS, &steps); break;
         case O_DEVICE:
         case O_DTYPE:
             if (c == O_DEVICE ? rc_device_parse(optarg, &device) : rc_wtype_parse(optarg, &dtype)) {
@@ -190,16 +192,18 @@ int cmd_chat(int argc, char **argv) {
         case 'h': chat_usage(stdout); return 0;
         default: chat_usage(stderr); return 2;
         }
-        if (end && *end) {
-            fprintf(stderr, "recontrol chat: bad number \"%s\"\n", optarg);
+        if (bad) {
+            fprintf(stderr, "recontrol chat: %s\n", rc_last_error());
             return 2;
         }
     }
-    if (optind != argc || gp.max_new_tokens < 1 || max_len < 2 || gp.sample.temperature < 0 ||
-        gp.sample.top_k < 0 || !(gp.sample.top_p > 0 && gp.sample.top_p <= 1)) {
-        fprintf(stderr, "recontrol chat: bad arguments (need --max-new-tokens >= 1, --max-len >= 2, "
-                        "--temperature >= 0, --top-k >= 0, 0 < --top-p <= 1)\n\n");
+    if (optind != argc) {
+        fprintf(stderr, "recontrol chat: unexpected argument '%s'\n\n", argv[optind]);
         chat_usage(stderr);
+        return 2;
+    }
+    if (value_path && rc_check_regular_file(value_path, "a value model (.safetensors)")) {
+        fprintf(stderr, "recontrol chat: %s\n", rc_last_error());
         return 2;
     }
     char defpath[4096];

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "base/args.h"
 #include "base/common.h"
+#include "base/rundir_lock.h"
 #include "eval/report.h"
 
 static void usage(FILE *f) {
@@ -71,16 +73,12 @@ int cmd_eval(int argc, char **argv) {
                 return 2;
             }
             break;
-        case 'm': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 2 || v > 100000) {
-                fprintf(stderr, "recontrol eval: --max-len %s: expected an integer >= 2\n", optarg);
+        case 'm':
+            if (rc_parse_i32("--max-len", optarg, 2, 100000, &max_len)) {
+                fprintf(stderr, "recontrol eval: %s\n", rc_last_error());
                 return 2;
             }
-            max_len = (int)v;
             break;
-        }
         case 'u':
             if (rc_cut_parse(optarg, &eo.cut)) {
                 fprintf(stderr, "recontrol eval: --cut: %s\n", rc_last_error());
@@ -98,6 +96,14 @@ int cmd_eval(int argc, char **argv) {
     if (!run) {
         fprintf(stderr, "recontrol eval: --run DIR is required (see --help)\n");
         return 2;
+    }
+    if (out) { // checked before the runs are read and scored
+        char json[4096];
+        if (snprintf(json, sizeof json, "%s.json", out) >= (int)sizeof json ||
+            rc_check_output_file("--out", json)) {
+            fprintf(stderr, "recontrol eval: %s\n", rc_last_error());
+            return 1;
+        }
     }
     rc_coherence *coh = NULL;
     int rc = 1;

@@ -9,6 +9,8 @@
 #include "base/common.h"
 #include "cli/commands.h"
 #include "engine/backend.h"
+#include "engine/control.h"
+#include "engine/generate.h"
 #include "pipeline/stages.h"
 
 static void usage(FILE *f) {
@@ -87,24 +89,22 @@ static int parse_args(int argc, char **argv, rc_extract_opts *o) {
         case 'O': o->overwrite = 1; break;
         case 'D': if (rc_device_parse(optarg, &o->device)) return -1; break;
         case 'W': if (rc_wtype_parse(optarg, &o->wtype)) return -1; break;
-        case 'n': if (rc_parse_int("--max-new-tokens", optarg, 1, 1 << 20, &o->max_new)) return -1; break;
+        case 'n': if (rc_parse_int("--max-new-tokens", optarg, 1, RC_MAX_NEW_TOKENS, &o->max_new)) return -1; break;
         case 'b': if (rc_parse_int("--batch", optarg, 1, 4096, &o->batch)) return -1; break;
-        case 'p': if (rc_parse_int("--max-prompt-tokens", optarg, 1, 1 << 20, &o->max_prompt)) return -1; break;
+        case 'p': if (rc_parse_int("--max-prompt-tokens", optarg, 1, RC_MAX_NEW_TOKENS, &o->max_prompt)) return -1; break;
         case 'l': if (rc_parse_int("--limit", optarg, 0, 1L << 40, &o->limit)) return -1; break;
         case 's': if (rc_parse_int("--shard-size", optarg, 1, 1 << 24, &o->shard_size)) return -1; break;
-        case 'k': if (rc_parse_int("--steps", optarg, 0, 1 << 20, &o->steps)) return -1; break;
+        case 'k': if (rc_parse_int("--steps", optarg, 0, RC_CONTROL_MAX_STEPS, &o->steps)) return -1; break;
         case 'T': if (rc_parse_int("--threads", optarg, 0, 4096, &o->threads)) return -1; break;
         case 'e':
             if (rc_parse_int("--eos-id", optarg, 0, 1L << 30, &v)) return -1;
             if (o->n_extra_eos >= RC_MAX_EOS) return rc_fail("at most %d --eos-id", RC_MAX_EOS);
             o->extra_eos[o->n_extra_eos++] = (int)v;
             break;
-        case 'a': {
-            char *end;
-            o->step_size = strtod(optarg, &end);
-            if (end == optarg || *end) return rc_fail("--step-size expects a number, got '%s'", optarg);
+        case 'a':
+            if (rc_parse_real("--step-size", optarg, 0, RC_CONTROL_MAX_STEP_SIZE, 0, &o->step_size))
+                return -1;
             break;
-        }
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return -1;
         }

@@ -16,6 +16,10 @@
 
 #include "cli/commands.h"
 #include "base/args.h"
+#include "base/lines.h"
+#include "base/rundir_lock.h"
+#include "base/utf8.h"
+#include "engine/control.h"
 #include "base/progress.h"
 #include "base/safetensors.h"
 #include "pipeline/codec.h"
@@ -105,16 +109,22 @@ static int add_id_prompt(const char *s, prompt_list *pl) {
 }
 
 static int read_jsonl(const char *path, prompt_list *pl) {
+    rc_lines *in = rc_lines_open(path);
+    if (!in) return -1;
+    int line_no = 0, rc = 0, got;
+    const char *line;
     size_t len;
-    char *text = rc_read_file(path, &len);
-    if (!text) return -1;
-    int line_no = 0, rc = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save)) {
+    while (!rc && (got = rc_lines_next(in, &line, &len)) == 1) {
         line_no++;
+        long nul = rc_find_nul(line, len), esc = rc_json_find_nul_escape(line, len);
+        if (nul >= 0 || esc >= 0) { // cJSON would stop at the NUL and run a different prompt
+            rc = rc_fail("%s:%d: a %s at byte %ld (a prompt cannot hold a NUL character)", path,
+                         line_no, nul >= 0 ? "NUL byte" : "\\u0000 escape", (nul >= 0 ? nul : esc) + 1);
+            break;
+        }
         while (*line == ' ' || *line == '\t' || *line == '\r') line++;
         if (!*line) continue;
-        cJSON *j = cJSON_Parse(line);
+        cJSON *j = rc_json_parse(line, path);
         if (!j) {
             rc = rc_fail("%s:%d: not valid JSON", path, line_no);
             break;
@@ -142,7 +152,8 @@ static int read_jsonl(const char *path, prompt_list *pl) {
         }
         cJSON_Delete(j);
     }
-    free(text);
+    if (!rc && got < 0) rc = -1;
+    rc_lines_close(in);
     if (!rc && pl->n == 0) rc = rc_fail("%s: no prompts", path);
     return rc;
 }
@@ -213,7 +224,7 @@ int cmd_generate(int argc, char **argv) {
     int lo = 0, mn = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hm:i:j:o:p:", opts, NULL)) != -1) {
-        char *end = NULL;
+        int bad = 0;
         switch (c) {
         case 'm': model_path = optarg; break;
         case 'i':
@@ -224,20 +235,20 @@ int cmd_generate(int argc, char **argv) {
             break;
         case 'j': jsonl = optarg; break;
         case 'o': out_path = optarg; break;
-        case O_MAXNEW: gp.max_new_tokens = (int)strtol(optarg, &end, 10); break;
-        case O_TEMP: gp.sample.temperature = strtof(optarg, &end); break;
-        case O_TOPK: gp.sample.top_k = (int)strtol(optarg, &end, 10); break;
-        case O_TOPP: gp.sample.top_p = strtof(optarg, &end); break;
-        case O_SEED: gp.sample.seed = strtoull(optarg, &end, 10); break;
-        case O_BATCH: batch = (int)strtol(optarg, &end, 10); break;
-        case O_THREADS: threads = (int)strtol(optarg, &end, 10); break;
+        case O_MAXNEW: bad = rc_parse_i32("--max-new-tokens", optarg, 1, RC_MAX_NEW_TOKENS, &gp.max_new_tokens); break;
+        case O_TEMP: bad = rc_parse_realf("--temperature", optarg, 0, RC_MAX_TEMPERATURE, 0, &gp.sample.temperature); break;
+        case O_TOPK: bad = rc_parse_i32("--top-k", optarg, 0, 1 << 24, &gp.sample.top_k); break;
+        case O_TOPP: bad = rc_parse_realf("--top-p", optarg, 0, 1, RC_RANGE_OPEN_MIN, &gp.sample.top_p); break;
+        case O_SEED: bad = rc_parse_u64("--seed", optarg, &gp.sample.seed); break;
+        case O_BATCH: bad = rc_parse_i32("--batch", optarg, 1, 4096, &batch); break;
+        case O_THREADS: bad = rc_parse_i32("--threads", optarg, 0, 4096, &threads); break;
         case O_NOSTOP: gp.stop_at_eos = 0; break;
         case O_JSON: json = 1; break;
         case O_TEXT: want_text = 1; break;
         case O_CHAT: chat = 1; break;
         case O_VALUE: value_path = optarg; break;
-        case O_ALPHA: alpha = strtof(optarg, &end); break;
-        case O_STEPS: steps = (int)strtol(optarg, &end, 10); break;
+        case O_ALPHA: bad = rc_parse_realf("--step-size", optarg, 0, RC_CONTROL_MAX_STEP_SIZE, 0, &alpha); break;
+        case O_STEPS: bad = rc_parse_i32("--steps", optarg, 0, RC_CONTROL_MAX_STEPS, &steps); break;
         case O_DEVICE:
         case O_DTYPE:
             if (c == O_DEVICE ? rc_device_parse(optarg, &device) : rc_wtype_parse(optarg, &dtype)) {
@@ -249,9 +260,10 @@ int cmd_generate(int argc, char **argv) {
         case 'h': generate_usage(stdout); return 0;
         default: generate_usage(stderr); return 2;
         }
-        if (end && *end) {
-            fprintf(stderr, "recontrol generate: bad number \"%s\"\n", optarg);
-            return 2;
+        if (bad) {
+            fprintf(stderr, "recontrol generate: %s\n", rc_last_error());
+            rc = 2;
+            goto out;
         }
     }
     if (optind != argc || (!jsonl && pl.n == 0) || (jsonl && pl.n > 0)) {
@@ -260,15 +272,10 @@ int cmd_generate(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    if (gp.max_new_tokens < 1 || batch < 1 || gp.sample.temperature < 0 || gp.sample.top_k < 0 ||
-        !(gp.sample.top_p > 0 && gp.sample.top_p <= 1) || steps < 0 || !(alpha >= 0)) {
-        fprintf(stderr, "recontrol generate: need --max-new-tokens >= 1, --batch >= 1, "
-                        "--temperature >= 0, --top-k >= 0, 0 < --top-p <= 1, --steps >= 0, "
-                        "--step-size >= 0\n");
-        rc = 2;
-        goto out;
-    }
+    // Paths before any work: a bad --out must not surface after the generation ran.
     if (rc_device_check(device)) goto fail;
+    if (out_path && rc_check_output_file("--out", out_path)) goto fail;
+    if (value_path && rc_check_regular_file(value_path, "a value model (.safetensors)")) goto fail;
     if (!model_path) {
         if (rc_default_model_require(default_path, sizeof default_path)) goto fail;
         model_path = default_path;
@@ -331,8 +338,13 @@ int cmd_generate(int argc, char **argv) {
         if (!known) m.cfg.eos_token_ids[m.cfg.n_eos++] = eot_id;
     }
     int max_prompt = 0;
-    for (int i = 0; i < pl.n; i++)
+    for (int i = 0; i < pl.n; i++) {
         if (pl.len[i] > max_prompt) max_prompt = pl.len[i];
+        if (rank == 0 && (long)pl.len[i] + gp.max_new_tokens > m.cfg.max_position_embeddings)
+            fprintf(stderr, "recontrol generate: warning: prompt %d has %d tokens; with --max-new-tokens "
+                            "%d it runs past the model's context of %d positions\n",
+                    i, pl.len[i], gp.max_new_tokens, m.cfg.max_position_embeddings);
+    }
     int slots = batch < mn ? batch : mn > 0 ? mn : 1;
     rc_backend_opts bo = {.device = device, .wtype = dtype, .n_slots = slots,
                           .max_len = max_prompt + gp.max_new_tokens, .max_tokens = 256,
@@ -375,15 +387,15 @@ int cmd_generate(int argc, char **argv) {
             cJSON_AddItemToObject(o, "ids", cJSON_CreateIntArray(g->tokens, g->n_tokens));
             cJSON_AddStringToObject(o, "finish", fin);
             if (text) cJSON_AddStringToObject(o, "text", text);
-            char *line = cJSON_PrintUnformatted(o);
+            char *line = rc_json_print(o, 0); // valid UTF-8 even when a token ends mid-character
             fprintf(ms, "%s\n", line ? line : "{}");
-            cJSON_free(line);
+            free(line);
             cJSON_Delete(o);
         } else if (text) {
             cJSON *str = cJSON_CreateString(text);
-            char *line = cJSON_PrintUnformatted(str);
+            char *line = rc_json_print(str, 0);
             fprintf(ms, "%s\n", line ? line : "\"\"");
-            cJSON_free(line);
+            free(line);
             cJSON_Delete(str);
         } else {
             print_ids(ms, g->tokens, g->n_tokens, " ");
@@ -400,9 +412,13 @@ int cmd_generate(int argc, char **argv) {
     if (rc_dist_gather(mbuf, msz, 0, &all, &n_all) || rc_dist_sum_i64(&total, 1)) goto fail;
     double dt = rc_time_s() - t0; // (every rank is done once the gather returns)
     if (rank == 0) {
-        if (out_path && !(of = fopen(out_path, "w"))) {
-            rc_fail("cannot write %s: %s", out_path, strerror(errno));
-            goto fail;
+        if (out_path) { // (checked before the work; this can still fail, never with a NULL kept)
+            FILE *f = fopen(out_path, "w");
+            if (!f) {
+                rc_fail("cannot write %s: %s", out_path, strerror(errno));
+                goto fail;
+            }
+            of = f;
         }
         int werr = fwrite(all, 1, n_all, of) != n_all;
         if (of != stdout) werr |= fclose(of) != 0;
@@ -421,7 +437,7 @@ fail:
     fprintf(stderr, "recontrol generate: error: %s\n", rc_last_error());
     rc = 1;
 out:
-    if (of != stdout) fclose(of);
+    if (of && of != stdout) fclose(of);
     if (ms) fclose(ms);
     free(mbuf);
     free(all);

@@ -15,6 +15,7 @@
 #include "pipeline/codec.h"
 #include "engine/backend.h"
 #include "base/common.h"
+#include "base/rundir_lock.h"
 #include "base/npy.h"
 
 static void logits_usage(FILE *f) {
@@ -56,7 +57,12 @@ int cmd_logits(int argc, char **argv) {
         case 'i': ids_str = optarg; break;
         case 'o': out_path = optarg; break;
         case 'l': last_only = 1; break;
-        case 't': threads = atoi(optarg); break;
+        case 't':
+            if (rc_parse_i32("--threads", optarg, 0, 4096, &threads)) {
+                fprintf(stderr, "recontrol logits: %s\n", rc_last_error());
+                return 2;
+            }
+            break;
         case 'D':
         case 'T':
             if (c == 'D' ? rc_device_parse(optarg, &device) : rc_wtype_parse(optarg, &dtype)) {
@@ -79,9 +85,18 @@ int cmd_logits(int argc, char **argv) {
     rc_backend *be = NULL;
     float *out = NULL;
     int *slots = NULL, *pos = NULL, *rows = NULL;
-    if (rc_device_check(device)) goto fail;
+    if (rc_device_check(device) || rc_check_output_file("--out", out_path)) goto fail;
     if (rc_parse_id_list("--ids", ids_str, &ids, &n) || rc_model_load(model_path, &m)) goto fail;
     const rc_config *cfg = &m.cfg;
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= cfg->vocab_size) {
+            rc_fail("--ids: id %d (position %d) is outside the model's vocabulary of %d tokens", ids[i],
+                    i, cfg->vocab_size);
+            goto fail;
+        }
+    if (n > cfg->max_position_embeddings)
+        fprintf(stderr, "recontrol logits: warning: %d ids run past the model's context of %d positions\n",
+                n, cfg->max_position_embeddings);
     const int reward = cfg->arch == RC_ARCH_REWARD;
     const int n_out = reward || last_only ? 1 : n;
     const int width = reward ? cfg->num_labels : cfg->vocab_size;

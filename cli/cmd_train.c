@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "base/args.h"
 #include "base/common.h"
 #include "train/train.h"
 
@@ -37,7 +38,7 @@ static void usage(FILE *f) {
             "  --init PATH          start from an existing value model instead of a fresh init\n"
             "  --log PATH           JSON log of the losses (default: OUT with .train.json)\n"
             "  --chunk-rows N       states per forward/backward chunk, bounds memory (default 2048)\n"
-            "  --threads N          OpenMP threads (default: all cores)\n"
+            "  --threads N          OpenMP threads (default 0: all cores)\n"
             "  --device cpu|cuda    where to train (default cpu); cuda keeps the parameters, Adam state and\n"
             "                       one batch on the GPU and streams the states from the shards through\n"
             "                       pinned buffers, so the dataset may be larger than GPU memory\n"
@@ -66,65 +67,41 @@ int cmd_train(int argc, char **argv) {
     optind = 0; // may run in-process after another subcommand (pipeline)
     opterr = 1;
     int c;
-    char *end;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int bad = 0;
         switch (c) {
         case O_DATA: o.data_dir = optarg; break;
         case O_OUT: o.out_path = optarg; break;
         case O_PRESET: preset = optarg; break;
         case O_HIDDEN: hidden = optarg; break;
-        case O_EPOCHS:
-            o.epochs = (int)strtol(optarg, &end, 10);
-            if (*end || o.epochs < 0) goto bad;
-            break;
-        case O_BS:
-            o.batch_size = (int)strtol(optarg, &end, 10);
-            if (*end || o.batch_size <= 0) goto bad;
-            break;
-        case O_LR:
-            o.lr = strtod(optarg, &end);
-            if (*end || !(o.lr > 0)) goto bad;
-            break;
-        case O_SEED:
-            o.seed = strtoull(optarg, &end, 10);
-            if (*end) goto bad;
-            break;
-        case O_VAL:
-            o.val_frac = strtod(optarg, &end);
-            if (*end || o.val_frac < 0 || o.val_frac >= 1) goto bad;
-            break;
+        case O_EPOCHS: bad = rc_parse_i32("--epochs", optarg, 0, RC_TRAIN_MAX_EPOCHS, &o.epochs); break;
+        case O_BS: bad = rc_parse_i32("--batch-size", optarg, 1, 1 << 24, &o.batch_size); break;
+        case O_LR: bad = rc_parse_real("--lr", optarg, 0, RC_TRAIN_MAX_LR, RC_RANGE_OPEN_MIN, &o.lr); break;
+        case O_SEED: bad = rc_parse_u64("--seed", optarg, &o.seed); break;
+        case O_VAL: bad = rc_parse_real("--val-frac", optarg, 0, 1, RC_RANGE_OPEN_MAX, &o.val_frac); break;
         case O_REF: o.mode = RC_BELLMAN_REFERENCE; break;
         case O_DTYPE:
             if (!strcmp(optarg, "fp32")) o.dtype = RC_VALUE_FP32;
             else if (!strcmp(optarg, "bf16")) o.dtype = RC_VALUE_BF16;
-            else goto bad;
+            else bad = rc_fail("--dtype expects fp32 or bf16, got '%s'", optarg);
             break;
         case O_INIT: o.init_path = optarg; break;
         case O_LOG: o.log_path = optarg; break;
-        case O_CHUNK:
-            o.chunk_rows = (int)strtol(optarg, &end, 10);
-            if (*end || o.chunk_rows <= 0) goto bad;
-            break;
-        case O_THREADS:
-            threads = (int)strtol(optarg, &end, 10);
-            if (*end || threads <= 0) goto bad;
-            break;
+        case O_CHUNK: bad = rc_parse_i32("--chunk-rows", optarg, 1, 1 << 24, &o.chunk_rows); break;
+        case O_THREADS: bad = rc_parse_i32("--threads", optarg, 0, 4096, &threads); break;
         case O_QUIET: o.quiet = 1; break;
         case O_DEVICE:
             if (!strcmp(optarg, "cpu")) o.device = 0;
             else if (!strcmp(optarg, "cuda")) o.device = 1;
-            else goto bad;
+            else bad = rc_fail("--device expects cpu or cuda, got '%s'", optarg);
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
-        continue;
-    bad:
-        fprintf(stderr, "recontrol train: bad value '%s' for --%s\n", optarg,
-                c == O_EPOCHS ? "epochs" : c == O_BS ? "batch-size" : c == O_LR ? "lr" : c == O_SEED ? "seed"
-                : c == O_VAL ? "val-frac (must be in [0, 1))" : c == O_DTYPE ? "dtype (fp32 or bf16)"
-                : c == O_CHUNK ? "chunk-rows" : c == O_DEVICE ? "device (cpu or cuda)" : "threads");
-        return 2;
+        if (bad) {
+            fprintf(stderr, "recontrol train: %s\n", rc_last_error());
+            return 2;
+        }
     }
     if (optind < argc) {
         fprintf(stderr, "recontrol train: unexpected argument '%s'\n", argv[optind]);

@@ -3,6 +3,7 @@
 // sum_i V(x_i) w.r.t. x_i is grad V(x_i)).
 #include "engine/control.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,15 @@ int rc_control_init(rc_control *c, const rc_value_mlp *value, float alpha, int n
         rc_value_ws_free(&c->ws);
         return -1;
     }
+    return 0;
+}
+
+int rc_control_check_params(double step_size, long steps) {
+    if (!isfinite(step_size) || step_size < 0 || step_size > RC_CONTROL_MAX_STEP_SIZE)
+        return rc_fail("--step-size expects a finite number in [0, %g], got %g", RC_CONTROL_MAX_STEP_SIZE,
+                       step_size);
+    if (steps < 0 || steps > RC_CONTROL_MAX_STEPS)
+        return rc_fail("--steps expects an integer in [0, %d], got %ld", RC_CONTROL_MAX_STEPS, steps);
     return 0;
 }
 

@@ -8,6 +8,14 @@
 extern "C" {
 #endif
 
+// One range for the RE-Control settings of every command and recipe: a finite step size in
+// [0, RC_CONTROL_MAX_STEP_SIZE] and at most RC_CONTROL_MAX_STEPS ascent steps per token (the
+// paper's settings use 30-200; a step count of 10^9 would run for ever without progress).
+#define RC_CONTROL_MAX_STEPS 1000
+#define RC_CONTROL_MAX_STEP_SIZE 1000.0
+// 0, or -1 with "--step-size expects ..." / "--steps expects ..." (library callers: recipes).
+int rc_control_check_params(double step_size, long steps);
+
 typedef struct {
     const rc_value_mlp *value; // not owned; its input width must equal the model's hidden size
     float alpha;               // step size

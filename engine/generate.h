@@ -18,6 +18,9 @@
 extern "C" {
 #endif
 
+// The most new tokens (or prompt tokens) a command accepts per sequence.
+#define RC_MAX_NEW_TOKENS (1 << 20)
+
 enum { RC_FINISH_LENGTH = 0, RC_FINISH_EOS = 1, RC_FINISH_STOP = 2, RC_FINISH_CANCELLED = 3 };
 
 typedef struct {

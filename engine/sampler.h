@@ -7,8 +7,11 @@
 extern "C" {
 #endif
 
+// The largest --temperature a command accepts (beyond it sampling is uniform in all but name).
+#define RC_MAX_TEMPERATURE 100.0
+
 typedef struct {
-    float temperature; // 0 = greedy (argmax, lowest id wins ties)
+    float temperature; // 0 = greedy (argmax, lowest id wins ties); at most RC_MAX_TEMPERATURE
     int top_k;         // 0 = off
     float top_p;       // 1 = off
     uint64_t seed;     //

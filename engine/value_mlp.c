@@ -407,12 +407,23 @@ int rc_value_load(rc_value_mlp *m, const char *path) {
             rc_st_close(&st);
             return rc_fail("%s: %s present but %s missing (value MLPs have biases)", path, wn, bn);
         }
-        int in_expect = L == 0 ? (int)(w->ndim == 2 ? w->shape[1] : -1) : hidden[L - 1];
-        if (w->ndim != 2 || w->shape[1] != in_expect || w->shape[0] <= 0 || b->ndim != 1 ||
-            b->shape[0] != w->shape[0]) {
-            rc_fail("%s: %s has shape [%lld, %lld] and %s [%lld]; expected [out, %d] and [out]", path,
-                    wn, w->ndim > 0 ? (long long)w->shape[0] : -1LL, w->ndim > 1 ? (long long)w->shape[1] : -1LL,
-                    bn, b->ndim > 0 ? (long long)b->shape[0] : -1LL, in_expect);
+        // each message names the width that was expected and where that expectation comes from
+        int bad = 1;
+        if (w->ndim != 2 || w->shape[0] <= 0 || w->shape[1] <= 0 || w->shape[0] > INT32_MAX ||
+            w->shape[1] > INT32_MAX)
+            rc_fail("%s: %s must be a 2-D [out, in] matrix; it has %d dimension(s)%s", path, wn,
+                    w->ndim, w->ndim == 2 ? " with an empty or huge side" : "");
+        else if (L > 0 && w->shape[1] != hidden[L - 1])
+            rc_fail("%s: %s has shape [%lld, %lld]; expected [out, %d]: its input is the %d outputs of "
+                    "fc%d", path, wn, (long long)w->shape[0], (long long)w->shape[1], hidden[L - 1],
+                    hidden[L - 1], L);
+        else if (b->ndim != 1 || b->shape[0] != w->shape[0])
+            rc_fail("%s: %s must have shape [%lld] (the outputs of %s); it has %d dimension(s), first "
+                    "%lld", path, bn, (long long)w->shape[0], wn, b->ndim,
+                    b->ndim > 0 ? (long long)b->shape[0] : 0LL);
+        else
+            bad = 0;
+        if (bad) {
             rc_st_close(&st); // after formatting: the tensors live in the mapping
             return -1;
         }

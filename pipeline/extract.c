@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/rundir_lock.h"
+#include "engine/control.h"
 #include "base/default_model.h"
 #include "base/dist.h"
 #include "base/progress.h"
@@ -294,6 +296,31 @@ static int finish_run(const rc_extract_opts *o, cJSON *manifest, const char *man
     return write_json_atomic(manifest_path, manifest);
 }
 
+// Every option in its range before anything is loaded or written (the CLI parser checks the same
+// ranges; this covers library callers such as the pipeline's recipes).
+static int check_opts(const rc_extract_opts *o) {
+    if (!o->data) return rc_fail("no dataset given (--data)");
+    if (!o->out) return rc_fail("no run directory given (--out)");
+    if (strcmp(o->dtype, "fp32") && strcmp(o->dtype, "fp16") && strcmp(o->dtype, "bf16"))
+        return rc_fail("--dtype must be fp32, fp16 or bf16, got '%s'", o->dtype);
+    if (o->max_new < 1 || o->max_new > RC_MAX_NEW_TOKENS)
+        return rc_fail("--max-new-tokens expects an integer in [1, %d], got %ld", RC_MAX_NEW_TOKENS,
+                       o->max_new);
+    if (o->max_prompt < 1 || o->max_prompt > RC_MAX_NEW_TOKENS)
+        return rc_fail("--max-prompt-tokens expects an integer in [1, %d], got %ld", RC_MAX_NEW_TOKENS,
+                       o->max_prompt);
+    if (o->batch < 1 || o->batch > 4096)
+        return rc_fail("--batch expects an integer in [1, 4096], got %ld", o->batch);
+    if (o->shard_size < 1 || o->shard_size > (1 << 24))
+        return rc_fail("--shard-size expects an integer in [1, %d], got %ld", 1 << 24, o->shard_size);
+    if (o->threads < 0 || o->threads > 4096)
+        return rc_fail("--threads expects an integer in [0, 4096], got %ld", o->threads);
+    if (o->limit < 0) return rc_fail("--limit expects a non-negative integer, got %ld", o->limit);
+    if (o->value_model && rc_check_regular_file(o->value_model, "a value model (.safetensors)"))
+        return -1;
+    return rc_control_check_params(o->step_size, o->steps);
+}
+
 void rc_extract_opts_default(rc_extract_opts *o) {
     memset(o, 0, sizeof *o);
     o->format = "hh";
@@ -312,7 +339,7 @@ int rc_extract_run(const rc_extract_opts *o) {
     int rc = -1;
     rc_dataset ds = {0};
     rc_model m = {0};
-    int model_loaded = 0, value_ok = 0;
+    int model_loaded = 0, value_ok = 0, locked = 0;
     rc_backend *be = NULL;
     rc_codec codec = {0};
     rc_value_mlp vm = {0};
@@ -337,27 +364,16 @@ int rc_extract_run(const rc_extract_opts *o) {
         goto done;
     }
 
-    // Settings: the same on every rank; rank 0 prepares the directory while the others wait.
+    if (check_opts(o) || rc_check_output_dir("run directory", o->out)) goto done;
     const int rank = rc_dist_rank(), world = rc_dist_size();
-    settings = settings_json(o, model_path);
-    {
-        char *txt = cJSON_PrintUnformatted(settings);
-        int e = txt ? rc_dist_agree("extract settings", txt) : rc_fail("out of memory");
-        free(txt);
-        if (e) goto done;
-    }
-    char manifest_path[4096];
-    rc_path_join(manifest_path, sizeof manifest_path, o->out, "extract.json");
-    int setup = rank == 0 ? prepare_dir(o, settings, manifest_path, &manifest) : 0;
-    if (rc_dist_all_ok(setup == 0, "preparing the run directory")) goto done;
 
     // Data.
-    if (rc_dataset_load_turn(o->data, fmt, o->limit, o->turn_prefix, &ds, stderr)) goto done;
-    if (rank == 0) fprintf(stderr, "[extract] %s: %d prompts read, %ld lines skipped\n", o->data, ds.n, ds.n_bad);
+    if (rc_dataset_load_turn(o->data, fmt, o->limit, o->turn_prefix, &ds, rank == 0 ? stderr : NULL)) goto done;
 
     // Model, tokenizer, optional control.
     if (rc_model_load(model_path, &m)) goto done;
     model_loaded = 1;
+    if (fmt == RC_DS_IDS) rc_dataset_check_ids(&ds, o->data, m.cfg.vocab_size, rank == 0 ? stderr : NULL);
     for (int i = 0; i < o->n_extra_eos; i++)
         if (m.cfg.n_eos < RC_MAX_EOS) m.cfg.eos_token_ids[m.cfg.n_eos++] = o->extra_eos[i];
     if (rc_codec_open(&codec, model_path, &m, fmt == RC_DS_IDS)) goto done;
@@ -381,6 +397,7 @@ int rc_extract_run(const rc_extract_opts *o) {
         if (rc_value_load(&vm, o->value_model)) goto done;
         value_ok = 1;
     }
+    if (rank == 0) fprintf(stderr, "[extract] %s: %d prompts read, %ld lines skipped\n", o->data, ds.n, ds.n_bad);
     // The plan (see the top of this file). Every rank reads the same records; each tokenizes
     // every world-th one and the lengths are shared (summed with zeros: exact).
     {
@@ -416,10 +433,49 @@ int rc_extract_run(const rc_extract_opts *o) {
                         o->data, ds.items[i].line, (long long)plen_all[i], o->max_prompt);
             continue;
         }
+        if (rank == 0 && plen_all[i] + o->max_new > m.cfg.max_position_embeddings)
+            fprintf(stderr, "%s:%ld: warning: prompt of %lld tokens + --max-new-tokens %ld runs past the "
+                            "model's context of %d positions\n",
+                    o->data, ds.items[i].line, (long long)plen_all[i], o->max_new, m.cfg.max_position_embeddings);
         plan[n_kept++] = i;
     }
     free(plen_all);
     const int n_shards = (n_kept + S - 1) / S;
+    int max_len = (int)(o->max_prompt + o->max_new);
+    int max_tokens = (int)(o->batch + (o->max_prompt < 512 ? o->max_prompt : 512));
+    rc_backend_opts bo = {.device = o->device, .wtype = o->wtype, .n_slots = (int)o->batch,
+                          .max_len = max_len, .max_tokens = max_tokens, .n_threads = (int)o->threads,
+                          .gpu = rc_dist()->local_rank};
+    if (rc_backend_open(&be, &m, &bo)) goto done;
+    int control = -1;
+    if (value_ok && (control = rc_backend_control_add(be, &vm)) < 0) {
+        rc_fail_ctx("%s", o->value_model);
+        goto done;
+    }
+
+
+    // Everything is validated and loaded: only now is the run directory touched. Settings: the
+    // same on every rank; rank 0 locks and prepares the directory while the others wait.
+    settings = settings_json(o, model_path);
+    {
+        char *txt = cJSON_PrintUnformatted(settings);
+        int e = txt ? rc_dist_agree("extract settings", txt) : rc_fail("out of memory");
+        free(txt);
+        if (e) goto done;
+    }
+    char manifest_path[4096];
+    rc_path_join(manifest_path, sizeof manifest_path, o->out, "extract.json");
+    int setup = 0;
+    if (rank == 0) { // the job is one writer: its rank 0 holds the lock
+        setup = rc_dir_lock(o->out, "extract");
+        if (!setup) {
+            locked = 1;
+            rc_clean_stale_tmp(o->out, stderr); // no rank has written yet
+            setup = prepare_dir(o, settings, manifest_path, &manifest);
+        }
+    }
+    if (rc_dist_all_ok(setup == 0, "preparing the run directory")) goto done;
+
     if (rank == 0) remove_shards_from(o->out, n_shards); // files of an older, longer plan
     if (rc_dist_barrier()) goto done;
     // Committed shards are kept; this rank runs its own among the others.
@@ -439,18 +495,6 @@ int rc_extract_run(const rc_extract_opts *o) {
     if (rank == 0 && n_committed > 0)
         fprintf(stderr, "[extract] resuming %s: %d of %d shards committed; %lld sequences left for %d rank%s\n",
                 o->out, n_committed, n_shards, (long long)job_todo, world, world > 1 ? "s" : "");
-
-    int max_len = (int)(o->max_prompt + o->max_new);
-    int max_tokens = (int)(o->batch + (o->max_prompt < 512 ? o->max_prompt : 512));
-    rc_backend_opts bo = {.device = o->device, .wtype = o->wtype, .n_slots = (int)o->batch,
-                          .max_len = max_len, .max_tokens = max_tokens, .n_threads = (int)o->threads,
-                          .gpu = rc_dist()->local_rank};
-    if (rc_backend_open(&be, &m, &bo)) goto done;
-    int control = -1;
-    if (value_ok && (control = rc_backend_control_add(be, &vm)) < 0) {
-        rc_fail_ctx("%s", o->value_model);
-        goto done;
-    }
 
     const int d = m.cfg.hidden_size;
     rc_dtype dt = !strcmp(o->dtype, "fp32") ? RC_DT_F32 : !strcmp(o->dtype, "fp16") ? RC_DT_F16 : RC_DT_BF16;
@@ -639,6 +683,7 @@ done:
     rc_dataset_free(&ds);
     cJSON_Delete(settings);
     cJSON_Delete(manifest);
+    if (locked) rc_dir_unlock(o->out);
     return rc;
 }
 

@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/rundir_lock.h"
+#include "base/utf8.h"
 #include "base/default_model.h"
 #include "base/dist.h"
 #include "base/progress.h"
@@ -195,13 +197,13 @@ static int prepare_labels(const rc_label_opts *o, const cJSON *man, const char *
     } else if (rc_file_exists(man_path)) {
         size_t l;
         char *t = rc_read_file(man_path, &l);
-        cJSON *old = t ? cJSON_Parse(t) : NULL;
+        cJSON *old = t ? rc_json_parse(t, man_path) : NULL;
         free(t);
         int same = old && cJSON_Compare(old, man, 1);
         cJSON_Delete(old);
         if (!same) return rc_fail("%s was labelled with other settings (%s); use --overwrite to relabel", o->run, man_path);
     }
-    char *t = cJSON_Print(man);
+    char *t = rc_json_print(man, 1);
     int w = t ? rc_write_file_atomic(man_path, t, strlen(t)) : -1;
     free(t);
     return w;
@@ -225,8 +227,19 @@ static int write_rewards(const char *out_path, const char *dir, int64_t n, const
     return 0;
 }
 
+// Options in range and exactly one scorer, before anything is read or written.
+static int check_opts(const rc_label_opts *o) {
+    if (!o->run) return rc_fail("no run directory given (--run)");
+    if (!o->rm == !o->judge) return rc_fail("give exactly one of --reward-model and --judge");
+    if (o->batch < 1 || o->batch > 4096)
+        return rc_fail("--batch expects an integer in [1, 4096], got %ld", o->batch);
+    if (o->threads < 0 || o->threads > 4096)
+        return rc_fail("--threads expects an integer in [0, 4096], got %ld", o->threads);
+    return 0;
+}
+
 int rc_label_run(const rc_label_opts *o) {
-    int rc = -1, model_ok = 0;
+    int rc = -1, model_ok = 0, locked = 0;
     rc_resp_set rs = {0};
     rc_model m = {0};
     rc_tokenizer *tok = NULL;
@@ -246,12 +259,65 @@ int rc_label_run(const rc_label_opts *o) {
     else snprintf(part_path, sizeof part_path, "%s/rewards.partial-%d.jsonl", o->run, rank);
     rc_path_join(man_path, sizeof man_path, o->run, "label.json");
 
-    if (rc_run_read_responses(o->run, &rs)) goto done;
+    if (check_opts(o) || rc_run_read_responses(o->run, &rs)) goto done;
     const char *model_path = o->rm ? o->rm : o->judge;
     if (o->judge && !strcmp(o->judge, "default")) {
         if (rc_default_model_require(default_path, sizeof default_path)) goto done;
         model_path = default_path;
     }
+    // The model, its type and its tokenizer are right before anything is written.
+    if (rc_model_load(model_path, &m)) goto done;
+    model_ok = 1;
+    if (o->rm && m.cfg.arch != RC_ARCH_REWARD) {
+        rc_fail("%s is not a reward model (no score.weight / regression_head.weight); use --judge for "
+                "a causal LM",
+                model_path);
+        goto done;
+    }
+    if (o->judge && m.cfg.arch != RC_ARCH_CAUSAL_LM) {
+        rc_fail("%s is a reward model; use --reward-model for it", model_path);
+        goto done;
+    }
+    // A run made from token ids (extract --format ids) has no real text: score its ids.
+    int ids_run = 0;
+    {
+        char ep[4096];
+        size_t l;
+        rc_path_join(ep, sizeof ep, o->run, "extract.json");
+        char *t = rc_file_exists(ep) ? rc_read_file(ep, &l) : NULL;
+        cJSON *j = t ? rc_json_parse(t, ep) : NULL;
+        const cJSON *st = j ? cJSON_GetObjectItemCaseSensitive(j, "settings") : NULL;
+        const cJSON *df = st ? cJSON_GetObjectItemCaseSensitive(st, "data_format") : NULL;
+        ids_run = cJSON_IsString(df) && !strcmp(df->valuestring, "ids");
+        cJSON_Delete(j);
+        free(t);
+    }
+    tok = rc_tokenizer_load(model_path);
+    int text_mode = tok != NULL && !ids_run;
+    if (ids_run && o->judge) {
+        rc_fail("%s was extracted from token ids (no text): a judge needs text prompts and responses", o->run);
+        goto done;
+    }
+    if (!tok && o->judge) {
+        rc_fail_ctx("the judge %s needs its tokenizer", model_path);
+        goto done;
+    }
+    if (!text_mode && rank == 0)
+        fprintf(stderr, "[label] %s: scoring prompt_ids + tokens of each response (no text)\n",
+                ids_run ? "token-id run" : "the reward model has no tokenizer");
+    sc.judge = o->judge != NULL;
+    if (sc.judge) {
+        sc.yes = answer_token(tok, "Yes", " Yes");
+        sc.no = answer_token(tok, "No", " No");
+        if (sc.yes < 0 || sc.no < 0 || sc.yes == sc.no) {
+            rc_fail("the judge's tokenizer gives no distinct first tokens for \"Yes\" and \"No\"");
+            goto done;
+        }
+        if (rank == 0)
+            fprintf(stderr, "[label] judge %s: reward = logit(%d \"%s\") - logit(%d \"%s\")\n", model_path, sc.yes,
+                rc_tokenizer_piece(tok, sc.yes), sc.no, rc_tokenizer_piece(tok, sc.no));
+    }
+
     // Settings check for resume.
     man = cJSON_CreateObject();
     cJSON_AddStringToObject(man, o->rm ? "reward_model" : "judge", model_path);
@@ -294,7 +360,15 @@ int rc_label_run(const rc_label_opts *o) {
         free(u ? u : t);
         if (e) goto done;
     }
-    int setup = rank == 0 ? prepare_labels(o, man, man_path, out_path) : 0;
+    int setup = 0;
+    if (rank == 0) { // the job is one writer: its rank 0 holds the run directory's lock
+        setup = rc_dir_lock(o->run, "label");
+        if (!setup) {
+            locked = 1;
+            rc_clean_stale_tmp(o->run, stderr); // no rank has written yet
+            setup = prepare_labels(o, man, man_path, out_path);
+        }
+    }
     if (rc_dist_all_ok(setup == 0, "preparing the labels")) goto done;
 
     int64_t n = rs.n;
@@ -341,57 +415,6 @@ int rc_label_run(const rc_label_opts *o) {
     if (!mine) goto done;
     for (int64_t i = 0, np = 0; i < n; i++)
         if (!done[i]) mine[i] = (np++ / B) % world == rank;
-
-    if (rc_model_load(model_path, &m)) goto done;
-    model_ok = 1;
-    if (o->rm && m.cfg.arch != RC_ARCH_REWARD) {
-        rc_fail("%s is not a reward model (no score.weight / regression_head.weight); use --judge for "
-                "a causal LM",
-                model_path);
-        goto done;
-    }
-    if (o->judge && m.cfg.arch != RC_ARCH_CAUSAL_LM) {
-        rc_fail("%s is a reward model; use --reward-model for it", model_path);
-        goto done;
-    }
-    // A run made from token ids (extract --format ids) has no real text: score its ids.
-    int ids_run = 0;
-    {
-        char ep[4096];
-        size_t l;
-        rc_path_join(ep, sizeof ep, o->run, "extract.json");
-        char *t = rc_file_exists(ep) ? rc_read_file(ep, &l) : NULL;
-        cJSON *j = t ? cJSON_Parse(t) : NULL;
-        const cJSON *st = j ? cJSON_GetObjectItemCaseSensitive(j, "settings") : NULL;
-        const cJSON *df = st ? cJSON_GetObjectItemCaseSensitive(st, "data_format") : NULL;
-        ids_run = cJSON_IsString(df) && !strcmp(df->valuestring, "ids");
-        cJSON_Delete(j);
-        free(t);
-    }
-    tok = rc_tokenizer_load(model_path);
-    int text_mode = tok != NULL && !ids_run;
-    if (ids_run && o->judge) {
-        rc_fail("%s was extracted from token ids (no text): a judge needs text prompts and responses", o->run);
-        goto done;
-    }
-    if (!tok && o->judge) {
-        rc_fail_ctx("the judge %s needs its tokenizer", model_path);
-        goto done;
-    }
-    if (!text_mode)
-        fprintf(stderr, "[label] %s: scoring prompt_ids + tokens of each response (no text)\n",
-                ids_run ? "token-id run" : "the reward model has no tokenizer");
-    sc.judge = o->judge != NULL;
-    if (sc.judge) {
-        sc.yes = answer_token(tok, "Yes", " Yes");
-        sc.no = answer_token(tok, "No", " No");
-        if (sc.yes < 0 || sc.no < 0 || sc.yes == sc.no) {
-            rc_fail("the judge's tokenizer gives no distinct first tokens for \"Yes\" and \"No\"");
-            goto done;
-        }
-        fprintf(stderr, "[label] judge %s: reward = logit(%d \"%s\") - logit(%d \"%s\")\n", model_path, sc.yes,
-                rc_tokenizer_piece(tok, sc.yes), sc.no, rc_tokenizer_piece(tok, sc.no));
-    }
 
     // Inputs for every pending sequence.
     ids = rc_calloc((size_t)(n ? n : 1), sizeof *ids, "label inputs");
@@ -562,6 +585,7 @@ done:
     if (model_ok) rc_model_free(&m);
     rc_resp_set_free(&rs);
     cJSON_Delete(man);
+    if (locked) rc_dir_unlock(o->run);
     return rc;
 }
 

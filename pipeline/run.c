@@ -15,8 +15,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/args.h"
 #include "base/common.h"
 #include "base/dist.h"
+#include "base/rundir_lock.h"
+#include "base/utf8.h"
+#include "engine/control.h"
+#include "engine/generate.h"
+#include "pipeline/dataset.h"
 #include "engine/backend.h"
 #include "engine/value_mlp.h"
 #include "eval/report.h"
@@ -78,15 +84,32 @@ static int get_str(const cJSON *o, const char *k, char *out, size_t cap, const c
     return resolve_path(out, cap, v->valuestring, recipe_dir);
 }
 
-static int get_num(const cJSON *o, const char *k, double *out, double dflt, const char *file) {
+// Numbers go through base/args' range checks, named "<file>: <section>.<key>".
+static int get_int(const cJSON *o, const char *sec, const char *k, int *out, int dflt, long lo,
+                   long hi, const char *file) {
     const cJSON *v = obj_get(o, k);
     if (!v) {
         *out = dflt;
         return 0;
     }
-    if (!cJSON_IsNumber(v)) return rc_fail("%s: \"%s\" must be a number", file, k);
-    *out = v->valuedouble;
+    char where[1200];
+    snprintf(where, sizeof where, "%s: %s.%s", file, sec, k);
+    long x;
+    if (rc_json_int(where, v, lo, hi, &x)) return -1;
+    *out = (int)x;
     return 0;
+}
+
+static int get_real(const cJSON *o, const char *sec, const char *k, double *out, double dflt,
+                    double lo, double hi, int open, const char *file) {
+    const cJSON *v = obj_get(o, k);
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    char where[1200];
+    snprintf(where, sizeof where, "%s: %s.%s", file, sec, k);
+    return rc_json_real(where, v, lo, hi, open, out);
 }
 
 static int recipe_load(const char *path, recipe *r) {
@@ -95,6 +118,7 @@ static int recipe_load(const char *path, recipe *r) {
     if (!text) return -1;
     cJSON *j = cJSON_Parse(text);
     free(text);
+    rc_json_keep_last_keys(j); // a repeated key means its last value, as in Python
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return rc_fail("%s: not a JSON object (recipe files are JSON; see recipes/demo.json)", path);
@@ -105,7 +129,6 @@ static int recipe_load(const char *path, recipe *r) {
     snprintf(dir, sizeof dir, "%s", dirname(tmp));
     const cJSON *ex = obj_get(j, "extract"), *val = obj_get(j, "value"), *ctl = obj_get(j, "control"),
                 *gen = obj_get(j, "generate"), *rew = obj_get(j, "reward");
-    double d = 0;
     int rc = 0;
     // Short-circuit so that the message names the first missing or bad key.
     if (get_str(j, "name", r->name, sizeof r->name, "recipe", dir, path) ||
@@ -150,40 +173,48 @@ static int recipe_load(const char *path, recipe *r) {
         goto fail;
     }
     snprintf(r->turn_prefix, sizeof r->turn_prefix, "%s", tp ? tp->valuestring : "");
-    rc |= get_num(ex, "max_new_tokens", &d, 128, path), r->ex_max_new = (int)d;
-    rc |= get_num(ex, "batch", &d, 32, path), r->ex_batch = (int)d;
-    rc |= get_num(ex, "max_prompt_tokens", &d, 512, path), r->ex_max_prompt = (int)d;
-    rc |= get_str(ex, "dtype", r->ex_dtype, sizeof r->ex_dtype, "fp32", dir, path);
+    // Short-circuit again: the first bad value is the one named.
+    if (get_int(ex, "extract", "max_new_tokens", &r->ex_max_new, 128, 1, RC_MAX_NEW_TOKENS, path) ||
+        get_int(ex, "extract", "batch", &r->ex_batch, 32, 1, 4096, path) ||
+        get_int(ex, "extract", "max_prompt_tokens", &r->ex_max_prompt, 512, 1, RC_MAX_NEW_TOKENS, path) ||
+        get_str(ex, "dtype", r->ex_dtype, sizeof r->ex_dtype, "fp32", dir, path))
+        goto fail;
+    if (strcmp(r->ex_dtype, "fp32") && strcmp(r->ex_dtype, "fp16") && strcmp(r->ex_dtype, "bf16")) {
+        rc_fail("%s: extract.dtype must be fp32, fp16 or bf16, got '%s'", path, r->ex_dtype);
+        goto fail;
+    }
     const cJSON *hid = obj_get(val, "hidden");
     if (hid && cJSON_IsArray(hid)) {
         size_t off = 0;
         const cJSON *h;
         cJSON_ArrayForEach(h, hid) {
-            if (!cJSON_IsNumber(h) || h->valueint <= 0) {
-                rc_fail("%s: value.hidden must be a list of positive widths", path);
-                goto fail;
-            }
+            long w;
+            char where[1200];
+            snprintf(where, sizeof where, "%s: value.hidden[]", path);
+            if (rc_json_int(where, h, 1, 1 << 16, &w)) goto fail;
             off += (size_t)snprintf(r->hidden + off, sizeof r->hidden - off, "%s%d", off ? "," : "",
                                     h->valueint);
         }
     } else {
         snprintf(r->hidden, sizeof r->hidden, "4096");
     }
-    rc |= get_num(val, "epochs", &d, 100, path), r->epochs = (int)d;
-    rc |= get_num(val, "batch_size", &d, 512, path), r->batch_size = (int)d;
-    rc |= get_num(val, "lr", &r->lr, 1e-4, path);
-    // share of training sequences held out for validation; the reference trains on the whole
-    // train split (its "test loss" is on the test prompts' rollouts): its recipes say 0
-    rc |= get_num(val, "val_frac", &r->val_frac, 0.1, path);
-    rc |= get_num(val, "seed", &d, 0, path), r->seed = (int)d;
-    rc |= get_num(ctl, "step_size", &r->step_size, 0.5, path);
-    rc |= get_num(ctl, "steps", &d, 30, path), r->steps = (int)d;
-    rc |= get_num(gen, "max_new_tokens", &d, 128, path), r->gen_max_new = (int)d;
-    rc |= get_num(gen, "batch", &d, 16, path), r->gen_batch = (int)d;
-    // the reference skips prompts over 512 tokens for training rollouts only; test generation
-    // keeps every prompt up to this bound (default: the extract bound, as before)
-    rc |= get_num(gen, "max_prompt_tokens", &d, r->ex_max_prompt, path), r->gen_max_prompt = (int)d;
-    if (rc) goto fail;
+    // the same ranges as the commands' options (train, extract, generate); val_frac: the share
+    // of training sequences held out for validation (the reference trains on the whole train
+    // split, its "test loss" is on the test prompts' rollouts: its recipes say 0); the reference
+    // skips prompts over 512 tokens for training rollouts only, test generation keeps every
+    // prompt up to generate.max_prompt_tokens (default: the extract bound)
+    if (get_int(val, "value", "epochs", &r->epochs, 100, 0, RC_TRAIN_MAX_EPOCHS, path) ||
+        get_int(val, "value", "batch_size", &r->batch_size, 512, 1, 1 << 24, path) ||
+        get_real(val, "value", "lr", &r->lr, 1e-4, 0, RC_TRAIN_MAX_LR, RC_RANGE_OPEN_MIN, path) ||
+        get_real(val, "value", "val_frac", &r->val_frac, 0.1, 0, 1, RC_RANGE_OPEN_MAX, path) ||
+        get_int(val, "value", "seed", &r->seed, 0, 0, INT32_MAX, path) ||
+        get_real(ctl, "control", "step_size", &r->step_size, 0.5, 0, RC_CONTROL_MAX_STEP_SIZE, 0, path) ||
+        get_int(ctl, "control", "steps", &r->steps, 30, 0, RC_CONTROL_MAX_STEPS, path) ||
+        get_int(gen, "generate", "max_new_tokens", &r->gen_max_new, 128, 1, RC_MAX_NEW_TOKENS, path) ||
+        get_int(gen, "generate", "batch", &r->gen_batch, 16, 1, 4096, path) ||
+        get_int(gen, "generate", "max_prompt_tokens", &r->gen_max_prompt, r->ex_max_prompt, 1,
+                RC_MAX_NEW_TOKENS, path))
+        goto fail;
     char dev[16], wt[16];
     if (get_str(j, "device", dev, sizeof dev, "cpu", dir, path) ||
         get_str(j, "weight_dtype", wt, sizeof wt, "f16", dir, path) ||
@@ -262,19 +293,27 @@ static int label(const recipe *r, const char *title, const char *run, int text) 
     return stage_done(title, t0, rc_label_run(&o));
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
+// Every input of every stage exists and the output can be written, before stage 1 runs (a bad
+// path must not surface at stage 3 after an hour of rollouts).
+static int check_inputs(const recipe *r, const char *file) {
+    const char *models[] = {r->model, r->reward_model, r->judge};
+    const char *keys[] = {"model", "reward.reward_model", "reward.judge"};
+    for (int i = 0; i < 3; i++) {
+        if (!models[i][0] || !strcmp(models[i], "default")) continue;
+        if (!rc_is_dir(models[i]) && rc_check_regular_file(models[i], "an HF model directory or a .gguf file"))
+            return rc_fail_ctx("%s: %s", file, keys[i]);
     }
-    if (mkdir(tmp, 0755) != 0 && !rc_is_dir(tmp)) return rc_fail("cannot create directory %s", path);
-    return 0;
+    if (rc_check_regular_file(r->train_data, "a JSONL prompt file"))
+        return rc_fail_ctx("%s: train_data", file);
+    if (rc_check_regular_file(r->test_data, "a JSONL prompt file"))
+        return rc_fail_ctx("%s: test_data", file);
+    rc_ds_format fmt;
+    if (rc_ds_format_parse(r->format, &fmt)) return rc_fail_ctx("%s: format", file);
+    if (fmt == RC_DS_IDS && r->chat) return rc_fail("%s: \"chat\" needs text prompts, not format ids", file);
+    return rc_check_output_dir("pipeline output", r->out);
 }
+
+static int pipeline_stages(const recipe *r_in, const char *recipe_path);
 
 int rc_pipeline_run(const char *recipe_path, const char *out_override, int device_override,
                     int wtype_override) {
@@ -283,7 +322,7 @@ int rc_pipeline_run(const char *recipe_path, const char *out_override, int devic
     if (out_override) snprintf(r.out, sizeof r.out, "%s", out_override);
     if (device_override >= 0) r.device = (rc_device)device_override;
     if (wtype_override >= 0) r.wtype = (rc_wtype)wtype_override;
-    if (rc_device_check(r.device)) return -1;
+    if (rc_device_check(r.device) || check_inputs(&r, recipe_path)) return -1;
     {
         // every rank must run the same recipe with the same overrides
         char *txt = rc_read_file(recipe_path, NULL);
@@ -296,8 +335,20 @@ int rc_pipeline_run(const char *recipe_path, const char *out_override, int devic
         free(all);
         if (e) return -1;
     }
-    int made = rc_dist_rank() == 0 ? mkdir_p(r.out) : 0;
-    if (rc_dist_all_ok(made == 0, "creating the output directory")) return -1;
+    // One pipeline per output directory: the job's rank 0 holds its lock (each stage also locks
+    // its own run directory).
+    int made = rc_dist_rank() == 0 ? rc_dir_lock(r.out, "pipeline") : 0;
+    if (rc_dist_all_ok(made == 0, "locking the output directory")) {
+        if (rc_dist_rank() == 0 && made == 0) rc_dir_unlock(r.out);
+        return -1;
+    }
+    int rc = pipeline_stages(&r, recipe_path);
+    if (rc_dist_rank() == 0) rc_dir_unlock(r.out);
+    return rc;
+}
+
+static int pipeline_stages(const recipe *r_in, const char *recipe_path) {
+    recipe r = *r_in;
     char train_dir[1100], plain_dir[1100], ctrl_dir[1100], value[1100], report[1100];
     snprintf(train_dir, sizeof train_dir, "%s/train", r.out);
     snprintf(plain_dir, sizeof plain_dir, "%s/test-plain", r.out);

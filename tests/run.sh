@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 BUILD=${RC_BUILD_DIR:-build}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${RC_CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
-ctest --test-dir "$BUILD" --output-on-failure -j"$(nproc)"
+ctest --test-dir "$BUILD" --output-on-failure -j"$(nproc)" ${RC_CTEST_ARGS:-}

@@ -100,13 +100,15 @@ Test(rundir_lock, output_paths_checked_before_work) {
     snprintf(p, sizeof p, "%s/ok.txt", g_dir);
     cr_assert_eq(rc_check_output_file("--out", p), 0, "%s", rc_last_error());
     cr_assert_eq(rc_check_output_file("--out", "relative-file.txt"), 0, "%s", rc_last_error());
-    snprintf(p, sizeof p, "%s/a/b", g_dir);
-    cr_assert_eq(rc_check_output_dir("run directory", p), -1);
-    cr_assert(strstr(rc_last_error(), "does not exist"), "%s", rc_last_error());
+    snprintf(p, sizeof p, "%s/a/b", g_dir); // created with its parents
+    cr_assert_eq(rc_check_output_dir("run directory", p), 0, "%s", rc_last_error());
     snprintf(p, sizeof p, "%s/ok.txt", g_dir);
     fclose(fopen(p, "w"));
     cr_assert_eq(rc_check_output_dir("run directory", p), -1);
     cr_assert(strstr(rc_last_error(), "not a directory"), "%s", rc_last_error());
+    snprintf(p, sizeof p, "%s/ok.txt/sub", g_dir);
+    cr_assert_eq(rc_check_output_dir("run directory", p), -1);
+    cr_assert(strstr(rc_last_error(), "Not a directory"), "%s", rc_last_error());
     if (geteuid() != 0) { // root writes anyway: read-only modes only bind other users
         char ro[300];
         snprintf(ro, sizeof ro, "%s/ro", g_dir);

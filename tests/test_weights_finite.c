@@ -135,3 +135,35 @@ Test(finite, value_model_with_nan_is_refused) {
     system(cmd);
     free(dir);
 }
+
+// Value models of the wrong shape: each message names the width expected and why (issue 16: two
+// messages printed the wrong expected width).
+static void write_value(const char *path, int64_t w1r, int64_t w1c, int64_t b1, int64_t w2r, int64_t w2c,
+                        int64_t b2) {
+    static float zeros[4096];
+    rc_st_entry e[4] = {
+        {.name = "fc1.weight", .dtype = RC_DT_F32, .ndim = 2, .shape = {w1r, w1c}, .data = zeros},
+        {.name = "fc1.bias", .dtype = RC_DT_F32, .ndim = 1, .shape = {b1}, .data = zeros},
+        {.name = "fc2.weight", .dtype = RC_DT_F32, .ndim = 2, .shape = {w2r, w2c}, .data = zeros},
+        {.name = "fc2.bias", .dtype = RC_DT_F32, .ndim = 1, .shape = {b2}, .data = zeros}};
+    cr_assert_eq(rc_st_write(path, e, 4, NULL), 0, "%s", rc_last_error());
+}
+
+Test(finite, value_shape_messages_name_the_expected_width) {
+    char path[] = "/tmp/rc_value_shape_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    rc_value_mlp v;
+    write_value(path, 16, 8, 16, 1, 12, 1);
+    expect_refused(rc_value_load(&v, path), "fc2.weight has shape [1, 12]; expected [out, 16]",
+                   "the 16 outputs of fc1");
+    write_value(path, 16, 8, 12, 1, 16, 1);
+    expect_refused(rc_value_load(&v, path), "fc1.bias must have shape [16] (the outputs of fc1.weight)",
+                   "first 12");
+    write_value(path, 16, 8, 16, 1, 16, 1);
+    cr_assert_eq(rc_value_load(&v, path), 0, "%s", rc_last_error());
+    cr_assert_eq(v.dims[0], 8);
+    rc_value_free(&v);
+    unlink(path);
+}

@@ -8,6 +8,7 @@
 
 #include "base/common.h"
 #include "base/dist.h"
+#include "base/rundir_lock.h"
 #include "engine/backend.h"
 #include "train/train_cuda.h"
 
@@ -194,9 +195,17 @@ static int agree_settings(const rc_train_opts *o, const rc_acts *a) {
 
 int rc_train_run(const rc_train_opts *o) {
     FILE *out = o->out ? o->out : stderr, *quiet = NULL;
-    if (rc_dist_rank() != 0 && (quiet = fopen("/dev/null", "w"))) out = quiet; // rank 0 reports
-    if (o->epochs < 0 || o->batch_size <= 0) return rc_fail("epochs must be >= 0 and batch size > 0");
-    if (!(o->lr > 0)) return rc_fail("learning rate must be > 0 (got %g)", o->lr);
+    if (!o->data_dir || !o->out_path) return rc_fail("training needs a run directory and an output path");
+    if (o->epochs < 0 || o->epochs > RC_TRAIN_MAX_EPOCHS)
+        return rc_fail("--epochs expects an integer in [0, %d], got %d", RC_TRAIN_MAX_EPOCHS, o->epochs);
+    if (o->batch_size < 1) return rc_fail("--batch-size expects a positive integer, got %d", o->batch_size);
+    if (!isfinite(o->lr) || !(o->lr > 0) || o->lr > RC_TRAIN_MAX_LR)
+        return rc_fail("--lr expects a finite number in (0, %g], got %g", RC_TRAIN_MAX_LR, o->lr);
+    if (!isfinite(o->val_frac) || o->val_frac < 0 || o->val_frac >= 1)
+        return rc_fail("--val-frac expects a finite number in [0, 1), got %g", o->val_frac);
+    if (o->chunk_rows < 1) return rc_fail("--chunk-rows expects a positive integer, got %d", o->chunk_rows);
+    if (o->n_hidden < 0 || o->n_hidden > RC_VALUE_MAX_LAYERS - 1)
+        return rc_fail("at most %d hidden layers", RC_VALUE_MAX_LAYERS - 1);
     char log_path[1200];
     if (o->log_path) snprintf(log_path, sizeof log_path, "%s", o->log_path);
     else {
@@ -206,6 +215,18 @@ int rc_train_run(const rc_train_opts *o) {
         if (len > el && !strcmp(o->out_path + len - el, ext)) len -= el;
         snprintf(log_path, sizeof log_path, "%.*s.train.json", (int)len, o->out_path);
     }
+    // Where the results go is checked before the epochs run, not after them.
+    if (rc_check_output_file("value model", o->out_path) || rc_check_output_file("training log", log_path))
+        return -1;
+    if (!rc_is_dir(o->data_dir)) {
+        if (rc_check_regular_file(o->data_dir, "a run directory") == 0)
+            return rc_fail("%s is a file; --data takes the run directory written by extract and label",
+                           o->data_dir);
+        return rc_fail_ctx("--data");
+    }
+    if (o->init_path && rc_check_regular_file(o->init_path, "a value model (.safetensors)"))
+        return rc_fail_ctx("--init");
+    if (rc_dist_rank() != 0 && (quiet = fopen("/dev/null", "w"))) out = quiet; // rank 0 reports
 
     rc_acts a;
     if (rc_acts_open(&a, o->data_dir) != 0) return -1;

@@ -43,6 +43,10 @@ void rc_trainer_free(rc_trainer *t);
 int rc_trainer_batch(rc_trainer *t, const rc_acts *a, int n, const int64_t *ids, int update,
                      double *loss);
 
+// Ranges of the training settings, shared by `recontrol train` and the recipes.
+#define RC_TRAIN_MAX_EPOCHS 1000000
+#define RC_TRAIN_MAX_LR 10.0
+
 typedef struct {
     const char *data_dir;     // run dir with acts-*.safetensors + rewards.jsonl
     const char *out_path;     // value model (.safetensors), written atomically at the end
