@@ -90,8 +90,8 @@ int cmd_logits(int argc, char **argv) {
     const rc_config *cfg = &m.cfg;
     for (int i = 0; i < n; i++)
         if (ids[i] >= cfg->vocab_size) {
-            rc_fail("--ids: id %d (position %d) is outside the model's vocabulary of %d tokens", ids[i],
-                    i, cfg->vocab_size);
+            rc_fail("--ids: id %d (position %d) is outside the vocabulary (%d tokens)", ids[i], i,
+                    cfg->vocab_size);
             goto fail;
         }
     if (n > cfg->max_position_embeddings)
