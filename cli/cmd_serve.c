@@ -15,6 +15,7 @@
 #include "base/default_model.h"
 #include "cli/commands.h"
 #include "engine/backend.h"
+#include "engine/control.h"
 #include "engine/model.h"
 #include "engine/value_mlp.h"
 #include "serve/server.h"
@@ -118,7 +119,6 @@ int cmd_serve(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "hm:", opts, NULL)) != -1) {
         int bad = 0;
-        char *end;
         switch (c) {
         case 'm': model_path = optarg; break;
         case O_NAME: model_name = optarg; break;
@@ -141,12 +141,9 @@ int cmd_serve(int argc, char **argv) {
             }
             break;
         }
-        case O_ALPHA:
-            alpha = strtof(optarg, &end);
-            if (*end || !(alpha >= 0)) bad = rc_fail("--step-size: expected a number >= 0");
-            break;
-        case O_STEPS: bad = rc_parse_int("--steps", optarg, 0, 100000, &steps); break;
-        case O_MAXSTEPS: bad = rc_parse_int("--max-steps", optarg, 0, 100000, &max_steps); break;
+        case O_ALPHA: bad = rc_parse_realf("--step-size", optarg, 0, RC_CONTROL_MAX_STEP_SIZE, 0, &alpha); break;
+        case O_STEPS: bad = rc_parse_int("--steps", optarg, 0, RC_CONTROL_MAX_STEPS, &steps); break;
+        case O_MAXSTEPS: bad = rc_parse_int("--max-steps", optarg, 0, RC_CONTROL_MAX_STEPS, &max_steps); break;
         case O_FMT: fmt = optarg; break;
         case O_PAR: bad = rc_parse_int("--parallel", optarg, 1, 4096, &parallel); break;
         case O_CTX: bad = rc_parse_int("--ctx", optarg, 2, 1 << 20, &ctx); break;

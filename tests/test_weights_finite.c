@@ -50,6 +50,26 @@ static char *copy_to_tmp(const char *src, const char *name) {
     return dir;
 }
 
+static void remove_tmp(char *dir) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    free(dir);
+}
+
+// File offset of element `el` of safetensors tensor `name` in path, and its dtype.
+static size_t st_offset(const char *path, const char *name, size_t el, size_t *esz, int *bf16) {
+    rc_safetensors st;
+    cr_assert(rc_st_open(&st, path) == 0, "%s", rc_last_error());
+    const rc_st_tensor *t = rc_st_find(&st, name);
+    cr_assert(t, "%s has no %s", path, name);
+    *esz = rc_dtype_size(t->dtype);
+    *bf16 = t->dtype == RC_DT_BF16;
+    size_t off = (size_t)((const char *)t->data - (const char *)st.map) + el * *esz;
+    rc_st_close(&st);
+    return off;
+}
+
 // Overwrites element `el` of the tensor at `data` (file offset `off`) with `v` in its dtype.
 static void poke(const char *path, size_t off, int dtype_bytes, int is_bf16, float v) {
     FILE *f = fopen(path, "r+b");
@@ -75,14 +95,9 @@ Test(finite, hf_checkpoint_with_nan_is_refused) {
     char model[4096], st_path[4096];
     snprintf(model, sizeof model, "%s/m", dir);
     snprintf(st_path, sizeof st_path, "%s/m/model.safetensors", dir);
-    rc_safetensors st;
-    cr_assert(rc_st_open(&st, st_path) == 0, "%s", rc_last_error());
-    const rc_st_tensor *t = rc_st_find(&st, "model.layers.1.mlp.down_proj.weight");
-    cr_assert(t);
-    size_t esz = rc_dtype_size(t->dtype);
-    size_t off = (size_t)((const char *)t->data - (const char *)st.map) + 17 * esz;
-    int bf16 = t->dtype == RC_DT_BF16;
-    rc_st_close(&st);
+    size_t esz;
+    int bf16;
+    size_t off = st_offset(st_path, "model.layers.1.mlp.down_proj.weight", 17, &esz, &bf16);
     poke(st_path, off, (int)esz, bf16, NAN);
     rc_model m;
     expect_refused(rc_model_load(model, &m), "model.layers.1.mlp.down_proj.weight", "NaN at element 17");
@@ -91,10 +106,7 @@ Test(finite, hf_checkpoint_with_nan_is_refused) {
     rc_set_weight_scan(1);
     cr_assert_eq(rc, 0, "--skip-weight-scan must load it: %s", rc_last_error());
     rc_model_free(&m);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    system(cmd);
-    free(dir);
+    remove_tmp(dir);
 }
 
 Test(finite, gguf_with_inf_is_refused) {
@@ -111,29 +123,21 @@ Test(finite, gguf_with_inf_is_refused) {
     poke(path, off, esz, 0, -INFINITY);
     rc_model m;
     expect_refused(rc_model_load(path, &m), "blk.0.ffn_norm.weight", "-Inf at element 3");
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    system(cmd);
-    free(dir);
+    remove_tmp(dir);
 }
 
 Test(finite, value_model_with_nan_is_refused) {
     char *dir = copy_to_tmp(RC_FIXTURES "/value/mlp2.safetensors", "v.safetensors");
     char path[4096];
     snprintf(path, sizeof path, "%s/v.safetensors", dir);
-    rc_safetensors st;
-    cr_assert(rc_st_open(&st, path) == 0, "%s", rc_last_error());
-    const rc_st_tensor *t = rc_st_find(&st, "fc2.bias");
-    cr_assert(t && t->dtype == RC_DT_F32);
-    size_t off = (size_t)((const char *)t->data - (const char *)st.map);
-    rc_st_close(&st);
+    size_t esz;
+    int bf16;
+    size_t off = st_offset(path, "fc2.bias", 0, &esz, &bf16);
+    cr_assert_eq(esz, 4u);
     poke(path, off, 4, 0, NAN);
     rc_value_mlp v;
     expect_refused(rc_value_load(&v, path), "fc2.bias", "NaN at element 0");
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    system(cmd);
-    free(dir);
+    remove_tmp(dir);
 }
 
 // Value models of the wrong shape: each message names the width expected and why (issue 16: two
