@@ -15,7 +15,6 @@
 #include "base/default_model.h"
 #include "cli/commands.h"
 #include "engine/backend.h"
-#include "engine/control.h"
 #include "engine/model.h"
 #include "engine/value_mlp.h"
 #include "serve/server.h"
@@ -141,9 +140,10 @@ int cmd_serve(int argc, char **argv) {
             }
             break;
         }
-        case O_ALPHA: bad = rc_parse_realf("--step-size", optarg, 0, RC_CONTROL_MAX_STEP_SIZE, 0, &alpha); break;
-        case O_STEPS: bad = rc_parse_int("--steps", optarg, 0, RC_CONTROL_MAX_STEPS, &steps); break;
-        case O_MAXSTEPS: bad = rc_parse_int("--max-steps", optarg, 0, RC_CONTROL_MAX_STEPS, &max_steps); break;
+        // the server's own limits (a request's steps are capped by --max-steps; requests time out)
+        case O_ALPHA: bad = rc_parse_realf("--step-size", optarg, 0, 1e4, 0, &alpha); break;
+        case O_STEPS: bad = rc_parse_int("--steps", optarg, 0, 100000, &steps); break;
+        case O_MAXSTEPS: bad = rc_parse_int("--max-steps", optarg, 0, 100000, &max_steps); break;
         case O_FMT: fmt = optarg; break;
         case O_PAR: bad = rc_parse_int("--parallel", optarg, 1, 4096, &parallel); break;
         case O_CTX: bad = rc_parse_int("--ctx", optarg, 2, 1 << 20, &ctx); break;
