@@ -179,6 +179,28 @@ static int check_finite(const rc_gguf *g, const rc_gguf_tensor *t, const char *n
     if (t->ggml_type == RC_GGML_BF16) return rc_check_finite_typed(g->path, name, RC_FINITE_BF16, t->data, n);
     int be, bb;
     if (rc_ggml_type_geometry(t->ggml_type, &be, &bb)) return -1;
+    // Block types whose only floats are f16 scales at fixed offsets (the quants are integers and a
+    // finite scale times them stays finite): only the scales are read.
+    static const struct { uint32_t type; int off[2], n; } scales[] = {
+        {RC_GGML_Q4_0, {0}, 1},      {RC_GGML_Q4_1, {0, 2}, 2},   {RC_GGML_Q5_0, {0}, 1},
+        {RC_GGML_Q5_1, {0, 2}, 2},   {RC_GGML_Q8_0, {0}, 1},      {RC_GGML_Q2_K, {80, 82}, 2},
+        {RC_GGML_Q3_K, {108}, 1},    {RC_GGML_Q4_K, {0, 2}, 2},   {RC_GGML_Q5_K, {0, 2}, 2},
+        {RC_GGML_Q6_K, {208}, 1}};
+    for (size_t k = 0; k < sizeof scales / sizeof scales[0]; k++) {
+        if (scales[k].type != t->ggml_type) continue;
+        const size_t nblocks = n / (size_t)be;
+        const uint8_t *p = t->data;
+        int any = 0;
+#pragma omp parallel for schedule(static) reduction(| : any) if (nblocks >= (1u << 20))
+        for (size_t b = 0; b < nblocks; b++)
+            for (int j = 0; j < scales[k].n; j++) {
+                uint16_t h;
+                memcpy(&h, p + b * (size_t)bb + scales[k].off[j], 2);
+                any |= (h & 0x7c00) == 0x7c00;
+            }
+        if (!any) return 0;
+        break; // a bad scale: find the exact element below
+    }
     const size_t row_bytes = (size_t)(cols / be) * (size_t)bb;
     int64_t bad = -1;
 #pragma omp parallel if (n >= ((size_t)1 << 22))

@@ -126,6 +126,45 @@ Test(finite, gguf_with_inf_is_refused) {
     remove_tmp(dir);
 }
 
+// Weights kept in their stored type (GGUF blocks, F16/BF16): a NaN scale of a Q8_0 block, an Inf
+// in an F16 and a NaN in a BF16 matrix are found without a full dequantization of the model.
+static void gguf_poke_expect(const char *tensor, size_t byte_in_tensor, const void *bytes, size_t nb,
+                             const char *n1, const char *n2) {
+    char *dir = copy_to_tmp(RC_FIXTURES "/gguf/tiny_mixed.gguf", "t.gguf");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/t.gguf", dir);
+    rc_gguf g;
+    cr_assert(rc_gguf_open(&g, path) == 0, "%s", rc_last_error());
+    const rc_gguf_tensor *t = rc_gguf_find_tensor(&g, tensor);
+    cr_assert(t, "no %s", tensor);
+    size_t off = (size_t)((const char *)t->data - (const char *)g.map) + byte_in_tensor;
+    rc_gguf_close(&g);
+    FILE *f = fopen(path, "r+b");
+    cr_assert(f && fseek(f, (long)off, SEEK_SET) == 0 && fwrite(bytes, 1, nb, f) == nb);
+    fclose(f);
+    rc_model m;
+    expect_refused(rc_model_load(path, &m), n1, n2);
+    remove_tmp(dir);
+}
+
+Test(finite, stored_types_are_scanned) {
+    const uint16_t nan16 = 0x7e00, inf16 = 0x7c00, nan_bf16 = 0x7fc0;
+    // Q8_0 blocks are 34 bytes (f16 scale + 32 int8): block 1's scale covers elements 32..63
+    gguf_poke_expect("blk.0.attn_output.weight", 34, &nan16, 2, "blk.0.attn_output.weight (Q8_0)",
+                     "NaN or Inf at element 32");
+    gguf_poke_expect("blk.1.attn_k.weight", 2 * 5, &inf16, 2, "blk.1.attn_k.weight", "+Inf at element 5");
+    gguf_poke_expect("blk.1.attn_v.weight", 2 * 7, &nan_bf16, 2, "blk.1.attn_v.weight", "NaN at element 7");
+    uint16_t h[70000];
+    for (int i = 0; i < 70000; i++) h[i] = rc_f32_to_f16((float)(i % 100) - 50.0f);
+    cr_assert_eq(rc_first_nonfinite_f16(h, 70000), -1);
+    h[66000] = 0xfc00; // -Inf
+    cr_assert_eq(rc_first_nonfinite_f16(h, 70000), 66000);
+    for (int i = 0; i < 70000; i++) h[i] = rc_f32_to_bf16((float)(i % 100) * 1e30f);
+    cr_assert_eq(rc_first_nonfinite_bf16(h, 70000), -1);
+    h[3] = 0xff80;
+    cr_assert_eq(rc_first_nonfinite_bf16(h, 70000), 3);
+}
+
 Test(finite, value_model_with_nan_is_refused) {
     char *dir = copy_to_tmp(RC_FIXTURES "/value/mlp2.safetensors", "v.safetensors");
     char path[4096];
