@@ -84,6 +84,17 @@ double rc_memory_available_bytes(void) {
     }
     double lim = read_number_file("/sys/fs/cgroup/memory.max");
     double used = read_number_file("/sys/fs/cgroup/memory.current");
+    if (lim > 0 && used > 0) { // the cgroup's page cache is counted in its usage but reclaimable
+        FILE *st = fopen("/sys/fs/cgroup/memory.stat", "r");
+        if (st) {
+            char line[256];
+            double file = 0;
+            while (fgets(line, sizeof line, st))
+                if (sscanf(line, "file %lf", &file) == 1) break;
+            fclose(st);
+            used = used > file ? used - file : 0;
+        }
+    }
     if (lim > 0) {
         double left = lim - (used > 0 ? used : 0);
         if (left < 0) left = 0;
