@@ -383,8 +383,11 @@ static int pipeline_stages(const recipe *r_in, const char *recipe_path) {
         to.lr = r.lr;
         to.val_frac = r.val_frac;
         to.seed = (uint64_t)r.seed;
+        // on the GPU with one process; data-parallel ranks train on their CPUs (train.h)
+        to.device = r.device == RC_DEVICE_CUDA && rc_dist_size() == 1;
         stage_title(t3);
-        say("  train --data %s --out %s --hidden %s --epochs %d\n", train_dir, value, r.hidden, r.epochs);
+        say("  train --data %s --out %s --hidden %s --epochs %d --device %s\n", train_dir, value,
+            r.hidden, r.epochs, to.device ? "cuda" : "cpu");
         double t = rc_time_s();
         if (stage_done(t3, t, rc_train_run(&to))) return -1;
     }

@@ -2,8 +2,8 @@
 # The CUDA backend, run on the CPU emulation of CUDA (tests/gpu/emu/build_module.sh builds
 # librecontrol_cuda.so against it; RC_CUDA_MODULE selects it), must equal the CPU backend with f32
 # weights: the whole pipeline on the tiny golden models (extract with state capture, reward labels,
-# value training, plain and RE-Control generation, eval) gives the same tokens exactly and states
-# and rewards within 1e-5 relative (fp32 sums in another order); logits within 1e-5; sampled
+# value training on the device, plain and RE-Control generation, eval) gives the same tokens
+# exactly and states, rewards and value weights within 1e-5 relative (fp32 sums in another order); logits within 1e-5; sampled
 # generation the same tokens (same draws, same sampler algorithm on both sides).
 set -euo pipefail
 BD="$1"
@@ -78,6 +78,8 @@ JSON
 "$B" pipeline "$T/recipe.json" --out "$T/cpu" >"$T/log" 2>&1 || { cat "$T/log"; fail "pipeline cpu"; }
 "$B" pipeline "$T/recipe.json" --out "$T/cu" $CU >"$T/log" 2>&1 || { cat "$T/log"; fail "pipeline cuda"; }
 grep -q "device cuda" "$T/log" || fail "the pipeline did not say it ran on cuda"
+grep -q "train .*--device cuda" "$T/log" || { cat "$T/log"; fail "stage 3 did not train on cuda"; }
+python3 "$T/cmp.py" "$T/cpu/value.safetensors" "$T/cu/value.safetensors" 1e-5 || fail "value networks differ"
 for r in train test-plain test-control; do
     cmp -s "$T/cpu/$r/responses.jsonl" "$T/cu/$r/responses.jsonl" || fail "$r responses differ"
     python3 - "$T/cpu/$r/rewards.jsonl" "$T/cu/$r/rewards.jsonl" <<'PY' || fail "$r rewards differ"
