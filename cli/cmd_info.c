@@ -173,7 +173,7 @@ static void print_text(const rc_config *c, size_t params) {
         printf("parameters:              %zu (%.3f B)\n", params, (double)params / 1e9);
     else
         printf("parameters:              %zu (%.3f M)\n", params, (double)params / 1e6);
-    printf("fp32 weights in memory:  %.3f MiB\n", (double)params * 4.0 / (1 << 20));
+    printf("as fp32 (parameters x 4): %.3f MiB\n", (double)params * 4.0 / (1 << 20));
 }
 
 int cmd_info(int argc, char **argv) {
@@ -252,6 +252,7 @@ int cmd_info(int argc, char **argv) {
         cJSON *o = config_json(&m.cfg, params);
         cJSON_AddStringToObject(o, "format", rc_is_dir(model) ? "hf" : "gguf");
         cJSON_AddBoolToObject(o, "weights_loaded", loaded);
+        if (loaded) cJSON_AddNumberToObject(o, "weight_bytes_in_memory", (double)m.weight_bytes);
         if (have_summary) {
             cJSON *f = cJSON_AddObjectToObject(o, "files");
             cJSON_AddNumberToObject(f, "safetensors_files", s.n_files);
@@ -281,6 +282,9 @@ int cmd_info(int argc, char **argv) {
         }
         printf("weights:                 %s\n",
                loaded ? "all loaded and checked" : "not loaded (use --load to check every tensor)");
+        if (loaded)
+            printf("weights in memory:       %.3f MiB (as stored: quantized GGUF blocks stay quantized)\n",
+                   (double)m.weight_bytes / (1 << 20));
     }
     rc_model_free(&m);
     return 0;
