@@ -165,7 +165,13 @@ static int agree_args(int argc, char **argv) {
     char *t = rc_malloc(len, "command line");
     if (!t) return -1;
     size_t off = 0;
-    for (int i = 0; i < argc; i++) off += (size_t)sprintf(t + off, "%s%s", i ? " " : "", argv[i]);
+    for (int i = 0; i < argc; i++) {
+        size_t k = strlen(argv[i]);
+        if (i) t[off++] = ' ';
+        memcpy(t + off, argv[i], k);
+        off += k;
+    }
+    t[off] = 0;
     int rc = rc_dist_agree("generate command line", t);
     free(t);
     return rc;
