@@ -17,7 +17,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: recontrol eval --run DIR [--against DIR2] [--out PREFIX] [--example]\n"
             "                      [--coherence-model BERT_DIR [--pool auto|cls|cls_before_pooler]\n"
-            "                       [--max-len N]] [--cut turn|metrics] [--judge FILE]\n\n"
+            "                       [--max-len N] [--device cpu|cuda]] [--cut turn|metrics]\n"
+            "                      [--judge FILE]\n\n"
             "Stage 5 of RE-Control: for each run directory (responses from `extract`, rewards from\n"
             "`label`): average reward, diversity, mean response length in tokens and words, share\n"
             "ended by EOS, and with --coherence-model the coherence. Each response is cut before\n"
@@ -39,6 +40,8 @@ static void usage(FILE *f) {
             "                   tokenizer.json or vocab.txt): report coherence\n"
             "  --pool P         auto (default, SimCSE's rule), cls (pooler output), cls_before_pooler\n"
             "  --max-len N      truncation in WordPiece tokens (default 128, SimCSE's)\n"
+            "  --device cpu|cuda  where the coherence encoder runs (default cpu; cuda keeps the\n"
+            "                   weights in fp32 on the GPU and batches 32 prompt/response pairs)\n"
             "  --cut C          turn (default) or metrics (the reference's metrics.py)\n"
             "  --judge FILE     add a `recontrol judge` summary (PREFIX.json): the win rate\n"
             "  -h, --help       this text\n");
@@ -50,11 +53,12 @@ int cmd_eval(int argc, char **argv) {
         {"out", required_argument, 0, 'o'}, {"example", no_argument, 0, 'e'},
         {"coherence-model", required_argument, 0, 'c'}, {"pool", required_argument, 0, 'p'},
         {"max-len", required_argument, 0, 'm'},  {"cut", required_argument, 0, 'u'},
-        {"judge", required_argument, 0, 'j'},
+        {"judge", required_argument, 0, 'j'}, {"device", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
     const char *run = NULL, *against = NULL, *out = NULL, *coh_dir = NULL;
     int example = 0, c, max_len = 0;
     rc_pool_kind pool = RC_POOL_AUTO;
+    rc_device device = RC_DEVICE_CPU;
     rc_eval_opts eo = {0};
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -85,6 +89,12 @@ int cmd_eval(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'D':
+            if (rc_device_parse(optarg, &device)) {
+                fprintf(stderr, "recontrol eval: %s\n", rc_last_error());
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -107,8 +117,14 @@ int cmd_eval(int argc, char **argv) {
     }
     rc_coherence *coh = NULL;
     int rc = 1;
+    if (device != RC_DEVICE_CPU && !coh_dir) {
+        fprintf(stderr, "recontrol eval: --device %s runs the coherence encoder: it needs "
+                        "--coherence-model\n", rc_device_name(device));
+        return 2;
+    }
+    if (rc_device_check(device)) goto done; // before any model is read
     if (coh_dir) {
-        if (rc_coherence_load(&coh, coh_dir, pool, max_len)) goto done;
+        if (rc_coherence_open(&coh, coh_dir, pool, max_len, device)) goto done;
         eo.coh = coh;
     }
     if (rc_eval_report_opts(run, against, out, example, stdout, &eo)) goto done;

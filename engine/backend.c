@@ -27,11 +27,14 @@ int rc_cuda_device_usable(char *why, size_t cap) __attribute__((weak));
 int rc_cuda_backend_create_random(rc_backend *b, const rc_config *cfg, const rc_backend_opts *o,
                                   uint64_t seed) __attribute__((weak));
 int rc_cuda_device_report(FILE *f) __attribute__((weak));
+int rc_cuda_encoder_create(rc_encoder *e, int gpu) __attribute__((weak));
+int rc_cpu_encoder_create(rc_encoder *e);
 
 typedef int (*create_fn)(rc_backend *, const rc_model *, const rc_backend_opts *);
 typedef int (*usable_fn)(char *, size_t);
 typedef int (*random_fn)(rc_backend *, const rc_config *, const rc_backend_opts *, uint64_t);
 typedef int (*report_fn)(FILE *);
+typedef int (*encoder_fn)(rc_encoder *, int);
 
 static void *g_module;
 static char g_module_path[PATH_MAX + 64];
@@ -317,4 +320,76 @@ int rc_backend_reward(rc_backend *b, int n, float *host) {
         return rc_fail("%s is not a reward model (no score / regression_head)",
                        b->cfg.source[0] ? b->cfg.source : "the model");
     return n ? b->ops->reward(b, n, host) : 0;
+}
+
+// ---- encoders ------------------------------------------------------------------------------------
+
+int rc_encoder_open(rc_encoder **out, const rc_bert *m, rc_device d, int gpu, int max_tokens) {
+    *out = NULL;
+    if (!m) return rc_fail("rc_encoder_open: no model");
+    if (max_tokens <= 0) max_tokens = 8192;
+    if (max_tokens < m->c.max_pos) max_tokens = m->c.max_pos;
+    rc_encoder *e = rc_calloc(1, sizeof *e, "encoder");
+    if (!e) return -1;
+    e->model = m;
+    e->device = d;
+    e->max_tokens = max_tokens;
+    e->max_seqs = max_tokens;
+    int rc;
+    if (d == RC_DEVICE_CPU) {
+        rc = rc_cpu_encoder_create(e);
+    } else if (d == RC_DEVICE_CUDA) {
+        encoder_fn create =
+            (encoder_fn)cuda_symbol("rc_cuda_encoder_create", (void *)rc_cuda_encoder_create);
+        rc = create ? (rc_device_check(RC_DEVICE_CUDA) ? -1 : create(e, gpu)) : cuda_unavailable();
+    } else {
+        rc = rc_fail("rc_encoder_open: unknown device %d", (int)d);
+    }
+    if (rc) {
+        free(e);
+        return -1;
+    }
+    *out = e;
+    return 0;
+}
+
+void rc_encoder_close(rc_encoder *e) {
+    if (!e) return;
+    if (e->ops && e->ops->free) e->ops->free(e);
+    free(e);
+}
+
+int rc_encoder_forward(rc_encoder *e, int n_seq, const int *ids, const int *types, const int *lens,
+                       rc_bert_pool pool, float *out) {
+    if (rc_bert_check_batch(e->model, n_seq, ids, types, lens, pool)) return -1;
+    size_t total = 0;
+    for (int s = 0; s < n_seq; s++) total += (size_t)lens[s];
+    int *pos = rc_malloc(total * sizeof(int), "encoder positions");
+    int *seq = rc_malloc(((size_t)n_seq + 1) * sizeof(int), "encoder offsets");
+    int *zeros = types ? NULL : rc_calloc(total, sizeof(int), "encoder token types");
+    int rc = -1;
+    if (!pos || !seq || (!types && !zeros)) goto done;
+    const int d = e->model->c.d;
+    // device calls of whole sequences, at most max_tokens tokens and max_seqs sequences each
+    size_t t0 = 0;
+    for (int s0 = 0; s0 < n_seq;) {
+        int ns = 0, nt = 0;
+        seq[0] = 0;
+        while (s0 + ns < n_seq && ns < e->max_seqs && nt + lens[s0 + ns] <= e->max_tokens) {
+            for (int i = 0; i < lens[s0 + ns]; i++) pos[nt + i] = i;
+            nt += lens[s0 + ns];
+            seq[++ns] = nt;
+        }
+        if (e->ops->forward(e, ns, ids + t0, (types ? types : zeros) + t0, pos, seq, pool,
+                            out + (size_t)s0 * d))
+            goto done;
+        s0 += ns;
+        t0 += (size_t)nt;
+    }
+    rc = 0;
+done:
+    free(pos);
+    free(seq);
+    free(zeros);
+    return rc;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "engine/bert.h"
 #include "engine/model.h"
 #include "engine/sampler.h"
 #include "engine/value_mlp.h"
@@ -118,6 +119,40 @@ int rc_backend_logits(rc_backend *b, int n, float *host);
 int rc_backend_sample(rc_backend *b, int n, const rc_sample_params *sp, const float *u,
                       int *tokens);
 int rc_backend_reward(rc_backend *b, int n, float *host);
+
+// ---- BERT encoders (the coherence metric's sentence embeddings) on either device ----------------
+// An encoder holds a loaded BERT (not owned; it must outlive the encoder) on its device: the CPU
+// runs engine/bert.c's forward, CUDA a device copy of the weights in fp32 (kernels/cuda/encoder.h
+// plus cuBLAS fp32 products, engine/bert_cuda.cu). Batches are ragged: no padding is computed.
+
+typedef struct rc_encoder rc_encoder;
+
+typedef struct {
+    // A checked batch that fits: n_seq sequences, tokens [seq[s], seq[s + 1]) of ids / types at
+    // positions pos; out (n_seq, d) host.
+    int (*forward)(rc_encoder *e, int n_seq, const int *ids, const int *types, const int *pos,
+                   const int *seq, rc_bert_pool pool, float *out);
+    void (*free)(rc_encoder *e);
+} rc_encoder_ops;
+
+struct rc_encoder {
+    const rc_encoder_ops *ops;
+    const rc_bert *model; // not owned
+    rc_device device;
+    int max_tokens;       // tokens one device call takes (longer batches are split by sequence)
+    int max_seqs;         // sequences one device call takes
+    void *impl;
+};
+
+// Opens an encoder for m on device d (GPU ordinal gpu); max_tokens: tokens per device call (at
+// least max_position_embeddings; 0: 8192). CUDA: the same clear errors as rc_backend_open. 0 / -1.
+int rc_encoder_open(rc_encoder **e, const rc_bert *m, rc_device d, int gpu, int max_tokens);
+void rc_encoder_close(rc_encoder *e);
+// Embeddings out (n_seq, d) of n_seq sequences of lens[s] tokens given back to back in ids (and
+// types, NULL: all 0): the pooler output or the last layer's [CLS] state, not normalized. The
+// batch is checked (rc_bert_check_batch) and run in as many device calls as it needs. 0 / -1.
+int rc_encoder_forward(rc_encoder *e, int n_seq, const int *ids, const int *types, const int *lens,
+                       rc_bert_pool pool, float *out);
 
 #ifdef __cplusplus
 }

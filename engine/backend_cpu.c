@@ -130,3 +130,19 @@ fail:
     cpu_free(b);
     return -1;
 }
+
+// ---- the CPU encoder -----------------------------------------------------------------------------
+
+static int cpu_encoder_forward(rc_encoder *e, int n_seq, const int *ids, const int *types,
+                               const int *pos, const int *seq, rc_bert_pool pool, float *out) {
+    return rc_bert_encode_cpu(e->model, n_seq, ids, types, pos, seq, pool, out);
+}
+
+static void cpu_encoder_free(rc_encoder *e) { (void)e; }
+
+static const rc_encoder_ops k_cpu_encoder_ops = {cpu_encoder_forward, cpu_encoder_free};
+
+int rc_cpu_encoder_create(rc_encoder *e) {
+    e->ops = &k_cpu_encoder_ops;
+    return 0;
+}

@@ -11,23 +11,8 @@
 
 #include "base/common.h"
 #include "base/safetensors.h"
-#include "kernels/cpu/add.h"
-#include "kernels/cpu/gelu.h"
-#include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/encoder.h"
 #include "kernels/cpu/matmul.h"
-
-typedef struct {
-    float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *ln1_w, *ln1_b;
-    float *wi, *bi, *wo2, *bo2, *ln2_w, *ln2_b;
-} bert_layer;
-
-struct rc_bert {
-    rc_bert_config c;
-    float *word, *pos, *type, *ln_w, *ln_b;
-    bert_layer *layer;
-    float *pool_w, *pool_b; // NULL without a pooler
-    float *mem;             // one allocation for every tensor
-};
 
 const rc_bert_config *rc_bert_cfg(const rc_bert *m) { return &m->c; }
 int rc_bert_has_pooler(const rc_bert *m) { return m->pool_w != NULL; }
@@ -183,6 +168,7 @@ int rc_bert_load(rc_bert **out, const char *dir) {
     size_t total = ((size_t)c->vocab + (size_t)c->max_pos + (size_t)c->n_types) * d + 2 * d +
                    (size_t)c->n_layers * per_layer + (has_pool ? d * d + d : 0);
     m->mem = rc_malloc(total * sizeof(float), "bert weights");
+    m->n_mem = total;
     m->layer = rc_calloc((size_t)c->n_layers, sizeof *m->layer, "bert layers");
     if (!m->mem || !m->layer) goto fail;
     L.next = m->mem;
@@ -193,7 +179,7 @@ int rc_bert_load(rc_bert **out, const char *dir) {
         take(&L, "embeddings.LayerNorm.bias", c->d, 0, &m->ln_b))
         goto fail;
     for (int l = 0; l < c->n_layers; l++) {
-        bert_layer *y = &m->layer[l];
+        rc_bert_layer *y = &m->layer[l];
         char n[24][96];
         static const char *const fmt[16] = {
             "attention.self.query.weight", "attention.self.query.bias",
@@ -205,9 +191,11 @@ int rc_bert_load(rc_bert **out, const char *dir) {
             "output.dense.weight",         "output.dense.bias",
             "output.LayerNorm.weight",     "output.LayerNorm.bias"};
         for (int k = 0; k < 16; k++) snprintf(n[k], sizeof n[k], "encoder.layer.%d.%s", l, fmt[k]);
-        if (take(&L, n[0], c->d, c->d, &y->wq) || take(&L, n[1], c->d, 0, &y->bq) ||
-            take(&L, n[2], c->d, c->d, &y->wk) || take(&L, n[3], c->d, 0, &y->bk) ||
-            take(&L, n[4], c->d, c->d, &y->wv) || take(&L, n[5], c->d, 0, &y->bv) ||
+        // query, key and value weights back to back: one (3 d, d) projection, one (3 d) bias
+        float *wk, *wv, *bk, *bv;
+        if (take(&L, n[0], c->d, c->d, &y->wqkv) || take(&L, n[2], c->d, c->d, &wk) ||
+            take(&L, n[4], c->d, c->d, &wv) || take(&L, n[1], c->d, 0, &y->bqkv) ||
+            take(&L, n[3], c->d, 0, &bk) || take(&L, n[5], c->d, 0, &bv) ||
             take(&L, n[6], c->d, c->d, &y->wo) || take(&L, n[7], c->d, 0, &y->bo) ||
             take(&L, n[8], c->d, 0, &y->ln1_w) || take(&L, n[9], c->d, 0, &y->ln1_b) ||
             take(&L, n[10], c->d_ff, c->d, &y->wi) || take(&L, n[11], c->d_ff, 0, &y->bi) ||
@@ -236,100 +224,112 @@ void rc_bert_free(rc_bert *m) {
 
 // ---- forward ------------------------------------------------------------------------------------
 
-static void add_bias(float *y, const float *b, int n, int d) {
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < d; j++) y[(size_t)i * d + j] += b[j];
-}
-
-// Bidirectional attention of one sequence: out (n, d) from q, k, v (n, d), heads of hd.
-static void attention_full(float *out, const float *q, const float *k, const float *v, int n,
-                           int n_heads, int hd, float *scores) {
-    int d = n_heads * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2) schedule(static) if ((long)n * n * d > 65536)
-    for (int h = 0; h < n_heads; h++) {
-        for (int i = 0; i < n; i++) {
-            float *s = scores + ((size_t)h * n + i) * n;
-            const float *qi = q + (size_t)i * d + h * hd;
-            float mx = -INFINITY;
-            for (int j = 0; j < n; j++) {
-                const float *kj = k + (size_t)j * d + h * hd;
-                float acc = 0;
-                for (int t = 0; t < hd; t++) acc += qi[t] * kj[t];
-                s[j] = acc * scale;
-                if (s[j] > mx) mx = s[j];
-            }
-            double sum = 0;
-            for (int j = 0; j < n; j++) {
-                s[j] = expf(s[j] - mx);
-                sum += s[j];
-            }
-            float inv = (float)(1.0 / sum);
-            float *oi = out + (size_t)i * d + h * hd;
-            for (int t = 0; t < hd; t++) oi[t] = 0;
-            for (int j = 0; j < n; j++) {
-                const float *vj = v + (size_t)j * d + h * hd;
-                float p = s[j] * inv;
-                for (int t = 0; t < hd; t++) oi[t] += p * vj[t];
-            }
+int rc_bert_check_batch(const rc_bert *m, int n_seq, const int *ids, const int *types,
+                        const int *lens, rc_bert_pool pool) {
+    const rc_bert_config *c = &m->c;
+    if (n_seq < 1) return rc_fail("bert: empty batch");
+    if (pool == RC_BERT_POOLER && !m->pool_w)
+        return rc_fail("bert: the checkpoint has no pooler (pooler.dense.*), the pooled output "
+                       "is not available");
+    size_t t = 0;
+    for (int s = 0; s < n_seq; s++) {
+        if (lens[s] < 1) return rc_fail("bert: sequence %d is empty", s);
+        if (lens[s] > c->max_pos)
+            return rc_fail("bert: sequence %d: %d tokens exceed max_position_embeddings %d", s,
+                           lens[s], c->max_pos);
+        for (int i = 0; i < lens[s]; i++, t++) {
+            if (ids[t] < 0 || ids[t] >= c->vocab)
+                return rc_fail("bert: sequence %d: token id %d at position %d is outside the "
+                               "vocabulary (%d)", s, ids[t], i, c->vocab);
+            if (types && (types[t] < 0 || types[t] >= c->n_types))
+                return rc_fail("bert: sequence %d: token type %d at position %d is outside the "
+                               "%d types", s, types[t], i, c->n_types);
         }
     }
+    return 0;
+}
+
+static rc_act act_of(rc_bert_act a) {
+    return a == RC_BERT_GELU ? RC_ACT_GELU : a == RC_BERT_GELU_TANH ? RC_ACT_GELU_TANH : RC_ACT_RELU;
+}
+
+// The last layer's states x (n, d) of a checked ragged batch (sequences seq[], n = seq[n_seq]).
+static int encode_states(const rc_bert *m, int n_seq, const int *ids, const int *types,
+                         const int *pos, const int *seq, float *x) {
+    const rc_bert_config *c = &m->c;
+    const int n = seq[n_seq], d = c->d, f = c->d_ff, hd = c->d / c->n_heads;
+    int longest = 0;
+    for (int s = 0; s < n_seq; s++)
+        if (seq[s + 1] - seq[s] > longest) longest = seq[s + 1] - seq[s];
+    const size_t nd = (size_t)n * d;
+    size_t need = 3 * nd + nd + (size_t)n * f + (size_t)c->n_heads * longest * longest;
+    float *buf = rc_malloc(need * sizeof(float), "bert activations");
+    int *zeros = types ? NULL : rc_calloc((size_t)n, sizeof(int), "bert token types");
+    if (!buf || (!types && !zeros)) {
+        free(buf);
+        return -1;
+    }
+    float *qkv = buf, *ctx = qkv + 3 * nd, *ff = ctx + nd, *scores = ff + (size_t)n * f;
+    rc_cpu_encoder_embed(x, m->word, m->pos, m->type, m->ln_w, m->ln_b, ids, types ? types : zeros,
+                         pos, n, d, c->eps);
+    for (int l = 0; l < c->n_layers; l++) {
+        const rc_bert_layer *y = &m->layer[l];
+        rc_cpu_matmul(qkv, x, y->wqkv, n, d, 3 * d);
+        rc_cpu_bias_act(qkv, y->bqkv, n, 3 * d, RC_ACT_NONE);
+        rc_cpu_attention_bidir(ctx, qkv, seq, n_seq, c->n_heads, hd, scores);
+        float *o = qkv; // free again: the attention output projection
+        rc_cpu_matmul(o, ctx, y->wo, n, d, d);
+        rc_cpu_add_layernorm(x, o, y->bo, y->ln1_w, y->ln1_b, n, d, c->eps);
+        rc_cpu_matmul(ff, x, y->wi, n, d, f);
+        rc_cpu_bias_act(ff, y->bi, n, f, act_of(c->act));
+        rc_cpu_matmul(o, ff, y->wo2, n, f, d);
+        rc_cpu_add_layernorm(x, o, y->bo2, y->ln2_w, y->ln2_b, n, d, c->eps);
+    }
+    free(buf);
+    free(zeros);
+    return 0;
+}
+
+int rc_bert_encode_cpu(const rc_bert *m, int n_seq, const int *ids, const int *types,
+                       const int *pos, const int *seq, rc_bert_pool pool, float *out) {
+    const int d = m->c.d;
+    float *x = rc_malloc((size_t)seq[n_seq] * d * sizeof(float), "bert states");
+    if (!x || encode_states(m, n_seq, ids, types, pos, seq, x)) {
+        free(x);
+        return -1;
+    }
+    for (int s = 0; s < n_seq; s++) memcpy(out + (size_t)s * d, x + (size_t)seq[s] * d, d * sizeof(float));
+    free(x);
+    if (pool == RC_BERT_POOLER) {
+        float *cls = rc_malloc((size_t)n_seq * d * sizeof(float), "bert pooler");
+        if (!cls) return -1;
+        memcpy(cls, out, (size_t)n_seq * d * sizeof(float));
+        rc_cpu_matmul(out, cls, m->pool_w, n_seq, d, d);
+        rc_cpu_bias_act(out, m->pool_b, n_seq, d, RC_ACT_TANH);
+        free(cls);
+    }
+    return 0;
 }
 
 int rc_bert_forward(const rc_bert *m, const int *ids, int n, float *hidden, float *pooled) {
-    const rc_bert_config *c = &m->c;
     if (n < 1) return rc_fail("bert: empty input");
-    if (n > c->max_pos)
-        return rc_fail("bert: %d tokens exceed max_position_embeddings %d", n, c->max_pos);
-    if (pooled && !m->pool_w)
-        return rc_fail("bert: the checkpoint has no pooler (pooler.dense.*), the pooled output "
-                       "is not available");
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab)
-            return rc_fail("bert: token id %d at position %d is outside the vocabulary (%d)",
-                           ids[i], i, c->vocab);
-    int d = c->d, f = c->d_ff, hd = c->d / c->n_heads;
-    size_t nd = (size_t)n * d;
-    size_t need = 5 * nd + (size_t)n * f + (size_t)c->n_heads * n * n;
-    float *buf = rc_malloc(need * sizeof(float), "bert activations");
-    if (!buf) return -1;
-    float *x = buf, *q = x + nd, *k = q + nd, *v = k + nd, *ctx = v + nd, *ff = ctx + nd,
-          *scores = ff + (size_t)n * f;
-    for (int i = 0; i < n; i++) {
-        const float *we = m->word + (size_t)ids[i] * d, *pe = m->pos + (size_t)i * d;
-        for (int j = 0; j < d; j++) x[(size_t)i * d + j] = we[j] + pe[j] + m->type[j];
-    }
-    rc_cpu_layernorm(x, x, m->ln_w, m->ln_b, n, d, c->eps);
-    for (int l = 0; l < c->n_layers; l++) {
-        const bert_layer *y = &m->layer[l];
-        float *ys[3] = {q, k, v};
-        const float *ws[3] = {y->wq, y->wk, y->wv};
-        const int outs[3] = {d, d, d};
-        rc_cpu_matmul_multi(3, ys, ws, outs, x, n, d);
-        add_bias(q, y->bq, n, d);
-        add_bias(k, y->bk, n, d);
-        add_bias(v, y->bv, n, d);
-        attention_full(ctx, q, k, v, n, c->n_heads, hd, scores);
-        rc_cpu_matmul(q, ctx, y->wo, n, d, d);
-        add_bias(q, y->bo, n, d);
-        rc_cpu_add(x, q, nd);
-        rc_cpu_layernorm(x, x, y->ln1_w, y->ln1_b, n, d, c->eps);
-        rc_cpu_matmul(ff, x, y->wi, n, d, f);
-        add_bias(ff, y->bi, n, f);
-        if (c->act == RC_BERT_GELU) rc_cpu_gelu_erf(ff, (size_t)n * f);
-        else if (c->act == RC_BERT_GELU_TANH) rc_cpu_gelu_tanh(ff, (size_t)n * f);
-        else
-            for (size_t i = 0; i < (size_t)n * f; i++) ff[i] = ff[i] > 0 ? ff[i] : 0;
-        rc_cpu_matmul(q, ff, y->wo2, n, f, d);
-        add_bias(q, y->bo2, n, d);
-        rc_cpu_add(x, q, nd);
-        rc_cpu_layernorm(x, x, y->ln2_w, y->ln2_b, n, d, c->eps);
-    }
-    if (hidden) memcpy(hidden, x, nd * sizeof(float));
+    if (rc_bert_check_batch(m, 1, ids, NULL, &n, pooled ? RC_BERT_POOLER : RC_BERT_CLS)) return -1;
+    const int d = m->c.d;
+    int seq[2] = {0, n};
+    int *pos = rc_malloc((size_t)n * sizeof(int), "bert positions");
+    float *x = rc_malloc((size_t)n * d * sizeof(float), "bert states");
+    int rc = -1;
+    if (!pos || !x) goto done;
+    for (int i = 0; i < n; i++) pos[i] = i;
+    if (encode_states(m, 1, ids, NULL, pos, seq, x)) goto done;
+    if (hidden) memcpy(hidden, x, (size_t)n * d * sizeof(float));
     if (pooled) {
         rc_cpu_matmul(pooled, x, m->pool_w, 1, d, d);
-        for (int j = 0; j < d; j++) pooled[j] = tanhf(pooled[j] + m->pool_b[j]);
+        rc_cpu_bias_act(pooled, m->pool_b, 1, d, RC_ACT_TANH);
     }
-    free(buf);
-    return 0;
+    rc = 0;
+done:
+    free(pos);
+    free(x);
+    return rc;
 }

@@ -4,6 +4,7 @@
 // [CLS] state ("cls_before_pooler", its rule when the model name contains "unsup"), on the
 // WordPiece ids truncated to 128 tokens, scaled to unit length.
 #pragma once
+#include "engine/backend.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -16,6 +17,9 @@ typedef struct rc_coherence rc_coherence;
 // Loads the BERT model and tokenizer of an HF directory. pool AUTO applies SimCSE's rule to the
 // directory's name; max_len 0 means SimCSE's default, 128. 0 / -1.
 int rc_coherence_load(rc_coherence **out, const char *dir, rc_pool_kind pool, int max_len);
+// The same with the encoder on device dev (rc_encoder_open: CUDA fails clearly without a GPU).
+int rc_coherence_open(rc_coherence **out, const char *dir, rc_pool_kind pool, int max_len,
+                      rc_device dev);
 void rc_coherence_free(rc_coherence *c);
 int rc_coherence_dim(const rc_coherence *c);
 rc_pool_kind rc_coherence_pool(const rc_coherence *c); // the rule in force (never AUTO)
@@ -25,6 +29,9 @@ int rc_coherence_max_len(const rc_coherence *c);
 int rc_coherence_embed(const rc_coherence *c, const char *text, float *out);
 // cos(embed(a), embed(b)) in *cos. 0 / -1.
 int rc_coherence_pair(const rc_coherence *c, const char *a, const char *b, double *cos);
+// cos[i] = cos(embed(a[i]), embed(b[i])) for n pairs, encoded in one batch. 0 / -1.
+int rc_coherence_pairs(const rc_coherence *c, int n, const char *const *a, const char *const *b,
+                       double *cos);
 
 #ifdef __cplusplus
 }

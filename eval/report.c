@@ -152,13 +152,26 @@ int rc_eval_run_opts(const char *dir, const rc_eval_opts *o, rc_eval_stats *s) {
         const int crank = rc_dist_rank(), cworld = rc_dist_size();
         rc_progress pg;
         rc_progress_init(&pg, "coherence", n);
+        // batches of this rank's pairs (the encoder runs each batch in one device call)
+        enum { COH_BATCH = 32 };
+        const char *pa[COH_BATCH], *pb[COH_BATCH];
+        int64_t at[COH_BATCH];
+        double cb[COH_BATCH];
+        int nb = 0;
         for (int64_t i = 0; i < n; i++) {
             s->coh[i] = 0;
-            if (i % cworld != crank) continue;
-            if (rc_coherence_pair(o->coh, s->prompt[i] ? s->prompt[i] : "", s->response[i], &s->coh[i]))
-                goto fail_coh;
-            pg.done = i + 1;
-            rc_progress_tick(&pg, 0);
+            if (i % cworld == crank) {
+                pa[nb] = s->prompt[i] ? s->prompt[i] : "";
+                pb[nb] = s->response[i];
+                at[nb++] = i;
+            }
+            if (nb == COH_BATCH || (i == n - 1 && nb > 0)) {
+                if (rc_coherence_pairs(o->coh, nb, pa, pb, cb)) goto fail_coh;
+                for (int k = 0; k < nb; k++) s->coh[at[k]] = cb[k];
+                nb = 0;
+                pg.done = i + 1;
+                rc_progress_tick(&pg, 0);
+            }
         }
         pg.done = n;
         rc_progress_tick(&pg, 1);

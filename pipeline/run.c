@@ -51,6 +51,7 @@ typedef struct {
     char turn_prefix[32]; // the reference's begin_word ("" = the default "Human: ")
     int text_train, text_eval; // RC_RTEXT_*: reward-model text for training labels / evaluation
     int eval_cut;              // RC_CUT_*: response cut for diversity (and coherence)
+    char coherence_model[1024]; // eval.coherence_model: a BERT directory ("" = no coherence)
     rc_device device;
     rc_wtype wtype;
 } recipe;
@@ -156,6 +157,11 @@ static int recipe_load(const char *path, recipe *r) {
             (et && (!cJSON_IsString(et) || rc_rtext_parse(et->valuestring, &r->text_eval))) ||
             (cut && (!cJSON_IsString(cut) || rc_cut_parse(cut->valuestring, &r->eval_cut)))) {
             rc_fail_ctx("%s: reward.train_text / reward.eval_text / eval.cut", path);
+            goto fail;
+        }
+        if (get_str(ev, "coherence_model", r->coherence_model, sizeof r->coherence_model, "", dir,
+                    path)) {
+            rc_fail_ctx("%s: eval.coherence_model", path);
             goto fail;
         }
     }
@@ -310,6 +316,9 @@ static int check_inputs(const recipe *r, const char *file) {
     rc_ds_format fmt;
     if (rc_ds_format_parse(r->format, &fmt)) return rc_fail_ctx("%s: format", file);
     if (fmt == RC_DS_IDS && r->chat) return rc_fail("%s: \"chat\" needs text prompts, not format ids", file);
+    if (r->coherence_model[0] && !rc_is_dir(r->coherence_model))
+        return rc_fail("%s: eval.coherence_model: %s is not a directory (an HF BERT checkpoint was "
+                       "expected)", file, r->coherence_model);
     return rc_check_output_dir("pipeline output", r->out);
 }
 
@@ -404,9 +413,16 @@ static int pipeline_stages(const recipe *r_in, const char *recipe_path) {
     const char *t5 = "5/5 evaluation: plain vs RE-Control";
     stage_title(t5);
     double t = rc_time_s();
-    if (stage_done(t5, t, rc_eval_report_opts(plain_dir, ctrl_dir, report, 1, stdout,
-                                              &(rc_eval_opts){.cut = r.eval_cut})))
-        return -1;
+    rc_coherence *coh = NULL;
+    if (r.coherence_model[0]) {
+        say("  eval --coherence-model %s --device %s\n", r.coherence_model, rc_device_name(r.device));
+        if (rc_coherence_open(&coh, r.coherence_model, RC_POOL_AUTO, 0, r.device))
+            return stage_done(t5, t, -1);
+    }
+    int erc = rc_eval_report_opts(plain_dir, ctrl_dir, report, 1, stdout,
+                                  &(rc_eval_opts){.cut = r.eval_cut, .coh = coh});
+    rc_coherence_free(coh);
+    if (stage_done(t5, t, erc)) return -1;
     say("\npipeline '%s' finished in %.1f s; report in %s.{json,md}\n", r.name, rc_time_s() - t0, report);
     return 0;
 }

@@ -41,6 +41,7 @@
 #include "train/train.h"
 #include "train/train_cuda.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/encoder.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/rmsnorm.h"
@@ -52,6 +53,7 @@
 #include "kernels/cuda/control.h"
 #include "kernels/cuda/cuda_common.h"
 #include "kernels/cuda/embedding.h"
+#include "kernels/cuda/encoder.h"
 #include "kernels/cuda/matmul.h"
 #include "kernels/cuda/rmsnorm.h"
 #include "kernels/cuda/rope.h"
@@ -766,6 +768,111 @@ static void test_attention(void) {
             free(kc);
             free(vc);
         }
+}
+
+// The BERT encoder's kernels (kernels/cuda/encoder.h) against their CPU twins on ragged batches:
+// max |got - cpu| / max(1, max |cpu|) within 1e-5 (fp32 on both sides; the device sums in another
+// order, its LayerNorm statistics in fp32 where the twin's are in double, expf at fast-math error).
+static int check_twin(const char *name, const float *got, const float *want, size_t n, double tol) {
+    double err = 0, m = 1;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        if (!(e <= err)) err = e; // NaN sticks
+        if (fabs(want[i]) > m) m = fabs(want[i]);
+    }
+    int ok = err / m <= tol;
+    result(ok, name, "max err %.3g relative to max(1, max|cpu|) %.3g (tolerance %.0e, n %zu)",
+           err / m, m, tol, n);
+    return ok;
+}
+
+static void test_encoder_kernels(void) {
+    static const struct { int d, heads, n_seq, lens[4]; } sh[] = {
+        {64, 4, 3, {1, 7, 20}}, {768, 12, 2, {3, 40}}};
+    const double tol = 1e-5;
+    for (int k = 0; k < 2; k++) {
+        const int d = sh[k].d, H = sh[k].heads, hd = d / H, ns = sh[k].n_seq, V = 50, P = 64;
+        int seq[5] = {0}, longest = 0;
+        for (int s = 0; s < ns; s++) {
+            seq[s + 1] = seq[s] + sh[k].lens[s];
+            if (sh[k].lens[s] > longest) longest = sh[k].lens[s];
+        }
+        const int n = seq[ns];
+        const size_t nd = (size_t)n * d;
+        char nm[160];
+        snprintf(nm, sizeof nm, "encoder [d %d heads %d, %d tokens in %d sequences]", d, H, n, ns);
+        char nme[200], nmb[200], nml[200], nma[200];
+        snprintf(nme, sizeof nme, "%s embed+layernorm", nm);
+        snprintf(nml, sizeof nml, "%s add+layernorm", nm);
+        snprintf(nma, sizeof nma, "%s attention", nm);
+        float *word = malloc((size_t)V * d * 4), *pos = malloc((size_t)P * d * 4),
+              *type = malloc(2 * (size_t)d * 4), *lw = malloc(d * 4), *lb = malloc(d * 4),
+              *x = malloc(nd * 4), *y = malloc(nd * 4), *bias = malloc(3 * (size_t)d * 4),
+              *qkv = malloc(3 * nd * 4), *want = malloc(3 * nd * 4), *got = malloc(3 * nd * 4),
+              *scratch = malloc((size_t)H * longest * longest * 4);
+        int *ids = malloc(n * sizeof(int)), *types = malloc(n * sizeof(int)),
+            *posi = malloc(n * sizeof(int));
+        float *dword = NULL, *dpos = NULL, *dtype = NULL, *dlw = NULL, *dlb = NULL, *dx = NULL,
+              *dy = NULL, *dbias = NULL, *dqkv = NULL, *dout = NULL;
+        int *dids = NULL, *dtypes = NULL, *dposi = NULL, *dseq = NULL;
+        fill(word, (size_t)V * d, -1, 1);
+        fill(pos, (size_t)P * d, -0.5f, 0.5f);
+        fill(type, 2 * (size_t)d, -0.5f, 0.5f);
+        fill(lw, d, 0.5f, 1.5f);
+        fill(lb, d, -0.2f, 0.2f);
+        fill(y, nd, -2, 2);
+        fill(bias, 3 * (size_t)d, -0.5f, 0.5f);
+        fill(qkv, 3 * nd, -2, 2);
+        for (int s = 0; s < ns; s++)
+            for (int i = seq[s]; i < seq[s + 1]; i++) {
+                ids[i] = rnd_int(V);
+                types[i] = rnd_int(2);
+                posi[i] = i - seq[s];
+            }
+        REQ(nm, (dword = dev_from(RC_CUDA_F32, word, (size_t)V * d)) &&
+                    (dpos = dev_from(RC_CUDA_F32, pos, (size_t)P * d)) &&
+                    (dtype = dev_from(RC_CUDA_F32, type, 2 * (size_t)d)) &&
+                    (dlw = dev_from(RC_CUDA_F32, lw, d)) && (dlb = dev_from(RC_CUDA_F32, lb, d)) &&
+                    (dx = dev_from(RC_CUDA_F32, NULL, nd)) && (dy = dev_from(RC_CUDA_F32, y, nd)) &&
+                    (dbias = dev_from(RC_CUDA_F32, bias, 3 * (size_t)d)) &&
+                    (dqkv = dev_from(RC_CUDA_F32, qkv, 3 * nd)) &&
+                    (dout = dev_from(RC_CUDA_F32, NULL, 3 * nd)) && (dids = dev_ints(ids, n)) &&
+                    (dtypes = dev_ints(types, n)) && (dposi = dev_ints(posi, n)) &&
+                    (dseq = dev_ints(seq, ns + 1)));
+        // embedding sum + LayerNorm
+        REQ(nme, rc_cuda_encoder_embed(dx, dword, dpos, dtype, dlw, dlb, dids, dtypes, dposi, n, d,
+                                       1e-12f, 0) == 0);
+        REQ(nme, dev_to(got, RC_CUDA_F32, dx, nd) == 0);
+        rc_cpu_encoder_embed(x, word, pos, type, lw, lb, ids, types, posi, n, d, 1e-12f);
+        check_twin(nme, got, x, nd, tol);
+        // residual add + bias + LayerNorm (on the embedding output, as the first layer does)
+        REQ(nml, rc_cuda_add_layernorm(dx, dy, dbias, dlw, dlb, n, d, 1e-12f, 0) == 0);
+        REQ(nml, dev_to(got, RC_CUDA_F32, dx, nd) == 0);
+        rc_cpu_add_layernorm(x, y, bias, lw, lb, n, d, 1e-12f);
+        check_twin(nml, got, x, nd, tol);
+        // bias + each activation over (n, 3 d)
+        static const char *const an[] = {"none", "gelu", "gelu_tanh", "relu", "tanh"};
+        for (int a = 0; a < 5; a++) {
+            snprintf(nmb, sizeof nmb, "%s bias+%s", nm, an[a]);
+            REQ(nmb, cudaMemcpy(dout, dqkv, 3 * nd * 4, cudaMemcpyDeviceToDevice) == cudaSuccess);
+            REQ(nmb, rc_cuda_bias_act(dout, dbias, n, 3 * d, (rc_act)a, 0) == 0);
+            REQ(nmb, dev_to(got, RC_CUDA_F32, dout, 3 * nd) == 0);
+            memcpy(want, qkv, 3 * nd * 4);
+            rc_cpu_bias_act(want, bias, n, 3 * d, (rc_act)a);
+            check_twin(nmb, got, want, 3 * nd, tol);
+        }
+        // attention within each sequence
+        REQ(nma, rc_cuda_attention_bidir(dout, dqkv, dseq, ns, n, H, hd, longest, 0) == 0);
+        REQ(nma, dev_to(got, RC_CUDA_F32, dout, nd) == 0);
+        rc_cpu_attention_bidir(want, qkv, seq, ns, H, hd, scratch);
+        check_twin(nma, got, want, nd, tol);
+    done:
+        cudaFree(dword); cudaFree(dpos); cudaFree(dtype); cudaFree(dlw); cudaFree(dlb);
+        cudaFree(dx); cudaFree(dy); cudaFree(dbias); cudaFree(dqkv); cudaFree(dout);
+        cudaFree(dids); cudaFree(dtypes); cudaFree(dposi); cudaFree(dseq);
+        free(word); free(pos); free(type); free(lw); free(lb); free(x); free(y); free(bias);
+        free(qkv); free(want); free(got); free(scratch); free(ids); free(types); free(posi);
+    }
 }
 
 static void test_argmax(void) {
@@ -1775,7 +1882,7 @@ int main(int argc, char **argv) {
     struct { const char *name; void (*fn)(void); } tests[] = {
         {"convert", test_convert},     {"embedding", test_embedding}, {"rmsnorm", test_rmsnorm},
         {"rope", test_rope},           {"rope_qkv", test_rope_qkv_store}, {"swiglu", test_swiglu},
-        {"matmul", test_matmul},       {"gemv_fused", test_gemv_fused}, {"attention", test_attention}, {"argmax", test_argmax},
+        {"matmul", test_matmul},       {"gemv_fused", test_gemv_fused}, {"attention", test_attention}, {"encoder", test_encoder_kernels}, {"argmax", test_argmax},
         {"sample", test_sample},       {"sample rows", test_sample_rows}, {"control", test_control_kernel}, {"fused control", test_control_step}, {"value train", test_value_train}, {"engine", test_engine_errors},
         {"model", test_fixtures},
     };

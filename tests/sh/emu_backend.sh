@@ -4,7 +4,10 @@
 # weights: the whole pipeline on the tiny golden models (extract with state capture, reward labels,
 # value training on the device, plain and RE-Control generation, eval) gives the same tokens
 # exactly and states, rewards and value weights within 1e-5 relative (fp32 sums in another order); logits within 1e-5; sampled
-# generation the same tokens (same draws, same sampler algorithm on both sides).
+# generation the same tokens (same draws, same sampler algorithm on both sides). Coherence (the BERT
+# encoder on the device, recipe eval.coherence_model and `eval --device cuda`) within 1e-5 of the
+# CPU encoder's in the mean of each run, and within 1e-3 relative to 1 - coherence (random tiny
+# BERTs give cosines near 1); fp32 on both sides, sums in another order.
 set -euo pipefail
 BD="$1"
 B="$1/recontrol"
@@ -72,6 +75,7 @@ cat >"$T/recipe.json" <<JSON
   "value": {"hidden": [16], "epochs": 3, "batch_size": 4, "lr": 1e-3},
   "control": {"step_size": 0.5, "steps": 4},
   "generate": {"max_new_tokens": 5, "batch": 4},
+  "eval": {"coherence_model": "$S/tests/fixtures/bert/tiny"},
   "out": "\${recipe_dir}/run"
 }
 JSON
@@ -92,5 +96,43 @@ done
 python3 "$T/cmp.py" "$T/cpu/train/acts-00000.safetensors" "$T/cu/train/acts-00000.safetensors" 1e-5 ||
     fail "captured states differ"
 grep -q "average reward" "$T/cu/report.md" || fail "no report"
+pass=$((pass + 1))
+
+# coherence: CPU encoder vs the device one, the mean of each run within 1e-5
+cat >"$T/coh.py" <<'PY'
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+ca = [r["coherence"] for r in a["runs"]]; cb = [r["coherence"] for r in b["runs"]]
+assert all(isinstance(x, float) for x in ca + cb), (ca, cb)
+err = max(abs(x - y) for x, y in zip(ca, cb))
+# random tiny BERTs give cosines near 1: 1 - coherence is where a wrong kernel would show
+rel = max(abs(x - y) / max(1 - x, 1e-12) for x, y in zip(ca, cb))
+print("coherence cpu %s cuda %s max abs diff %.3g, of 1 - coherence %.3g" % (ca, cb, err, rel))
+sys.exit(0 if len(ca) == len(cb) and err <= 1e-5 and rel <= 1e-3 else 1)
+PY
+grep -q "eval --coherence-model .* --device cuda" "$T/log" || { cat "$T/log"; fail "the pipeline did not run coherence on cuda"; }
+python3 "$T/coh.py" "$T/cpu/report.json" "$T/cu/report.json" || fail "pipeline coherence differs"
+# the CLI, with longer texts than the tiny model's (more tokens per sequence, [CLS] pooling on the
+# unsupervised fixture as well)
+mkdir -p "$T/texts"
+python3 - "$T/texts/responses.jsonl" <<'PY'
+import json, sys
+p = ["How do I bake bread at home?", "What is the capital of France, and why?", "Tell me a joke.",
+     "Résumé tips for a first job", "Explain the water cycle to a child in three sentences."]
+r = ["Mix flour, water, salt and yeast; knead, let it rise, then bake it hot.", "Paris.",
+     "Why did the chicken cross the road? " * 6, "Keep it short; list what you did, not duties.",
+     "The sun warms water, it rises as vapour, cools into clouds and falls again as rain."]
+with open(sys.argv[1], "w") as f:
+    for i, (a, b) in enumerate(zip(p * 2, r + r[::-1])):
+        f.write(json.dumps({"index": i, "item": i, "line": i + 1, "prompt": a, "response": b,
+                            "n_tokens": 9, "finish": "eos"}) + "\n")
+PY
+for bert in tiny tiny-unsup-cased; do
+    for dev in cpu cuda; do
+        "$B" eval --run "$T/texts" --coherence-model "$S/tests/fixtures/bert/$bert" --device $dev \
+            --out "$T/e_${bert}_$dev" >"$T/log" 2>&1 || { cat "$T/log"; fail "eval --device $dev ($bert)"; }
+    done
+    python3 "$T/coh.py" "$T/e_${bert}_cpu.json" "$T/e_${bert}_cuda.json" || fail "eval coherence differs ($bert)"
+done
 pass=$((pass + 1))
 echo "emu_backend: $pass passed, 0 failed"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU suite (bench/gpu/run_gpu_suite.sh) rehearsed against the CPU emulation of CUDA: builds
-# the emulated runner, runs the suite on two small kernel tests and checks its results (steps that
+# the emulated runner, runs the suite on three small kernel tests (the BERT encoder's among them) and checks its results (steps that
 # need a GPU say "skipped: no GPU", summary.json/summary.md written), then cuts a step by its time
 # limit and checks it is reported as a timeout with its last output. Keeps the emulated runner and
 # the suite from rotting on machines without a GPU.
@@ -16,7 +16,7 @@ RC_EMU_BUILD_ONLY=1 bash tests/gpu/emu/run_emulated.sh "$B" > "$T/build.log" 2>&
 fail() { echo "FAIL: $*"; cat "$T"/out*/gpu_suite/summary.md 2>/dev/null; exit 1; }
 
 OUT="$T/out1" RC_SUITE_STEPS="preflight selftest kernel_tests memcheck cli hf" \
-    RC_SUITE_KERNEL_FILTER="rmsnorm,argmax" RC_T_KERNEL_TESTS=800 RC_DEADLINE=850 \
+    RC_SUITE_KERNEL_FILTER="rmsnorm,argmax,encoder" RC_T_KERNEL_TESTS=800 RC_DEADLINE=850 \
     bash bench/gpu/run_gpu_suite.sh --emulated "$B" > "$T/suite1.log" 2>&1 || { cat "$T/suite1.log"; fail "suite exit $?"; }
 S="$T/out1/gpu_suite"
 python3 - "$S/summary.json" <<'PY' || fail "summary of the first run"
