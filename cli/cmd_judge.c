@@ -1,11 +1,13 @@
 // `recontrol judge`: the paper's win rate, two runs (or a run and the dataset's answers) judged
-// pairwise with the reference's gpt4_eval.py protocol by an OpenAI-compatible endpoint.
+// pairwise with the reference's gpt4_eval.py protocol by an OpenAI-compatible endpoint or by a
+// local judge model run in this process.
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/args.h"
 #include "base/common.h"
 #include "cli/commands.h"
 #include "pipeline/judge_run.h"
@@ -13,7 +15,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: recontrol judge --run DIR (--against DIR2 | --against-reference)\n"
-            "                       (--url URL --model NAME | --replay FILE.jsonl) --out PREFIX [options]\n\n"
+            "                       (--url URL --model NAME | --judge-model DIR|GGUF | --replay FILE.jsonl)\n"
+            "                       --out PREFIX [options]\n\n"
             "The paper's win rate with the reference's gpt4_eval.py protocol: for each pair (same\n"
             "dataset item) the judge gets its system prompt and user template word for word, the two\n"
             "answers cut before \"###USER:\" and \"\\n\\nUSER:\" (\" \" when empty), in an order drawn\n"
@@ -30,6 +33,17 @@ static void usage(FILE *f) {
             "  --model NAME          the request's model (default $RECONTROL_JUDGE_MODEL)\n"
             "  --api-key-env VAR     bearer token from this environment variable (default\n"
             "                        OPENAI_API_KEY when set)\n"
+            "  --judge-model PATH    a local judge instead of an endpoint: an HF directory or GGUF\n"
+            "                        file run by this engine (its generation loop, greedy) on the\n"
+            "                        same system + user messages rendered with its chat template;\n"
+            "                        the reply is cut at its end-of-turn token or EOS, at most\n"
+            "                        --max-tokens tokens (fewer when its context ends first)\n"
+            "  --chat-format NAME    the local judge's chat format (vicuna, chatml, llama3; default:\n"
+            "                        recognised from its chat template)\n"
+            "  --device cpu|cuda     where the local judge runs (default cpu)\n"
+            "  --dtype T             its CUDA weight type: f16 (default), bf16 or f32\n"
+            "  --batch N             pairs the local judge answers at once (default 8)\n"
+            "  --threads N           CPU threads of the local judge (default all cores)\n"
             "  --replay FILE         recorded replies {\"user\", \"reply\"} instead of an endpoint\n"
             "  --out PREFIX          PREFIX.jsonl (every reply, appended; a rerun resumes from it),\n"
             "                        PREFIX.json and PREFIX.md (the summary)\n"
@@ -52,6 +66,9 @@ int cmd_judge(int argc, char **argv) {
         {"seed", required_argument, 0, 's'},     {"sample", required_argument, 0, 'n'},
         {"retries", required_argument, 0, 't'},  {"rpm", required_argument, 0, 'q'},
         {"timeout", required_argument, 0, 'T'},  {"max-tokens", required_argument, 0, 'M'},
+        {"judge-model", required_argument, 0, 'J'}, {"chat-format", required_argument, 0, 'F'},
+        {"device", required_argument, 0, 'D'},   {"dtype", required_argument, 0, 'W'},
+        {"batch", required_argument, 0, 'B'},    {"threads", required_argument, 0, 'H'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     rc_judge_opts o;
@@ -93,6 +110,23 @@ int cmd_judge(int argc, char **argv) {
             o.max_tokens = (int)strtol(optarg, &end, 10);
             if (*end || o.max_tokens < 1) goto bad_num;
             break;
+        case 'J': o.judge_model = optarg; break;
+        case 'F': o.chat_format = optarg; break;
+        case 'D':
+        case 'W':
+            if (c == 'D' ? rc_device_parse(optarg, &o.device) : rc_wtype_parse(optarg, &o.wtype)) {
+                fprintf(stderr, "recontrol judge: %s\n", rc_last_error());
+                return 2;
+            }
+            break;
+        case 'B':
+        case 'H':
+            if (c == 'B' ? rc_parse_i32("--batch", optarg, 1, 4096, &o.batch)
+                         : rc_parse_i32("--threads", optarg, 0, 4096, &o.n_threads)) {
+                fprintf(stderr, "recontrol judge: %s\n", rc_last_error());
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -105,7 +139,17 @@ int cmd_judge(int argc, char **argv) {
         fprintf(stderr, "recontrol judge: unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;
     }
-    if (!o.url && !o.replay && getenv("RECONTROL_JUDGE_URL")) o.url = getenv("RECONTROL_JUDGE_URL");
+    if (!o.url && !o.replay && !o.judge_model && getenv("RECONTROL_JUDGE_URL"))
+        o.url = getenv("RECONTROL_JUDGE_URL");
+    if (o.judge_model && (o.url || o.replay)) {
+        fprintf(stderr, "recontrol judge: --judge-model runs the judge here: drop --url / --replay\n");
+        return 2;
+    }
+    if (!o.judge_model && (o.device != RC_DEVICE_CPU || o.chat_format)) {
+        fprintf(stderr, "recontrol judge: --device and --chat-format choose how the local judge runs: "
+                        "they need --judge-model\n");
+        return 2;
+    }
     if (!o.model && getenv("RECONTROL_JUDGE_MODEL")) o.model = getenv("RECONTROL_JUDGE_MODEL");
     if (key_env) {
         o.api_key = getenv(key_env);

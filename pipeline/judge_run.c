@@ -1,6 +1,7 @@
 // The judge stage: pairs of answers (run vs run or vs the dataset's answer), the reference's
-// draws (Python random after random.seed), chat-completions requests through libcurl or recorded
-// replies, an append-only resumable record of every reply, and the win / tie / lose summary.
+// draws (Python random after random.seed), chat-completions requests through libcurl, a local
+// judge model through the engine (rc_generate, greedy) or recorded replies, an append-only
+// resumable record of every reply, and the win / tie / lose summary.
 #include "pipeline/judge_run.h"
 
 #include <cjson/cJSON.h>
@@ -17,13 +18,20 @@
 #include "base/progress.h"
 #include "eval/judge.h"
 #include "eval/pyrandom.h"
+#include "engine/generate.h"
+#include "engine/model.h"
 #include "eval/rundir.h"
+#include "tokenizer/chat.h"
+#include "tokenizer/tokenizer.h"
 
 void rc_judge_opts_default(rc_judge_opts *o) {
     memset(o, 0, sizeof *o);
     o->retries = 5;
     o->timeout_s = 300;
     o->max_tokens = 2048;
+    o->device = RC_DEVICE_CPU;
+    o->wtype = RC_WT_F16;
+    o->batch = 8;
 }
 
 // ---- the chat-completions client ----------------------------------------------------------------
@@ -164,6 +172,112 @@ out:
     return rc;
 }
 
+// ---- the local judge (a model run by the engine) -------------------------------------------------
+
+typedef struct {
+    rc_model m;
+    int have_model;
+    rc_tokenizer *tok;
+    rc_chat_spec spec;
+    int eot;            // the chat format's end-of-turn id, or -1
+    rc_backend *be;
+} local_judge;
+
+static void local_close(local_judge *l) {
+    rc_backend_close(l->be);
+    if (l->have_model) rc_model_free(&l->m);
+    rc_tokenizer_free(l->tok);
+    memset(l, 0, sizeof *l);
+}
+
+// Loads the model and its tokenizer and chooses the chat format, as `recontrol serve` does.
+static int local_open(local_judge *l, const rc_judge_opts *o) {
+    memset(l, 0, sizeof *l);
+    l->eot = -1;
+    if (rc_device_check(o->device)) return -1;
+    if (!(l->tok = rc_tokenizer_load(o->judge_model)))
+        return rc_fail_ctx("--judge-model %s: its tokenizer", o->judge_model);
+    if (o->chat_format) {
+        if (rc_chat_spec_from_name(o->chat_format, &l->spec)) return -1;
+    } else {
+        const char *tpl = rc_tokenizer_chat_template(l->tok);
+        if (!tpl)
+            return rc_fail("--judge-model %s has no chat template: name its format with "
+                           "--chat-format (vicuna, chatml, llama3)", o->judge_model);
+        if (rc_chat_spec_from_template(tpl, &l->spec))
+            return rc_fail_ctx("--judge-model %s: choosing the chat format (--chat-format NAME "
+                               "overrides)", o->judge_model);
+    }
+    const char *eot = rc_chat_end_of_turn(&l->spec);
+    if (eot) l->eot = rc_tokenizer_token_id(l->tok, eot);
+    if (rc_model_load(o->judge_model, &l->m)) return -1;
+    l->have_model = 1;
+    if (l->m.cfg.arch != RC_ARCH_CAUSAL_LM)
+        return rc_fail("--judge-model %s is a reward model (no LM head); a judge must generate",
+                       o->judge_model);
+    return 0;
+}
+
+// Greedy replies of the judge to n user messages (after the reference's system prompt), up to
+// o->max_tokens new tokens each, fewer when the model's context ends first; reply[i] malloc'd,
+// decoded as the server decodes (special tokens dropped).
+static int local_chat(local_judge *l, const rc_judge_opts *o, int n, char *const *user,
+                      char **reply) {
+    int **ids = rc_calloc((size_t)n, sizeof *ids, "judge prompts");
+    int *lens = rc_calloc((size_t)n, sizeof(int), "judge prompts");
+    rc_gen_output *out = rc_calloc((size_t)n, sizeof *out, "judge replies");
+    int rc = -1, longest = 0;
+    if (!ids || !lens || !out) goto done;
+    const int ctx = l->m.cfg.max_position_embeddings > 0 ? l->m.cfg.max_position_embeddings : 1 << 30;
+    for (int i = 0; i < n; i++) {
+        rc_chat_msg msgs[2] = {{"system", rc_judge_system_prompt()}, {"user", user[i]}};
+        char *txt = rc_chat_render(&l->spec, msgs, 2, 1);
+        if (!txt) goto done;
+        int erc = rc_tokenizer_encode(l->tok, txt, strlen(txt), 0, &ids[i], &lens[i]);
+        free(txt);
+        if (erc) goto done;
+        if (lens[i] < 1 || lens[i] >= ctx) {
+            rc_fail("--judge-model: a judge prompt has %d tokens, the model's context is %d", lens[i],
+                    ctx);
+            goto done;
+        }
+        if (lens[i] > longest) longest = lens[i];
+    }
+    int max_new = o->max_tokens;
+    if ((long)longest + max_new > ctx) max_new = ctx - longest;
+    // the KV cache is sized for the first batch's longest prompt (+ 256), reopened for a longer one
+    if (l->be && l->be->max_len < longest + max_new) {
+        rc_backend_close(l->be);
+        l->be = NULL;
+    }
+    if (!l->be) {
+        int max_len = (long)longest + max_new + 256 < ctx ? longest + max_new + 256 : ctx;
+        rc_backend_opts bo = {.device = o->device, .wtype = o->wtype, .n_slots = o->batch,
+                              .max_len = max_len, .max_tokens = 256, .n_threads = o->n_threads,
+                              .gpu = 0};
+        if (rc_backend_open(&l->be, &l->m, &bo)) goto done;
+    }
+    rc_gen_params gp = {.max_new_tokens = max_new, .stop_at_eos = 1, .control = -1,
+                        .stop_ids = l->eot >= 0 ? &l->eot : NULL, .n_stop_ids = l->eot >= 0};
+    gp.sample.temperature = 0;
+    gp.sample.top_p = 1;
+    if (rc_generate(l->be, n, (const int *const *)ids, lens, &gp, NULL, out)) goto done;
+    for (int i = 0; i < n; i++)
+        if (!(reply[i] = rc_tokenizer_decode(l->tok, out[i].tokens, out[i].n_tokens, 1))) {
+            for (int k = 0; k < i; k++) free(reply[k]), reply[k] = NULL;
+            goto done;
+        }
+    rc = 0;
+done:
+    if (ids)
+        for (int i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+    free(lens);
+    if (out) rc_gen_output_free(out, n);
+    free(out);
+    return rc;
+}
+
 // ---- recorded replies (the replay judge) ---------------------------------------------------------
 
 typedef struct {
@@ -219,6 +333,24 @@ static const char *row_str(const cJSON *r, const char *k) {
 
 // ---- the run -------------------------------------------------------------------------------------
 
+// The recorded reply of item's pair, if any (*found NULL when none); -1 when the record judged
+// that item with another prompt.
+static int prev_reply(cJSON **prev, int n_prev, int64_t item, const char *user, const char *rec_path,
+                      const char **found) {
+    *found = NULL;
+    for (int q = 0; q < n_prev && !*found; q++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(prev[q], "item");
+        const char *u = row_str(prev[q], "user");
+        if (cJSON_IsNumber(it) && (int64_t)it->valuedouble == item && u) {
+            if (strcmp(u, user ? user : ""))
+                return rc_fail("%s: item %lld was judged with another prompt (other runs, seed or "
+                               "sample); use another --out", rec_path, (long long)item);
+            *found = row_str(prev[q], "reply");
+        }
+    }
+    return 0;
+}
+
 static int append_line(int fd, const char *s) {
     size_t n = strlen(s);
     char *l = rc_malloc(n + 2, "judge record");
@@ -237,9 +369,14 @@ int rc_judge_run(const rc_judge_opts *o) {
     cJSON **replay = NULL, **prev = NULL;
     int n_replay = 0, n_prev = 0, fd = -1, rc = -1, have_blue = 0;
     http_judge http = {0};
-    int64_t *pr = NULL, *pb = NULL, *sel = NULL;
+    local_judge local = {0};
+    int64_t *pr = NULL, *pb = NULL, *sel = NULL, k = 0;
+    int *sides = NULL;
+    char **users = NULL, **pre = NULL;
     rc_judge_tally t = {0};
-    if (!o->url == !o->replay) return rc_fail("give exactly one judge: --url (with --model) or --replay");
+    if ((o->url != NULL) + (o->replay != NULL) + (o->judge_model != NULL) != 1)
+        return rc_fail("give exactly one judge: --url (with --model), --judge-model or --replay");
+    if (o->judge_model && o->batch < 1) return rc_fail("--batch %d: must be >= 1", o->batch);
     if (!o->against == !o->against_reference)
         return rc_fail("give exactly one of --against DIR2 or --against-reference");
     if (rc_run_read_responses(o->run, &red)) goto done;
@@ -266,7 +403,7 @@ int rc_judge_run(const rc_judge_opts *o) {
                 o->against_reference ? " (the run's responses carry no \"reference\" answer)" : "");
         goto done;
     }
-    int64_t k = o->sample > 0 ? o->sample : np;
+    k = o->sample > 0 ? o->sample : np;
     if (k > np) {
         rc_fail("--sample %lld is more than the %lld pairs there are", (long long)k, (long long)np);
         goto done;
@@ -280,8 +417,26 @@ int rc_judge_run(const rc_judge_opts *o) {
     } else
         for (int64_t i = 0; i < k; i++) sel[i] = i;
 
+    // every pair's A/B side (drawn in order) and judge prompt; NULL prompt: out of memory
+    sides = rc_malloc(sizeof(int) * (size_t)k, "sides");
+    users = rc_calloc((size_t)k, sizeof *users, "judge prompts");
+    pre = rc_calloc((size_t)k, sizeof *pre, "judge replies");
+    if (!sides || !users || !pre) goto done;
+    for (int64_t s = 0; s < k; s++) {
+        const rc_resp *a = &red.r[pr[sel[s]]];
+        const char *bresp = pb[sel[s]] >= 0 ? blue.r[pb[sel[s]]].response : a->reference;
+        sides[s] = (int)rc_pyrandom_randbelow(&rng, 2);
+        char *ra = rc_judge_cut(a->response), *rb = rc_judge_cut(bresp);
+        users[s] = ra && rb ? (sides[s] == 0 ? rc_judge_user_prompt(a->prompt, ra, rb)
+                                             : rc_judge_user_prompt(a->prompt, rb, ra))
+                            : NULL;
+        free(ra);
+        free(rb);
+        if (!users[s]) goto done;
+    }
     if (o->replay && read_jsonl_objs(o->replay, &replay, &n_replay)) goto done;
     if (o->url && http_open(&http, o)) goto done;
+    if (o->judge_model && local_open(&local, o)) goto done;
     char rec_path[4200], path[4200];
     snprintf(rec_path, sizeof rec_path, "%s.jsonl", o->out);
     if (rc_file_exists(rec_path) && read_jsonl_objs(rec_path, &prev, &n_prev)) goto done;
@@ -296,31 +451,32 @@ int rc_judge_run(const rc_judge_opts *o) {
     int64_t reused = 0;
     for (int64_t s = 0; s < k; s++) {
         const rc_resp *a = &red.r[pr[sel[s]]];
-        const char *bresp = pb[sel[s]] >= 0 ? blue.r[pb[sel[s]]].response : a->reference;
-        int side = (int)rc_pyrandom_randbelow(&rng, 2);
-        char *ra = rc_judge_cut(a->response), *rb = rc_judge_cut(bresp);
-        char *user = ra && rb ? (side == 0 ? rc_judge_user_prompt(a->prompt, ra, rb)
-                                           : rc_judge_user_prompt(a->prompt, rb, ra))
-                              : NULL;
+        const int side = sides[s];
+        const char *user = users[s];
         char *reply = NULL;
         const char *found = NULL;
-        for (int q = 0; q < n_prev && !found; q++) {
-            const cJSON *it = cJSON_GetObjectItemCaseSensitive(prev[q], "item");
-            const char *u = row_str(prev[q], "user");
-            if (cJSON_IsNumber(it) && (int64_t)it->valuedouble == a->item && u) {
-                if (strcmp(u, user ? user : "")) {
-                    rc_fail("%s: item %lld was judged with another prompt (other runs, seed or sample); "
-                            "use another --out", rec_path, (long long)a->item);
+        if (o->judge_model && s % o->batch == 0) {
+            // the local judge answers the next batch's unrecorded pairs at once
+            int64_t e = s + o->batch < k ? s + o->batch : k;
+            char *bu[e - s];
+            int64_t at[e - s];
+            int nb = 0;
+            for (int64_t q = s; q < e; q++) {
+                const char *f;
+                if (prev_reply(prev, n_prev, red.r[pr[sel[q]]].item, users[q], rec_path, &f))
                     goto pair_fail;
-                }
-                found = row_str(prev[q], "reply");
+                if (!f) bu[nb] = users[q], at[nb++] = q;
             }
+            char *br[nb > 0 ? nb : 1];
+            if (nb > 0 && local_chat(&local, o, nb, bu, br)) goto pair_fail;
+            for (int q = 0; q < nb; q++) pre[at[q]] = br[q];
         }
+        if (prev_reply(prev, n_prev, a->item, user, rec_path, &found)) goto pair_fail;
         int fresh = 0;
         if (found) {
             reply = strdup(found);
             reused++;
-        } else if (user && o->replay) {
+        } else if (o->replay) {
             for (int q = 0; q < n_replay && !reply; q++) {
                 const char *u = row_str(replay[q], "user");
                 if (u && !strcmp(u, user)) reply = strdup(row_str(replay[q], "reply") ? row_str(replay[q], "reply") : "");
@@ -330,7 +486,11 @@ int rc_judge_run(const rc_judge_opts *o) {
                 goto pair_fail;
             }
             fresh = 1;
-        } else if (user) {
+        } else if (o->judge_model) {
+            reply = pre[s];
+            pre[s] = NULL;
+            fresh = 1;
+        } else {
             if (http_chat(&http, o, user, &reply)) goto pair_fail;
             fresh = 1;
         }
@@ -359,27 +519,31 @@ int rc_judge_run(const rc_judge_opts *o) {
             }
         }
         cJSON_AddItemToArray(pairs_out, row);
-        free(ra);
-        free(rb);
-        free(user);
         free(reply);
         pg.done = s + 1;
         rc_progress_tick(&pg, s + 1 == k);
         continue;
     pair_fail:
-        free(ra);
-        free(rb);
-        free(user);
         free(reply);
         cJSON_Delete(pairs_out);
         goto done;
     }
     // Summary.
+    char judge_name[1200];
+    if (o->judge_model)
+        snprintf(judge_name, sizeof judge_name, "local model %s (%s, greedy)", o->judge_model,
+                 rc_device_name(o->device));
+    else
+        snprintf(judge_name, sizeof judge_name, "%s", o->url ? o->url : o->replay);
     cJSON *sum = cJSON_CreateObject();
     cJSON_AddStringToObject(sum, "format", "recontrol-judge-v1");
     cJSON_AddStringToObject(sum, "red", o->run);
     cJSON_AddStringToObject(sum, "blue", o->against ? o->against : "dataset reference answers");
-    cJSON_AddStringToObject(sum, "judge", o->url ? o->url : o->replay);
+    cJSON_AddStringToObject(sum, "judge", judge_name);
+    if (o->judge_model) {
+        cJSON_AddStringToObject(sum, "judge_device", rc_device_name(o->device));
+        cJSON_AddStringToObject(sum, "chat_format", rc_chat_format_name(local.spec.format));
+    }
     if (o->model) cJSON_AddStringToObject(sum, "model", o->model);
     cJSON_AddNumberToObject(sum, "seed", (double)o->seed);
     cJSON_AddNumberToObject(sum, "sample", (double)o->sample);
@@ -411,7 +575,7 @@ int rc_judge_run(const rc_judge_opts *o) {
                       "Judge: %s%s%s; seed %llu%s.\n",
                       o->run, (long long)k, o->run, (long long)t.win, 100.0 * t.win / k, (long long)t.tie,
                       100.0 * t.tie / k, o->against ? o->against : "reference", (long long)t.lose,
-                      100.0 * t.lose / k, (long long)t.unparsed, o->url ? o->url : o->replay,
+                      100.0 * t.lose / k, (long long)t.unparsed, judge_name,
                       o->model ? " model " : "", o->model ? o->model : "", (unsigned long long)o->seed,
                       o->sample > 0 ? ", pairs drawn with random.sample" : "");
     snprintf(path, sizeof path, "%s.md", o->out);
@@ -422,6 +586,12 @@ int rc_judge_run(const rc_judge_opts *o) {
 done:
     if (fd >= 0) close(fd);
     http_close(&http);
+    local_close(&local);
+    for (int64_t s = 0; s < k && users; s++) free(users[s]);
+    for (int64_t s = 0; s < k && pre; s++) free(pre[s]);
+    free(users);
+    free(pre);
+    free(sides);
     free_rows(replay, n_replay);
     free_rows(prev, n_prev);
     free(pr);

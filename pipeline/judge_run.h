@@ -1,11 +1,15 @@
 // `recontrol judge`: pairwise win rate of one run against another run (or the dataset's
 // preferred answers) with the reference's gpt4_eval.py protocol (eval/judge.h), judged by an
 // OpenAI-compatible chat-completions endpoint through libcurl (retries with exponential backoff,
-// a request-rate limit, temperature 0, max_tokens 2048), or by replaying recorded replies.
+// a request-rate limit, temperature 0, max_tokens 2048), by a local judge model run in this
+// process through the engine's generation loop (the same system + user messages rendered with its
+// chat template, greedy, batched), or by replaying recorded replies.
 // Resumable: every judged pair is appended (fsynced) to OUT.jsonl with its raw reply; a rerun
 // with the same settings reuses them and asks only for the missing ones.
 #pragma once
 #include <stdint.h>
+
+#include "engine/backend.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -19,6 +23,12 @@ typedef struct {
     const char *model;     // the "model" field of the request
     const char *api_key;   // bearer token, or NULL
     const char *replay;    // JSONL {"user": ..., "reply": ...} instead of an endpoint (tests)
+    const char *judge_model; // a local judge: HF directory or GGUF file, run by the engine
+    const char *chat_format; // its chat format by name (default: from its chat template)
+    rc_device device;      // where the local judge runs
+    rc_wtype wtype;        // its CUDA weight type
+    int batch;             // pairs the local judge answers at once (default 8)
+    int n_threads;         // CPU threads (0: all)
     const char *out;       // OUT prefix: OUT.jsonl (pairs), OUT.json, OUT.md (summary)
     uint64_t seed;         // Python random.seed(seed) before the draws
     int64_t sample;        // pairs drawn with random.sample (the reference: 100); 0 = all, in order
