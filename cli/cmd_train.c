@@ -31,6 +31,11 @@ static void usage(FILE *f) {
             "  --lr F               Adam learning rate (default 1e-4; betas 0.9/0.999, eps 1e-8)\n"
             "  --seed N             init, train/validation split and shuffle order (default 0)\n"
             "  --val-frac F         fraction of sequences held out for validation (default 0.1)\n"
+            "  --pad-id ID          the reference's pad convention: new tokens equal to ID count as\n"
+            "                       padding and a sequence keeps its first (states - that count)\n"
+            "                       states, so the state emitting an EOS equal to ID is not trained on\n"
+            "                       (reference: Falcon 11, Llama-3 128001, Vicuna 0 = never: all\n"
+            "                       valid). Default: every stored state, the EOS step included\n"
             "  --reference-loss     the reference code's loss instead of the paper's: gradient through\n"
             "                       V(o_{t+1}) and the reward on the first step (V(o_0) - r)^2\n"
             "  --dtype fp32|bf16    compute precision; bf16 = torch.autocast-style rounding of every\n"
@@ -52,7 +57,7 @@ int cmd_train(int argc, char **argv) {
     const char *preset = NULL, *hidden = NULL;
     int threads = 0;
     enum { O_DATA = 256, O_OUT, O_PRESET, O_HIDDEN, O_EPOCHS, O_BS, O_LR, O_SEED, O_VAL, O_REF, O_DTYPE,
-           O_INIT, O_LOG, O_CHUNK, O_THREADS, O_QUIET, O_DEVICE };
+           O_INIT, O_LOG, O_CHUNK, O_THREADS, O_QUIET, O_DEVICE, O_PAD };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA},     {"out", required_argument, 0, O_OUT},
         {"preset", required_argument, 0, O_PRESET}, {"hidden", required_argument, 0, O_HIDDEN},
@@ -62,7 +67,7 @@ int cmd_train(int argc, char **argv) {
         {"dtype", required_argument, 0, O_DTYPE},   {"init", required_argument, 0, O_INIT},
         {"log", required_argument, 0, O_LOG},       {"chunk-rows", required_argument, 0, O_CHUNK},
         {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
-        {"device", required_argument, 0, O_DEVICE},
+        {"device", required_argument, 0, O_DEVICE}, {"pad-id", required_argument, 0, O_PAD},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     optind = 0; // may run in-process after another subcommand (pipeline)
     opterr = 1;
@@ -78,6 +83,7 @@ int cmd_train(int argc, char **argv) {
         case O_BS: bad = rc_parse_i32("--batch-size", optarg, 1, 1 << 24, &o.batch_size); break;
         case O_LR: bad = rc_parse_real("--lr", optarg, 0, RC_TRAIN_MAX_LR, RC_RANGE_OPEN_MIN, &o.lr); break;
         case O_SEED: bad = rc_parse_u64("--seed", optarg, &o.seed); break;
+        case O_PAD: bad = rc_parse_i32("--pad-id", optarg, 0, 1 << 30, &o.pad_id); break;
         case O_VAL: bad = rc_parse_real("--val-frac", optarg, 0, 1, RC_RANGE_OPEN_MAX, &o.val_frac); break;
         case O_REF: o.mode = RC_BELLMAN_REFERENCE; break;
         case O_DTYPE:

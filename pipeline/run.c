@@ -45,6 +45,7 @@ typedef struct {
     char hidden[128];
     int epochs, batch_size, seed;
     double lr, val_frac;
+    int pad_id;                // value.pad_id: the reference's pad convention (-1: EOS step valid)
     double step_size;
     int steps;
     int gen_max_new, gen_batch, gen_max_prompt;
@@ -213,6 +214,7 @@ static int recipe_load(const char *path, recipe *r) {
         get_int(val, "value", "batch_size", &r->batch_size, 512, 1, 1 << 24, path) ||
         get_real(val, "value", "lr", &r->lr, 1e-4, 0, RC_TRAIN_MAX_LR, RC_RANGE_OPEN_MIN, path) ||
         get_real(val, "value", "val_frac", &r->val_frac, 0.1, 0, 1, RC_RANGE_OPEN_MAX, path) ||
+        get_int(val, "value", "pad_id", &r->pad_id, -1, -1, 1 << 30, path) ||
         get_int(val, "value", "seed", &r->seed, 0, 0, INT32_MAX, path) ||
         get_real(ctl, "control", "step_size", &r->step_size, 0.5, 0, RC_CONTROL_MAX_STEP_SIZE, 0, path) ||
         get_int(ctl, "control", "steps", &r->steps, 30, 0, RC_CONTROL_MAX_STEPS, path) ||
@@ -391,12 +393,15 @@ static int pipeline_stages(const recipe *r_in, const char *recipe_path) {
         to.batch_size = r.batch_size;
         to.lr = r.lr;
         to.val_frac = r.val_frac;
+        to.pad_id = r.pad_id;
         to.seed = (uint64_t)r.seed;
         // on the GPU with one process; data-parallel ranks train on their CPUs (train.h)
         to.device = r.device == RC_DEVICE_CUDA && rc_dist_size() == 1;
         stage_title(t3);
-        say("  train --data %s --out %s --hidden %s --epochs %d --device %s\n", train_dir, value,
-            r.hidden, r.epochs, to.device ? "cuda" : "cpu");
+        char pad[32] = "";
+        if (r.pad_id >= 0) snprintf(pad, sizeof pad, " --pad-id %d", r.pad_id);
+        say("  train --data %s --out %s --hidden %s --epochs %d --device %s%s\n", train_dir, value,
+            r.hidden, r.epochs, to.device ? "cuda" : "cpu", pad);
         double t = rc_time_s();
         if (stage_done(t3, t, rc_train_run(&to))) return -1;
     }

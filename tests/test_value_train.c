@@ -260,3 +260,90 @@ Test(value_train, cli) {
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(run_cmd(cmd), 0);
 }
+
+// The reference's pad convention (--pad-id, rc_acts_mask_pad) against get_activations_only.py's
+// rule: valid steps = L - (number of new tokens equal to the pad id). On a copy of the fixture run
+// with responses whose tokens put the pad id (7) at the end of sequences 0 (1 state: dropped), 3
+// and 20, and once in sequence 5's prompt (not counted): those lose their last state, sequence 0
+// goes, every other state and reward stays where it was; the trainer then trains on other steps
+// (other weights), and a pad id that occurs nowhere changes nothing (the same bytes).
+Test(value_train, pad_convention) {
+    char dir[] = "/tmp/rc_value_padXXXXXX";
+    cr_assert(mkdtemp(dir));
+    char cmd[2048], path[256];
+    snprintf(cmd, sizeof cmd, "cp " VFIX "/run/* %s/", dir);
+    cr_assert_eq(run_cmd(cmd), 0);
+    rc_acts a, m;
+    cr_assert(rc_acts_open(&a, dir) == 0, "%s", rc_last_error());
+    for (int sh = 0; sh < 2; sh++) {
+        snprintf(path, sizeof path, "%s/responses-%05d.jsonl", dir, sh);
+        FILE *f = fopen(path, "w");
+        cr_assert(f);
+        for (int64_t i = sh ? 12 : 0; i < (sh ? 22 : 12); i++) {
+            fprintf(f, "{\"index\": %lld, \"prompt_ids\": [1, %d], \"tokens\": [", (long long)i, i == 5 ? 7 : 9);
+            for (int t = 0; t < a.seq_len[i]; t++) {
+                int last = t == a.seq_len[i] - 1, tok = (last && (i == 0 || i == 3 || i == 20)) ? 7 : 100 + t;
+                fprintf(f, "%s%d", t ? ", " : "", tok);
+            }
+            fprintf(f, "]}\n");
+        }
+        fclose(f);
+    }
+    cr_assert(rc_acts_open(&m, dir) == 0, "%s", rc_last_error());
+    int64_t masked, dropped;
+    cr_assert(rc_acts_mask_pad(&m, dir, 7, &masked, &dropped) == 0, "%s", rc_last_error());
+    cr_assert_eq(masked, 3);
+    cr_assert_eq(dropped, 1);
+    cr_assert_eq(m.n_seq, a.n_seq - 1);
+    cr_assert_eq(m.n_steps, a.n_steps - 3);
+    for (int64_t i = 1; i < a.n_seq; i++) { // new index i - 1
+        int want = a.seq_len[i] - (i == 3 || i == 20);
+        cr_assert_eq(m.seq_len[i - 1], want, "sequence %lld: %d states, expected %d", (long long)i,
+                     m.seq_len[i - 1], want);
+        cr_assert_eq(m.reward[i - 1], a.reward[i]);
+        // the states kept are the sequence's first ones
+        int64_t id = i, nid = i - 1, off[2], noff[2];
+        float *full = malloc((size_t)a.seq_len[i] * a.d * 4), *kept = malloc((size_t)a.seq_len[i] * a.d * 4);
+        cr_assert(rc_acts_gather(&a, 1, &id, full, off, NULL) == 0);
+        cr_assert(rc_acts_gather(&m, 1, &nid, kept, noff, NULL) == 0);
+        cr_assert_eq(memcmp(full, kept, (size_t)want * a.d * 4), 0, "sequence %lld: other states", (long long)i);
+        free(full);
+        free(kept);
+    }
+    rc_acts_close(&m);
+    rc_acts_close(&a);
+    // the trainer: pad 7 trains on other steps than the default; pad 8 (nowhere) on the same ones
+    const char *args = "--hidden 8 --epochs 3 --batch-size 5 --lr 3e-3 --val-frac 0 --quiet";
+    const char *runs[3] = {"", "--pad-id 7", "--pad-id 8"};
+    char *bytes[3];
+    size_t nb[3];
+    for (int r = 0; r < 3; r++) {
+        snprintf(cmd, sizeof cmd, RC_BINARY " train --data %s --out %s/v%d.safetensors %s %s 2> %s/err%d.txt", dir,
+                 dir, r, args, runs[r], dir, r);
+        cr_assert_eq(run_cmd(cmd), 0, "train %s failed", runs[r]);
+        snprintf(path, sizeof path, "%s/v%d.safetensors", dir, r);
+        bytes[r] = rc_read_file(path, &nb[r]);
+        cr_assert(bytes[r]);
+    }
+    cr_assert(nb[0] != nb[1] || memcmp(bytes[0], bytes[1], nb[0]), "--pad-id 7 trained on the same steps");
+    cr_assert(nb[0] == nb[2] && !memcmp(bytes[0], bytes[2], nb[0]), "--pad-id 8 (no such token) changed the training");
+    for (int r = 0; r < 3; r++) free(bytes[r]);
+    snprintf(path, sizeof path, "%s/v1.train.json", dir);
+    char *log = slurp(path);
+    cr_assert(strstr(log, "\"pad_id\": 7") && strstr(log, "\"n_steps\": 112") && strstr(log, "\"n_train\": 21"), "%s", log);
+    free(log);
+    snprintf(path, sizeof path, "%s/err1.txt", dir);
+    log = slurp(path);
+    cr_assert(strstr(log, "3 states masked, 1 sequences"), "%s", log);
+    free(log);
+    // a run without the tokens: a clear error naming the file
+    snprintf(cmd, sizeof cmd, "rm %s/responses-00001.jsonl && " RC_BINARY " train --data %s --out %s/v9.safetensors %s"
+             " --pad-id 7 2> %s/err9.txt", dir, dir, dir, args, dir);
+    cr_assert_eq(run_cmd(cmd), 1);
+    snprintf(path, sizeof path, "%s/err9.txt", dir);
+    log = slurp(path);
+    cr_assert(strstr(log, "responses-00001.jsonl"), "%s", log);
+    free(log);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    run_cmd(cmd);
+}

@@ -196,6 +196,87 @@ int rc_acts_open(rc_acts *a, const char *dir) {
     return 0;
 }
 
+int rc_acts_mask_pad(rc_acts *a, const char *dir, int pad_id, int64_t *masked, int64_t *dropped) {
+    *masked = *dropped = 0;
+    if (pad_id < 0) return rc_fail("pad id %d: must be >= 0", pad_id);
+    int *pads = rc_calloc((size_t)a->n_seq + 1, sizeof(int), "pad counts");
+    unsigned char *seen = rc_calloc((size_t)a->n_seq + 1, 1, "pad counts");
+    int rc = -1;
+    if (!pads || !seen) goto done;
+    for (int sh = 0; sh < a->n_shards; sh++) {
+        char name[64], path[1200];
+        snprintf(name, sizeof name, "responses-%05d.jsonl", sh);
+        if (rc_path_join(path, sizeof path, dir, name)) {
+            rc_fail("path too long: %s", dir);
+            goto done;
+        }
+        size_t len;
+        char *txt = rc_read_file(path, &len);
+        if (!txt) {
+            rc_fail_ctx("the pad convention needs each sequence's tokens (written by extract)");
+            goto done;
+        }
+        long lineno = 0;
+        for (char *p = txt, *e; p && *p; p = e ? e + 1 : NULL) {
+            e = strchr(p, '\n');
+            if (e) *e = 0;
+            lineno++;
+            if (!*p) continue;
+            cJSON *j = cJSON_Parse(p);
+            const cJSON *ji = j ? cJSON_GetObjectItemCaseSensitive(j, "index") : NULL;
+            const cJSON *jt = j ? cJSON_GetObjectItemCaseSensitive(j, "tokens") : NULL;
+            if (!cJSON_IsNumber(ji) || !cJSON_IsArray(jt) || ji->valuedouble < 0 ||
+                ji->valuedouble >= (double)a->n_seq || ji->valuedouble != floor(ji->valuedouble)) {
+                cJSON_Delete(j);
+                free(txt);
+                rc_fail("%s:%ld: expected {\"index\": i (< %lld), \"tokens\": [...]}", path, lineno,
+                        (long long)a->n_seq);
+                goto done;
+            }
+            int64_t i = (int64_t)ji->valuedouble;
+            const cJSON *t;
+            cJSON_ArrayForEach(t, jt) pads[i] += cJSON_IsNumber(t) && t->valueint == pad_id;
+            seen[i] = 1;
+            cJSON_Delete(j);
+        }
+        free(txt);
+    }
+    int64_t keep = 0, steps = 0;
+    int max_len = 0;
+    for (int64_t i = 0; i < a->n_seq; i++) {
+        if (!seen[i]) {
+            rc_fail("%s: no responses line for sequence %lld", dir, (long long)i);
+            goto done;
+        }
+        int n = a->seq_len[i] - pads[i];
+        if (n < 0) n = 0;
+        *masked += a->seq_len[i] - n;
+        if (n == 0) {
+            (*dropped)++;
+            continue;
+        }
+        a->seq_shard[keep] = a->seq_shard[i];
+        a->seq_row[keep] = a->seq_row[i]; // the first n states of the sequence
+        a->seq_len[keep] = n;
+        a->reward[keep] = a->reward[i];
+        keep++;
+        steps += n;
+        if (n > max_len) max_len = n;
+    }
+    if (keep == 0) {
+        rc_fail("%s: pad id %d masks every state of every sequence", dir, pad_id);
+        goto done;
+    }
+    a->n_seq = keep;
+    a->n_steps = steps;
+    a->max_len = max_len;
+    rc = 0;
+done:
+    free(pads);
+    free(seen);
+    return rc;
+}
+
 int64_t rc_acts_rows(const rc_acts *a, int n, const int64_t *ids) {
     int64_t rows = 0;
     for (int i = 0; i < n; i++) rows += a->seq_len[ids[i]];

@@ -35,6 +35,15 @@ int rc_acts_open(rc_acts *a, const char *dir);
 int rc_acts_open_states(rc_acts *a, const char *dir);
 void rc_acts_close(rc_acts *a);
 
+// The reference's pad convention (get_activations_only.py): the new tokens equal to pad_id count
+// as padding, and a sequence of L states keeps its first L - (that count) (the state that emits
+// an EOS equal to pad_id, and nothing else, since extract stops at EOS). Falcon: pad = EOS = 11,
+// Llama-3: pad = 128001 (<|end_of_text|>; an <|eot_id|> end stays valid), Vicuna: 0 (<unk>,
+// never emitted: every step valid). Reads each sequence's "tokens" from DIR's
+// responses-NNNNN.jsonl; sequences left with no state are dropped (renumbered: ids are positions
+// in the arrays). *masked: states removed, *dropped: sequences removed. 0 / -1.
+int rc_acts_mask_pad(rc_acts *a, const char *dir, int pad_id, int64_t *masked, int64_t *dropped);
+
 // Gathers sequences ids[0..n-1] back to back: rows (sum len, d) fp32, off (n+1), r (n) (may be
 // NULL). The caller sizes rows with rc_acts_rows(). 0 / -1.
 int rc_acts_gather(const rc_acts *a, int n, const int64_t *ids, float *rows, int64_t *off, float *r);

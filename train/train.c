@@ -102,6 +102,7 @@ void rc_train_opts_default(rc_train_opts *o) {
     o->lr = 1e-4;
     o->val_frac = 0.1;
     o->chunk_rows = 2048;
+    o->pad_id = -1;
 }
 
 static void fmt_dur(char *buf, size_t cap, double s) {
@@ -166,6 +167,7 @@ static int write_log(const rc_train_opts *o, const char *path, const rc_value_ml
       (unsigned long long)o->seed, o->val_frac, o->mode == RC_BELLMAN_REFERENCE ? "reference" : "paper",
       o->dtype == RC_VALUE_BF16 ? "bf16" : "fp32");
     W("  \"device\": \"%s\",\n", o->device == 1 ? "cuda" : "cpu");
+    W("  \"pad_id\": %d,\n  \"n_steps\": %lld,\n", o->pad_id, (long long)a->n_steps);
     W("  \"epochs_done\": %d,\n  \"history\": [", done);
     for (int e = 0; e < done; e++) {
         W("%s\n    {\"epoch\": %d, \"train_loss\": %.9g, ", e ? "," : "", e + 1, tr[e]);
@@ -187,9 +189,9 @@ static int agree_settings(const rc_train_opts *o, const rc_acts *a) {
     int k = snprintf(txt, sizeof txt, "data %s (%lld sequences, %lld states, d %d), hidden", o->data_dir,
                      (long long)a->n_seq, (long long)a->n_steps, a->d);
     for (int i = 0; i < o->n_hidden && k < 900; i++) k += snprintf(txt + k, sizeof txt - (size_t)k, " %d", o->hidden[i]);
-    snprintf(txt + k, sizeof txt - (size_t)k, ", epochs %d, batch %d, lr %.17g, seed %llu, val %.17g, loss %d, dtype %d, init %s",
+    snprintf(txt + k, sizeof txt - (size_t)k, ", epochs %d, batch %d, lr %.17g, seed %llu, val %.17g, loss %d, dtype %d, init %s, pad %d",
              o->epochs, o->batch_size, o->lr, (unsigned long long)o->seed, o->val_frac, (int)o->mode, (int)o->dtype,
-             o->init_path ? o->init_path : "-");
+             o->init_path ? o->init_path : "-", o->pad_id);
     return rc_dist_agree("training settings", txt);
 }
 
@@ -231,6 +233,15 @@ int rc_train_run(const rc_train_opts *o) {
     rc_acts a;
     if (rc_acts_open(&a, o->data_dir) != 0) return -1;
     int rc = -1;
+    if (o->pad_id >= 0) {
+        int64_t masked, dropped;
+        if (rc_acts_mask_pad(&a, o->data_dir, o->pad_id, &masked, &dropped) != 0) {
+            rc_acts_close(&a);
+            return rc_fail_ctx("--pad-id %d", o->pad_id);
+        }
+        fprintf(out, "train: pad id %d (the reference's convention): %lld states masked, %lld sequences "
+                     "left without a state dropped\n", o->pad_id, (long long)masked, (long long)dropped);
+    }
     rc_value_mlp m = {0};
     rc_trainer t = {0};
     rc_trainer_cuda *ct = NULL;

@@ -62,6 +62,9 @@ typedef struct {
     int chunk_rows;           //
     int quiet;                // only the final line
     int device;               // 0: CPU (OpenMP); 1: CUDA (train/train_cuda.h), same batches and steps
+    int pad_id;               // -1 (default): every stored step is trained on, the one that emits
+                              // EOS included; >= 0: the reference's pad convention with this pad
+                              // id (rc_acts_mask_pad: Falcon 11, Llama-3 128001, Vicuna 0)
     FILE *out;                // progress stream (stderr when NULL)
 } rc_train_opts;
 
