@@ -26,7 +26,7 @@ date_s=$(date -u +%Y-%m-%d)
 mkdir -p "$ROOT/bench/results"
 JSON="$ROOT/bench/results/extract-cpu-$date_s.json"
 python3 - "$OUT/run" "$t0" "$t1" "$load0" "$load1" "$N" "$MAX_NEW" "$BATCH" "$DATA" "$FMT" "$JSON" "$(nproc)" \
-  "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY'
+  "$("$BUILD/recontrol" --version 2>/dev/null || echo "binary without --version; tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)")" <<'PY'
 import json, sys
 run, t0, t1, l0, l1, n, max_new, batch, data, fmt, out, ncpu, commit = sys.argv[1:]
 wall = float(t1) - float(t0)
@@ -44,7 +44,7 @@ res = {
     "new_tok_per_s": round(new / wall, 2), "all_tok_per_s": round((new + prompt) / wall, 2),
     "s_per_prompt": round(per_prompt, 3),
     "hidden_size": man.get("hidden_size"), "cpus": int(ncpu),
-    "loadavg_before": l0, "loadavg_after": l1, "commit": commit,
+    "loadavg_before": l0, "loadavg_after": l1, "binary": commit,
     "estimate_hh_rlhf_160800_prompts_hours": round(per_prompt * hh / 3600, 1),
 }
 # one file per day: {"runs": [...]}, each call appends its run

@@ -9,6 +9,7 @@
 #include "base/dist.h"
 #include "base/finite.h"
 #include "cli/commands.h"
+#include "rc_version.h"
 
 typedef struct {
     const char *name;
@@ -26,8 +27,28 @@ static void usage(FILE *f) {
                "commands:\n");
     for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++)
         if (k_cmds[i].fn) fprintf(f, "  %-10s %s\n", k_cmds[i].name, k_cmds[i].help);
+    fprintf(f, "\n  --version  version, commit and build (recontrol info: machine and devices)\n");
     fprintf(f, "\noption of every command:\n"
                "  --skip-weight-scan  load model and value weights without the NaN/Inf scan\n");
+}
+
+// `recontrol --version`: what was built from which tree, for bug reports and results files.
+static void version(void) {
+    printf("recontrol %s (commit %s, %s build, CUDA backend %s, %s)\n", RC_VERSION, RC_GIT_COMMIT,
+           RC_BUILD_TYPE[0] ? RC_BUILD_TYPE : "default",
+#ifdef RC_HAVE_CUDA
+           "built (loaded for --device cuda)",
+#else
+           "not built",
+#endif
+#if defined(__AVX512F__)
+           "AVX-512 kernels"
+#elif defined(__AVX2__)
+           "AVX2 kernels"
+#else
+           "portable kernels"
+#endif
+    );
 }
 
 // Options every command takes, removed from argv before the command parses it.
@@ -67,6 +88,10 @@ int main(int argc, char **argv) {
         !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        version();
+        return 0;
     }
     for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++) {
         if (!k_cmds[i].fn || strcmp(argv[1], k_cmds[i].name)) continue;

@@ -17,6 +17,10 @@ grep -q '"weights_loaded":[[:space:]]*true' <<<"$out" || fail "--load: $out"
 grep -q '"rms_norm_eps":[[:space:]]*1e-05' <<<"$out" || fail "eps: $out"
 
 "$B" info --help | grep -q "usage: recontrol info" || fail "--help"
+# --version names the source commit the binary was built from (or "unknown" outside git)
+v=$("$B" --version)
+want=$(git -C "$2" rev-parse --short=10 HEAD 2>/dev/null || echo unknown)
+grep -Eq "^recontrol [0-9][0-9.]* \(commit $want(-dirty)?, " <<<"$v" || fail "--version: '$v' (tree: $want)"
 set +e
 err=$("$B" info --model "$F/does-not-exist" 2>&1); rc=$?
 [ $rc -eq 1 ] || fail "missing model: exit $rc"
