@@ -4,7 +4,7 @@ percentiles for 1, 8 and 32 concurrent streaming clients, with a Python asyncio 
 library only: HTTP/1.1 with chunked transfer decoding, server-sent events).
 
 usage: python3 bench/serve_load.py [--recontrol BUILD/recontrol] [--model FILE.gguf]
-           [--llama-server BIN] [--concurrency 1,8,32] [--max-tokens 64] [--out FILE.json]
+           [--llama-server BIN] [--concurrency 1,8,32] [--max-tokens 64] [--rounds N] [--out FILE.json]
 Writes JSON (every figure) and prints a Markdown table.
 """
 import argparse
@@ -171,6 +171,7 @@ def main():
     ap.add_argument("--requests", default="8,32,64", help="requests per concurrency level")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (median reported)")
     ap.add_argument("--out", default="bench/results/serve_load.json")
     a = ap.parse_args()
     levels = [int(x) for x in a.concurrency.split(",")]
@@ -186,22 +187,48 @@ def main():
                         (["-t", str(a.threads)] if a.threads else [])))
     report = {"model": os.path.basename(a.model), "max_tokens": a.max_tokens, "cpu": platform.processor()
               or platform.machine(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "load_avg_start": os.getloadavg(), "servers": {}}
-    for name, cmd in servers:
-        port = free_port()
-        log = open("/tmp/serve_load_%s.log" % name.replace(".", ""), "w")
-        p = start(cmd(port), port, log)
-        try:
-            asyncio.run(run_level(port, 1, 1, 8, "model"))  # warm-up
-            res = []
+              "load_avg_start": os.getloadavg(), "rounds": a.rounds, "servers": {}}
+    # Every server is started first and stays up; the levels then run server after server with the
+    # order rotating (level by level, round by round), so a load change on a shared machine hits
+    # each server alike. An idle server holds memory but no CPU. Per level: median over rounds.
+    procs, ports = {}, {}
+    try:
+        for name, cmd in servers:
+            ports[name] = free_port()
+            log = open("/tmp/serve_load_%s.log" % name.replace(".", ""), "w")
+            procs[name] = start(cmd(ports[name]), ports[name], log)
+            asyncio.run(run_level(ports[name], 1, 1, 8, "model"))  # warm-up
+        names = [n for n, _ in servers]
+        runs = {n: {c: [] for c in levels} for n in names}
+        k = 0
+        for rnd in range(a.rounds):
             for conc, n in zip(levels, counts):
-                r = asyncio.run(run_level(port, conc, n, a.max_tokens, "model"))
-                print("%s c=%d: %s" % (name, conc, json.dumps(r)), file=sys.stderr)
-                res.append(r)
+                order = names[k % len(names):] + names[:k % len(names)]
+                k += 1
+                for name in order:
+                    load = os.getloadavg()[0]
+                    r = asyncio.run(run_level(ports[name], conc, n, a.max_tokens, "model"))
+                    r["load_avg_1min_before"] = round(load, 2)
+                    r["round"] = rnd
+                    print("%s c=%d round %d: %s" % (name, conc, rnd, json.dumps(r)), file=sys.stderr)
+                    runs[name][conc].append(r)
+        for name in names:
+            res = []
+            for conc in levels:
+                rs = sorted(runs[name][conc], key=lambda x: x["output_chunks_per_s"])
+                med = dict(rs[len(rs) // 2])
+                med["all_rounds"] = runs[name][conc]
+                res.append(med)
             report["servers"][name] = res
-        finally:
+    finally:
+        for p in procs.values():
             stop(p)
     report["load_avg_end"] = os.getloadavg()
+    if "llama.cpp" in report["servers"]:
+        report["ratios_recontrol_over_llamacpp_tok_per_s"] = {
+            r["concurrency"]: round(r["output_chunks_per_s"] / l["output_chunks_per_s"], 3)
+            for r, l in zip(report["servers"]["recontrol"], report["servers"]["llama.cpp"])
+            if l["output_chunks_per_s"]}
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(report, f, indent=1)
@@ -213,6 +240,14 @@ def main():
             print("| %s | %d | %d/%d | %.2f | %.1f | %s / %s / %s | %s / %s / %s |" % (
                 name, r["concurrency"], r["ok"], r["requests"], r["requests_per_s"],
                 r["output_chunks_per_s"], t[50], t[90], t[99], i[50], i[90], i[99]))
+    if "llama.cpp" in report["servers"]:
+        print("\n| clients | tok/s recontrol / llama.cpp | TTFT p50 llama.cpp / recontrol | ITL p50 llama.cpp / recontrol |")
+        print("|---|---|---|---|")
+        for r, l in zip(report["servers"]["recontrol"], report["servers"]["llama.cpp"]):
+            def ratio(x, y):
+                return "%.2fx" % (x / y) if x and y else "n/a"
+            print("| %d | %s | %s | %s |" % (r["concurrency"], ratio(r["output_chunks_per_s"], l["output_chunks_per_s"]),
+                                          ratio(l["ttft_ms"][50], r["ttft_ms"][50]), ratio(l["itl_ms"][50], r["itl_ms"][50])))
 
 
 if __name__ == "__main__":
