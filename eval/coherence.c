@@ -71,6 +71,7 @@ void rc_coherence_free(rc_coherence *c) {
 int rc_coherence_dim(const rc_coherence *c) { return rc_bert_cfg(c->bert)->d; }
 rc_pool_kind rc_coherence_pool(const rc_coherence *c) { return c->pool; }
 int rc_coherence_max_len(const rc_coherence *c) { return c->max_len; }
+rc_device rc_coherence_device(const rc_coherence *c) { return c->enc->device; }
 
 // Unit-length embeddings out (n, d) of n texts, encoded in one batch.
 static int embed_many(const rc_coherence *c, int n, const char *const *texts, float *out) {

@@ -24,6 +24,7 @@ void rc_coherence_free(rc_coherence *c);
 int rc_coherence_dim(const rc_coherence *c);
 rc_pool_kind rc_coherence_pool(const rc_coherence *c); // the rule in force (never AUTO)
 int rc_coherence_max_len(const rc_coherence *c);
+rc_device rc_coherence_device(const rc_coherence *c); // where its encoder runs
 
 // Unit-length embedding (dim floats) of a UTF-8 text. 0 / -1.
 int rc_coherence_embed(const rc_coherence *c, const char *text, float *out);

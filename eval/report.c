@@ -145,6 +145,7 @@ int rc_eval_run_opts(const char *dir, const rc_eval_opts *o, rc_eval_stats *s) {
     }
     rc_resp_set_free(&rs);
     if (o->coh && n > 0) {
+        s->coh_device = (int)rc_coherence_device(o->coh);
         s->coh = rc_malloc(sizeof(double) * (size_t)n, "coherence");
         if (!s->coh) goto fail_coh;
         // over ranks: rank r embeds responses i % world == r, the others' cosines arrive added to
@@ -249,6 +250,8 @@ char *rc_eval_json(const rc_eval_stats *a, const rc_eval_stats *b) {
         cJSON_AddStringToObject(j, "coherence_rule",
                                 "mean over responses of cos(SimCSE-style unit embedding of the prompt, of "
                                 "the cut response); BERT pooler output (or [CLS] state), 128 tokens");
+    if (!isnan(a->coherence))
+        cJSON_AddStringToObject(j, "coherence_device", rc_device_name((rc_device)a->coh_device));
     cJSON_AddStringToObject(j, "diversity",
                             "mean over responses of prod_{n=2..4} (1 - rep_n/100), rep_n = 100*(1 - "
                             "|unique n-grams|/(|n-grams|+1)), NLTK-style word tokens");

@@ -23,6 +23,7 @@ typedef struct {
     double len_words;     // mean NLTK-style words of the cut response
     double eos_frac;      // share of responses that ended with EOS
     double coherence;     // mean cos(prompt, cut response) of the coherence model (NaN: not asked)
+    int coh_device;       // rc_device its encoder ran on
     int cut;              // RC_CUT_* the responses were cut with
     double *reward;       // (n) per response, NaN where missing (owned)
     int64_t *item;        // (n) dataset item of each response (owned)
