@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/dist.h"
 #include "engine/backend.h"
 #include "engine/bert.h"
 #include "tokenizer/wordpiece.h"
@@ -51,7 +52,8 @@ int rc_coherence_open(rc_coherence **out, const char *dir, rc_pool_kind pool, in
                 rc_wordpiece_vocab_size(c->wp), cfg->vocab);
         goto fail;
     }
-    if (rc_encoder_open(&c->enc, c->bert, dev, 0, 0)) goto fail;
+    // the GPU of this process's local rank under a launcher (eval spreads the pairs over ranks)
+    if (rc_encoder_open(&c->enc, c->bert, dev, rc_dist()->local_rank, 0)) goto fail;
     *out = c;
     return 0;
 fail:
@@ -74,7 +76,8 @@ int rc_coherence_max_len(const rc_coherence *c) { return c->max_len; }
 rc_device rc_coherence_device(const rc_coherence *c) { return c->enc->device; }
 
 // Unit-length embeddings out (n, d) of n texts, encoded in one batch.
-static int embed_many(const rc_coherence *c, int n, const char *const *texts, float *out) {
+static int embed_many(const rc_coherence *c, int n, const char *const *texts, float *out,
+                      int64_t *tokens) {
     int **ids = rc_calloc((size_t)n, sizeof *ids, "coherence ids");
     int *lens = rc_malloc((size_t)n * sizeof(int), "coherence lengths"), *all = NULL, rc = -1;
     const int d = rc_coherence_dim(c);
@@ -85,6 +88,7 @@ static int embed_many(const rc_coherence *c, int n, const char *const *texts, fl
             goto done;
         total += (size_t)lens[i];
     }
+    if (tokens) *tokens = (int64_t)total;
     all = rc_malloc(total * sizeof(int), "coherence ids");
     if (!all) goto done;
     for (int i = 0, t = 0; i < n; t += lens[i], i++) memcpy(all + t, ids[i], (size_t)lens[i] * sizeof(int));
@@ -109,11 +113,11 @@ done:
 }
 
 int rc_coherence_embed(const rc_coherence *c, const char *text, float *out) {
-    return embed_many(c, 1, &text, out);
+    return embed_many(c, 1, &text, out, NULL);
 }
 
 int rc_coherence_pairs(const rc_coherence *c, int n, const char *const *a, const char *const *b,
-                       double *cos) {
+                       double *cos, int64_t *tokens) {
     if (n <= 0) return 0;
     const int d = rc_coherence_dim(c);
     const char **texts = rc_malloc(2 * (size_t)n * sizeof *texts, "coherence texts");
@@ -124,7 +128,7 @@ int rc_coherence_pairs(const rc_coherence *c, int n, const char *const *a, const
         texts[2 * i] = a[i];
         texts[2 * i + 1] = b[i];
     }
-    if (embed_many(c, 2 * n, texts, e)) goto done;
+    if (embed_many(c, 2 * n, texts, e, tokens)) goto done;
     for (int i = 0; i < n; i++) {
         const float *x = e + (size_t)2 * i * d, *y = x + d;
         double dot = 0, na = 0, nb = 0;
@@ -144,5 +148,5 @@ done:
 }
 
 int rc_coherence_pair(const rc_coherence *c, const char *a, const char *b, double *cos) {
-    return rc_coherence_pairs(c, 1, &a, &b, cos);
+    return rc_coherence_pairs(c, 1, &a, &b, cos, NULL);
 }

@@ -4,6 +4,7 @@
 // [CLS] state ("cls_before_pooler", its rule when the model name contains "unsup"), on the
 // WordPiece ids truncated to 128 tokens, scaled to unit length.
 #pragma once
+#include <stdint.h>
 #include "engine/backend.h"
 
 #ifdef __cplusplus
@@ -30,9 +31,10 @@ rc_device rc_coherence_device(const rc_coherence *c); // where its encoder runs
 int rc_coherence_embed(const rc_coherence *c, const char *text, float *out);
 // cos(embed(a), embed(b)) in *cos. 0 / -1.
 int rc_coherence_pair(const rc_coherence *c, const char *a, const char *b, double *cos);
-// cos[i] = cos(embed(a[i]), embed(b[i])) for n pairs, encoded in one batch. 0 / -1.
+// cos[i] = cos(embed(a[i]), embed(b[i])) for n pairs, encoded in one batch; *tokens (may be
+// NULL) gets the WordPiece tokens encoded. 0 / -1.
 int rc_coherence_pairs(const rc_coherence *c, int n, const char *const *a, const char *const *b,
-                       double *cos);
+                       double *cos, int64_t *tokens);
 
 #ifdef __cplusplus
 }

@@ -167,7 +167,9 @@ int rc_eval_run_opts(const char *dir, const rc_eval_opts *o, rc_eval_stats *s) {
                 at[nb++] = i;
             }
             if (nb == COH_BATCH || (i == n - 1 && nb > 0)) {
-                if (rc_coherence_pairs(o->coh, nb, pa, pb, cb)) goto fail_coh;
+                int64_t tok = 0;
+                if (rc_coherence_pairs(o->coh, nb, pa, pb, cb, &tok)) goto fail_coh;
+                pg.tokens += tok;
                 for (int k = 0; k < nb; k++) s->coh[at[k]] = cb[k];
                 nb = 0;
                 pg.done = i + 1;

@@ -220,9 +220,9 @@ static int local_open(local_judge *l, const rc_judge_opts *o) {
 
 // Greedy replies of the judge to n user messages (after the reference's system prompt), up to
 // o->max_tokens new tokens each, fewer when the model's context ends first; reply[i] malloc'd,
-// decoded as the server decodes (special tokens dropped).
+// decoded as the server decodes (special tokens dropped); *tokens += prompt and new tokens.
 static int local_chat(local_judge *l, const rc_judge_opts *o, int n, char *const *user,
-                      char **reply) {
+                      char **reply, int64_t *tokens) {
     int **ids = rc_calloc((size_t)n, sizeof *ids, "judge prompts");
     int *lens = rc_calloc((size_t)n, sizeof(int), "judge prompts");
     rc_gen_output *out = rc_calloc((size_t)n, sizeof *out, "judge replies");
@@ -262,6 +262,7 @@ static int local_chat(local_judge *l, const rc_judge_opts *o, int n, char *const
     gp.sample.temperature = 0;
     gp.sample.top_p = 1;
     if (rc_generate(l->be, n, (const int *const *)ids, lens, &gp, NULL, out)) goto done;
+    for (int i = 0; i < n; i++) *tokens += lens[i] + out[i].n_tokens;
     for (int i = 0; i < n; i++)
         if (!(reply[i] = rc_tokenizer_decode(l->tok, out[i].tokens, out[i].n_tokens, 1))) {
             for (int k = 0; k < i; k++) free(reply[k]), reply[k] = NULL;
@@ -468,7 +469,7 @@ int rc_judge_run(const rc_judge_opts *o) {
                 if (!f) bu[nb] = users[q], at[nb++] = q;
             }
             char *br[nb > 0 ? nb : 1];
-            if (nb > 0 && local_chat(&local, o, nb, bu, br)) goto pair_fail;
+            if (nb > 0 && local_chat(&local, o, nb, bu, br, &pg.tokens)) goto pair_fail;
             for (int q = 0; q < nb; q++) pre[at[q]] = br[q];
         }
         if (prev_reply(prev, n_prev, a->item, user, rec_path, &found)) goto pair_fail;
