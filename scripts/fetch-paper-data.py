@@ -17,7 +17,9 @@ record counts the reference saw. Not run by the tests (it needs the network); st
       with its preferred answers (dataset/dataset_prefer.json, the same order), the ground truth
       its GPT-4 comparison used.
 
-Usage: python3 scripts/fetch-paper-data.py [--out data] [--only hh|shp]
+Usage: python3 scripts/fetch-paper-data.py [--out data] [--only hh|shp|shp-test] [--reference-repo DIR]
+  --reference-repo DIR  read the SHP test files from a local checkout of Lingkai-Kong/RE-Control
+                        (git clone) instead of downloading them; --only shp-test writes only them
 """
 import argparse
 import gzip
@@ -76,7 +78,22 @@ def hh(out):
         write_atomic(os.path.join(out, "hh-rlhf", f"{split}.jsonl.gz"), b"".join(parts))
 
 
-def shp(out):
+def shp_test(out, repo):
+    def read(rel):
+        if repo:
+            with open(os.path.join(repo, rel), "rb") as f:
+                return f.read()
+        return get(f"{GH}/{rel}")
+    tests = [json.loads(l) for l in read("dataset/test_dataset_shp.json").decode("utf-8").splitlines() if l.strip()]
+    prefer = json.loads(read("dataset/dataset_prefer.json").decode("utf-8"))
+    check("shp test prompts", len(tests), SHP_TEST)
+    check("shp test preferred answers", len(prefer), SHP_TEST)
+    lines = [json.dumps({"history": t["history"], "preferred": p["prefer"], "post_id": t.get("post_id")},
+                        ensure_ascii=False) for t, p in zip(tests, prefer)]
+    write_atomic(os.path.join(out, "shp", "test.jsonl"), ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def shp(out, repo):
     buf, n = io.StringIO(), 0
     for dom in SHP_DOMAINS:
         text = get(f"{HF}/stanfordnlp/SHP/resolve/main/{dom}/train.json").decode("utf-8")
@@ -89,24 +106,22 @@ def shp(out):
             n += 1
     check("shp train", n, SHP_TRAIN)
     write_atomic(os.path.join(out, "shp", "train.jsonl"), buf.getvalue().encode("utf-8"))
-    tests = [json.loads(l) for l in get(f"{GH}/dataset/test_dataset_shp.json").decode("utf-8").splitlines() if l.strip()]
-    prefer = json.loads(get(f"{GH}/dataset/dataset_prefer.json").decode("utf-8"))
-    check("shp test prompts", len(tests), SHP_TEST)
-    check("shp test preferred answers", len(prefer), SHP_TEST)
-    lines = [json.dumps({"history": t["history"], "preferred": p["prefer"], "post_id": t.get("post_id")},
-                        ensure_ascii=False) for t, p in zip(tests, prefer)]
-    write_atomic(os.path.join(out, "shp", "test.jsonl"), ("\n".join(lines) + "\n").encode("utf-8"))
+    shp_test(out, repo)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="data")
-    ap.add_argument("--only", choices=["hh", "shp"])
+    ap.add_argument("--only", choices=["hh", "shp", "shp-test"])
+    ap.add_argument("--reference-repo", default=None,
+                    help="local checkout of Lingkai-Kong/RE-Control for the SHP test files")
     a = ap.parse_args()
     if a.only in (None, "hh"):
         hh(a.out)
     if a.only in (None, "shp"):
-        shp(a.out)
+        shp(a.out, a.reference_repo)
+    if a.only == "shp-test":
+        shp_test(a.out, a.reference_repo)
 
 
 if __name__ == "__main__":
