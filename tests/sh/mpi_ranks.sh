@@ -46,8 +46,9 @@ run() { local np=$1; shift; timeout 300 mpirun -np "$np" "$@"; }
 # mpirun can return from an aborted job while the launcher still ends the other ranks: a resume
 # must not start before every rank of the killed run ($1: a string of its command line) is gone.
 wait_gone() {
-    for _ in $(seq 1 200); do pgrep -f -- "$1" >/dev/null || return 0; sleep 0.05; done
-    fail "ranks of a stopped job still running after 10 s: $(pgrep -af -- "$1")"
+    # (60 s: on a loaded machine the launcher's SIGTERM -> SIGKILL sequence alone can take seconds)
+    for _ in $(seq 1 1200); do pgrep -f -- "$1" >/dev/null || return 0; sleep 0.05; done
+    fail "ranks of a stopped job still running after 60 s: $(pgrep -af -- "$1")"
 }
 # Under AddressSanitizer, Open MPI's own allocations made by MPI_Init are still held at exit: do not
 # count them as our leaks in the ranks (a process alone never starts MPI and keeps leak checks).
