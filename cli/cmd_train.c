@@ -2,7 +2,9 @@
 // captured by `extract` and the rewards written by `label` (run-dir schema: train/activations.h).
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <limits.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,16 @@ static void usage(FILE *f) {
             "  --device cpu|cuda    where to train (default cpu); cuda keeps the parameters, Adam state and\n"
             "                       one batch on the GPU and streams the states from the shards through\n"
             "                       pinned buffers, so the dataset may be larger than GPU memory\n"
+            "  --checkpoint PATH    training checkpoint (default: OUT with .ckpt): parameters, Adam state,\n"
+            "                       step, epoch order and position; written atomically by rank 0 at the\n"
+            "                       end of every epoch\n"
+            "  --checkpoint-every N also every N Adam steps (default 0: epoch ends only)\n"
+            "  --no-checkpoint      write no checkpoint\n"
+            "  --resume             go on from the checkpoint when there is one (else start): the final\n"
+            "                       weights equal an uninterrupted run's (bit for bit on the same device\n"
+            "                       and threads); a larger --epochs extends a finished training\n"
+            "  --max-steps N        stop after N Adam steps in all, leaving a checkpoint and no model\n"
+            "                       (for testing --resume)\n"
             "  --quiet              print only the last epoch\n"
             "  -h, --help           this help\n");
 }
@@ -57,7 +69,8 @@ int cmd_train(int argc, char **argv) {
     const char *preset = NULL, *hidden = NULL;
     int threads = 0;
     enum { O_DATA = 256, O_OUT, O_PRESET, O_HIDDEN, O_EPOCHS, O_BS, O_LR, O_SEED, O_VAL, O_REF, O_DTYPE,
-           O_INIT, O_LOG, O_CHUNK, O_THREADS, O_QUIET, O_DEVICE, O_PAD };
+           O_INIT, O_LOG, O_CHUNK, O_THREADS, O_QUIET, O_DEVICE, O_PAD,
+           O_CKPT, O_CKPT_EVERY, O_NO_CKPT, O_RESUME, O_MAX_STEPS };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA},     {"out", required_argument, 0, O_OUT},
         {"preset", required_argument, 0, O_PRESET}, {"hidden", required_argument, 0, O_HIDDEN},
@@ -68,6 +81,9 @@ int cmd_train(int argc, char **argv) {
         {"log", required_argument, 0, O_LOG},       {"chunk-rows", required_argument, 0, O_CHUNK},
         {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
         {"device", required_argument, 0, O_DEVICE}, {"pad-id", required_argument, 0, O_PAD},
+        {"checkpoint", required_argument, 0, O_CKPT}, {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
+        {"no-checkpoint", no_argument, 0, O_NO_CKPT}, {"resume", no_argument, 0, O_RESUME},
+        {"max-steps", required_argument, 0, O_MAX_STEPS},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     optind = 0; // may run in-process after another subcommand (pipeline)
     opterr = 1;
@@ -101,6 +117,11 @@ int cmd_train(int argc, char **argv) {
             else if (!strcmp(optarg, "cuda")) o.device = 1;
             else bad = rc_fail("--device expects cpu or cuda, got '%s'", optarg);
             break;
+        case O_CKPT: o.checkpoint_path = optarg; break;
+        case O_CKPT_EVERY: bad = rc_parse_i32("--checkpoint-every", optarg, 0, INT32_MAX, &o.checkpoint_every); break;
+        case O_NO_CKPT: o.no_checkpoint = 1; break;
+        case O_RESUME: o.resume = 1; break;
+        case O_MAX_STEPS: bad = rc_parse_int("--max-steps", optarg, 1, LONG_MAX, &o.max_steps); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -395,6 +395,7 @@ static int pipeline_stages(const recipe *r_in, const char *recipe_path) {
         to.val_frac = r.val_frac;
         to.pad_id = r.pad_id;
         to.seed = (uint64_t)r.seed;
+        to.resume = 1; // a killed stage 3 goes on from value.ckpt (written every epoch)
         // on the GPU with one process; data-parallel ranks train on their CPUs (train.h)
         to.device = r.device == RC_DEVICE_CUDA && rc_dist_size() == 1;
         stage_title(t3);

@@ -10,6 +10,7 @@
 #include "base/dist.h"
 #include "base/rundir_lock.h"
 #include "engine/backend.h"
+#include "train/checkpoint.h"
 #include "train/train_cuda.h"
 
 int rc_trainer_init(rc_trainer *t, rc_value_mlp *m, rc_bellman_mode mode, double lr, int cap_seq,
@@ -183,16 +184,79 @@ static int write_log(const rc_train_opts *o, const char *path, const rc_value_ml
     return rc;
 }
 
+// The settings that fix the sequence of steps: what data-parallel ranks must agree on (with the
+// data path and the number of epochs) and what a checkpoint must match to be resumed (without
+// them: the run directory may move, and more epochs extend a finished training).
+static void settings_text(const rc_train_opts *o, const rc_acts *a, int with_run, char *txt, size_t cap) {
+    int k = snprintf(txt, cap, "data %s%s%lld sequences, %lld states, d %d%s, hidden", with_run ? o->data_dir : "",
+                     with_run ? " (" : "", (long long)a->n_seq, (long long)a->n_steps, a->d, with_run ? ")" : "");
+    for (int i = 0; i < o->n_hidden && k < (int)cap - 300; i++) k += snprintf(txt + k, cap - (size_t)k, " %d", o->hidden[i]);
+    if (with_run) k += snprintf(txt + k, cap - (size_t)k, ", epochs %d", o->epochs);
+    snprintf(txt + k, cap - (size_t)k, ", batch %d, lr %.17g, seed %llu, val %.17g, loss %d, dtype %d, init %s, pad %d",
+             o->batch_size, o->lr, (unsigned long long)o->seed, o->val_frac, (int)o->mode, (int)o->dtype,
+             o->init_path ? o->init_path : "-", o->pad_id);
+}
+
 // Data parallel: every rank must train the same model on the same data; one message otherwise.
 static int agree_settings(const rc_train_opts *o, const rc_acts *a) {
     char txt[1024];
-    int k = snprintf(txt, sizeof txt, "data %s (%lld sequences, %lld states, d %d), hidden", o->data_dir,
-                     (long long)a->n_seq, (long long)a->n_steps, a->d);
-    for (int i = 0; i < o->n_hidden && k < 900; i++) k += snprintf(txt + k, sizeof txt - (size_t)k, " %d", o->hidden[i]);
-    snprintf(txt + k, sizeof txt - (size_t)k, ", epochs %d, batch %d, lr %.17g, seed %llu, val %.17g, loss %d, dtype %d, init %s, pad %d",
-             o->epochs, o->batch_size, o->lr, (unsigned long long)o->seed, o->val_frac, (int)o->mode, (int)o->dtype,
-             o->init_path ? o->init_path : "-", o->pad_id);
+    settings_text(o, a, 1, txt, sizeof txt);
     return rc_dist_agree("training settings", txt);
+}
+
+// The checkpoint's optimizer state lives in the CPU trainer (t) or on the device (ct, through
+// the host buffers of c). Rank 0 writes; every rank holds the same state.
+static int ckpt_save(const char *path, const char *settings, rc_train_ckpt *c, rc_trainer *t, rc_trainer_cuda *ct) {
+    if (rc_dist_rank() != 0) return 0;
+    if (ct) {
+        if (g_cu->state(ct, c->params, c->m, c->v, &c->step, 0) != 0) return -1;
+    } else {
+        c->params = t->m->params, c->m = t->adam.m, c->v = t->adam.v, c->step = t->adam.step;
+    }
+    return rc_train_ckpt_save(path, settings, ct ? "cuda" : "cpu", c);
+}
+
+static int cmp_i64(const void *x, const void *y) {
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+// Reads the checkpoint into c (its order into c->order, the training ids, in split order before)
+// and the trainer; every rank reads the same file and must find the same position. 0 / -1.
+static int ckpt_resume(const char *path, const char *settings, rc_train_ckpt *c, rc_trainer *t, rc_trainer_cuda *ct,
+                       int max_done) {
+    const size_t bytes = (size_t)(c->n_order ? c->n_order : 1) * sizeof(int64_t);
+    int64_t *split = rc_malloc(bytes, "checkpoint order");
+    int ok = split != NULL;
+    if (ok) memcpy(split, c->order, bytes); // sorted (rc_acts_split)
+    ok = ok && rc_train_ckpt_load(path, settings, c, max_done) == 0;
+    if (ok) { // the same training split, in another order
+        int64_t *sorted = rc_malloc(bytes, "checkpoint order");
+        ok = sorted != NULL;
+        if (ok) {
+            memcpy(sorted, c->order, bytes);
+            qsort(sorted, (size_t)c->n_order, sizeof(int64_t), cmp_i64);
+            for (int64_t i = 0; i < c->n_order && ok; i++) ok = sorted[i] == split[i];
+            if (!ok) rc_fail("%s: the checkpoint's training sequences are not this run's split", path);
+            free(sorted);
+        }
+    }
+    free(split);
+    if (ok && c->in_epoch && c->epoch >= max_done) {
+        rc_fail("%s: checkpoint inside epoch %d, beyond --epochs %d", path, c->epoch + 1, max_done);
+        ok = 0;
+    }
+    if (ok && ct) ok = g_cu->state(ct, c->params, c->m, c->v, &c->step, 1) == 0;
+    if (ok && !ct) {
+        memcpy(t->m->params, c->params, c->n_params * sizeof(float));
+        memcpy(t->adam.m, c->m, c->n_params * sizeof(float));
+        memcpy(t->adam.v, c->v, c->n_params * sizeof(float));
+        t->adam.step = c->step;
+    }
+    if (rc_dist_all_ok(ok, "reading the training checkpoint")) return -1;
+    char pos[1400];
+    snprintf(pos, sizeof pos, "%.1200s at step %ld, epoch %d, position %lld", path, c->step, c->epoch + 1, (long long)c->pos);
+    return rc_dist_agree("training checkpoint", pos);
 }
 
 int rc_train_run(const rc_train_opts *o) {
@@ -208,17 +272,21 @@ int rc_train_run(const rc_train_opts *o) {
     if (o->chunk_rows < 1) return rc_fail("--chunk-rows expects a positive integer, got %d", o->chunk_rows);
     if (o->n_hidden < 0 || o->n_hidden > RC_VALUE_MAX_LAYERS - 1)
         return rc_fail("at most %d hidden layers", RC_VALUE_MAX_LAYERS - 1);
-    char log_path[1200];
+    char log_path[1200], ckpt_path[1200];
+    size_t stem = strlen(o->out_path); // OUT without .safetensors names the log and the checkpoint
+    const char *ext = ".safetensors";
+    if (stem > strlen(ext) && !strcmp(o->out_path + stem - strlen(ext), ext)) stem -= strlen(ext);
     if (o->log_path) snprintf(log_path, sizeof log_path, "%s", o->log_path);
-    else {
-        size_t len = strlen(o->out_path);
-        const char *ext = ".safetensors";
-        size_t el = strlen(ext);
-        if (len > el && !strcmp(o->out_path + len - el, ext)) len -= el;
-        snprintf(log_path, sizeof log_path, "%.*s.train.json", (int)len, o->out_path);
-    }
+    else snprintf(log_path, sizeof log_path, "%.*s.train.json", (int)stem, o->out_path);
+    if (o->checkpoint_path) snprintf(ckpt_path, sizeof ckpt_path, "%s", o->checkpoint_path);
+    else snprintf(ckpt_path, sizeof ckpt_path, "%.*s.ckpt", (int)stem, o->out_path);
+    if (o->checkpoint_every < 0) return rc_fail("--checkpoint-every expects an integer >= 0, got %d", o->checkpoint_every);
+    if (o->max_steps < 0) return rc_fail("--max-steps expects an integer >= 0, got %ld", o->max_steps);
+    const int ckpt = !o->no_checkpoint;
+    if (o->resume && !ckpt) return rc_fail("--resume needs checkpoints (drop --no-checkpoint)");
     // Where the results go is checked before the epochs run, not after them.
-    if (rc_check_output_file("value model", o->out_path) || rc_check_output_file("training log", log_path))
+    if (rc_check_output_file("value model", o->out_path) || rc_check_output_file("training log", log_path) ||
+        (ckpt && rc_check_output_file("training checkpoint", ckpt_path)))
         return -1;
     if (!rc_is_dir(o->data_dir)) {
         if (rc_check_regular_file(o->data_dir, "a run directory") == 0)
@@ -247,6 +315,9 @@ int rc_train_run(const rc_train_opts *o) {
     rc_trainer_cuda *ct = NULL;
     int64_t *tr_ids = NULL, *va_ids = NULL, n_tr = 0, n_va = 0;
     double *hist = NULL;
+    float *ck_buf = NULL;
+    rc_train_ckpt ck;
+    memset(&ck, 0, sizeof ck);
     if (rc_acts_split(a.n_seq, o->val_frac, o->seed, &tr_ids, &n_tr, &va_ids, &n_va) != 0) goto done;
     if (agree_settings(o, &a) != 0) goto done;
     if (o->init_path) {
@@ -288,14 +359,42 @@ int rc_train_run(const rc_train_opts *o) {
             (unsigned long long)o->seed);
 
     uint64_t shuf = o->seed * 0x9e3779b97f4a7c15ull + 1;
+    char ck_settings[1024];
+    settings_text(o, &a, 0, ck_settings, sizeof ck_settings);
+    ck.n_params = m.n_params;
+    ck.n_order = n_tr;
+    ck.order = tr_ids;
+    ck.h_tr = h_tr, ck.h_va = h_va, ck.h_s = h_s;
+    if (ckpt && (ct || o->resume)) { // host copies of the device state / what the file holds
+        ck_buf = rc_malloc(3 * m.n_params * sizeof(float) + 16, "training checkpoint");
+        if (!ck_buf) goto done;
+        ck.params = ck_buf, ck.m = ck_buf + m.n_params, ck.v = ck_buf + 2 * m.n_params;
+    }
+    int e0 = 0, resumed_in = 0; // the epoch to start with; 1: go on inside it
+    long step = 0;
+    int have_ck = ckpt && o->resume && rc_file_exists(ckpt_path);
+    if (o->resume && rc_dist_bcast(&have_ck, sizeof have_ck, 0) != 0) goto done; // rank 0's view
+    if (have_ck) {
+        if (ckpt_resume(ckpt_path, ck_settings, &ck, &t, ct, o->epochs) != 0) goto done; // into tr_ids
+        e0 = ck.epoch, resumed_in = ck.in_epoch, step = ck.step, shuf = ck.shuffle;
+        if (resumed_in) fprintf(out, "train: resumed from %s: step %ld, epoch %d at sequence %lld of %lld\n", ckpt_path, step,
+                                e0 + 1, (long long)ck.pos, (long long)n_tr);
+        else fprintf(out, "train: resumed from %s: step %ld, %d epoch%s done\n", ckpt_path, step, e0, e0 == 1 ? "" : "s");
+    } else if (ckpt && o->resume) {
+        fprintf(out, "train: no checkpoint %s: starting from the beginning\n", ckpt_path);
+    } else if (ckpt && rc_file_exists(ckpt_path)) {
+        fprintf(out, "train: starting over; %s will be replaced (--resume goes on from it)\n", ckpt_path);
+    }
     double t_start = rc_time_s();
     int64_t rows_train = 0;
     for (int64_t i = 0; i < n_tr; i++) rows_train += a.seq_len[tr_ids[i]];
-    for (int e = 0; e < o->epochs; e++) {
+    for (int e = e0; e < o->epochs; e++) {
         double t0 = rc_time_s(), sum = 0, last_print = t0;
         int nb = 0;
-        rc_shuffle_i64(tr_ids, n_tr, &shuf);
-        for (int64_t i = 0; i < n_tr; i += bs) {
+        int64_t i0 = 0;
+        if (e == e0 && resumed_in) sum = ck.loss_sum, nb = ck.nb, i0 = ck.pos; // order already drawn
+        else rc_shuffle_i64(tr_ids, n_tr, &shuf);
+        for (int64_t i = i0; i < n_tr; i += bs) {
             int n = (int)(n_tr - i < bs ? n_tr - i : bs);
             double l;
             int64_t rest = n_tr - i - n;
@@ -305,6 +404,20 @@ int rc_train_run(const rc_train_opts *o) {
             }
             sum += l;
             nb++;
+            step++;
+            const int stop = o->max_steps > 0 && step >= o->max_steps;
+            if (ckpt && (stop || (o->checkpoint_every > 0 && step % o->checkpoint_every == 0 && i + n < n_tr))) {
+                ck.epoch = e, ck.in_epoch = 1, ck.pos = i + n, ck.nb = nb, ck.loss_sum = sum, ck.shuffle = shuf;
+                ck.done = e;
+                if (ckpt_save(ckpt_path, ck_settings, &ck, &t, ct) != 0) goto done;
+            }
+            if (stop) {
+                if (rc_dist_barrier() != 0) goto done;
+                fprintf(out, "train: stopped after %ld steps (--max-steps), epoch %d, batch %d%s%s\n", step, e + 1, nb,
+                        ckpt ? "; go on with --resume from " : "", ckpt ? ckpt_path : "");
+                rc = 0;
+                goto done;
+            }
             double now = rc_time_s();
             if (!o->quiet && now - last_print > 10) {
                 fprintf(out, "  epoch %d: batch %d/%lld, loss %.4f, %.1f s\n", e + 1, nb,
@@ -316,7 +429,7 @@ int rc_train_run(const rc_train_opts *o) {
         if (eval_loss(&t, ct, &a, va_ids, n_va, bs, &h_va[e]) != 0) goto done;
         double now = rc_time_s();
         h_s[e] = now - t0;
-        double per = (now - t_start) / (e + 1);
+        double per = (now - t_start) / (e + 1 - e0);
         char eta[32], el[32];
         fmt_dur(eta, sizeof eta, per * (o->epochs - e - 1));
         fmt_dur(el, sizeof el, now - t_start);
@@ -328,15 +441,22 @@ int rc_train_run(const rc_train_opts *o) {
                     h_s[e] > 0 ? (double)rows_train / h_s[e] : 0.0, el, eta);
         }
         if (write_log(o, log_path, &m, &a, n_tr, n_va, e + 1, h_tr, h_va, h_s) != 0) goto done;
+        if (ckpt) {
+            ck.epoch = e + 1, ck.in_epoch = 0, ck.pos = 0, ck.nb = 0, ck.loss_sum = 0, ck.shuffle = shuf;
+            ck.done = e + 1;
+            if (ckpt_save(ckpt_path, ck_settings, &ck, &t, ct) != 0) goto done;
+        }
     }
     if (ct && g_cu->download(ct, &m) != 0) goto done;
     if (rc_dist_rank() == 0 && rc_value_save(&m, o->out_path) != 0) goto done;
-    if (o->epochs == 0 && write_log(o, log_path, &m, &a, n_tr, n_va, 0, h_tr, h_va, h_s) != 0) goto done;
+    if ((o->epochs == 0 || e0 == o->epochs) && write_log(o, log_path, &m, &a, n_tr, n_va, e0, h_tr, h_va, h_s) != 0)
+        goto done;
     if (rc_dist_barrier() != 0) goto done; // the model is on disk before any rank goes on
     fprintf(out, "train: wrote %s and %s (%.1f s)%s\n", o->out_path, log_path, rc_time_s() - t_start,
             rc_dist_size() > 1 ? " (data parallel)" : "");
     rc = 0;
 done:
+    free(ck_buf);
     free(hist);
     free(tr_ids);
     free(va_ids);

@@ -66,6 +66,15 @@ typedef struct {
                               // EOS included; >= 0: the reference's pad convention with this pad
                               // id (rc_acts_mask_pad: Falcon 11, Llama-3 128001, Vicuna 0)
     FILE *out;                // progress stream (stderr when NULL)
+    // Checkpoints (train/checkpoint.h), written by rank 0 at the end of every epoch and, with
+    // checkpoint_every > 0, every that many Adam steps: checkpoint_path (NULL: <out minus
+    // .safetensors>.ckpt); no_checkpoint: none. resume: go on from the checkpoint when there is one
+    // (the same final weights as an uninterrupted run; with more epochs it extends a finished one).
+    const char *checkpoint_path;
+    int checkpoint_every;     //
+    int no_checkpoint;        //
+    int resume;               //
+    long max_steps;           // > 0: stop after this many Adam steps in all (checkpoint, no model)
 } rc_train_opts;
 
 void rc_train_opts_default(rc_train_opts *o);

@@ -274,7 +274,25 @@ extern "C" int rc_trainer_cuda_download(rc_trainer_cuda *t, rc_value_mlp *m) {
     CK(cudaMemcpy(m->params, t->p, t->n_params * 4, cudaMemcpyDeviceToHost));
     return 0;
 }
+
+extern "C" int rc_trainer_cuda_state(rc_trainer_cuda *t, float *params, float *m, float *v, long *step, int upload) {
+    const size_t bytes = t->n_params * 4;
+    CK(cudaStreamSynchronize(t->s));
+    if (upload) {
+        CK(cudaMemcpy(t->p, params, bytes, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(t->am, m, bytes, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(t->av, v, bytes, cudaMemcpyHostToDevice));
+        t->step = *step;
+    } else {
+        CK(cudaMemcpy(params, t->p, bytes, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(m, t->am, bytes, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(v, t->av, bytes, cudaMemcpyDeviceToHost));
+        *step = t->step;
+    }
+    return 0;
+}
+
 static const rc_trainer_cuda_ops g_ops = {rc_trainer_cuda_init, rc_trainer_cuda_batch, rc_trainer_cuda_download,
-                                          rc_trainer_cuda_free};
+                                          rc_trainer_cuda_free, rc_trainer_cuda_state};
 
 extern "C" const rc_trainer_cuda_ops *rc_trainer_cuda_ops_get(void) { return &g_ops; }

@@ -29,6 +29,9 @@ int rc_trainer_cuda_batch(rc_trainer_cuda *t, const rc_acts *a, int n, const int
                           double *loss, int next_n, const int64_t *next_ids);
 // Copies the device parameters into m->params. 0 / -1.
 int rc_trainer_cuda_download(rc_trainer_cuda *t, rc_value_mlp *m);
+// The optimizer state for a checkpoint (train/checkpoint.h): parameters, Adam moments (n_params
+// each) and step count copied out of the device (upload 0) or into it (upload 1). 0 / -1.
+int rc_trainer_cuda_state(rc_trainer_cuda *t, float *params, float *m, float *v, long *step, int upload);
 void rc_trainer_cuda_free(rc_trainer_cuda *t);
 
 typedef struct {
@@ -38,6 +41,7 @@ typedef struct {
                  int next_n, const int64_t *next_ids);
     int (*download)(rc_trainer_cuda *t, rc_value_mlp *m);
     void (*free)(rc_trainer_cuda *t);
+    int (*state)(rc_trainer_cuda *t, float *params, float *m, float *v, long *step, int upload);
 } rc_trainer_cuda_ops;
 
 // The functions above as a table (defined with them, in the CUDA code).

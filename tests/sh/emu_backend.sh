@@ -8,6 +8,7 @@
 # encoder on the device, recipe eval.coherence_model and `eval --device cuda`) within 1e-5 of the
 # CPU encoder's in the mean of each run, and within 1e-3 relative to 1 - coherence (random tiny
 # BERTs give cosines near 1); fp32 on both sides, sums in another order.
+# A device training stopped and resumed from its checkpoint ends with the uninterrupted run's weights.
 set -euo pipefail
 BD="$1"
 B="$1/recontrol"
@@ -150,4 +151,13 @@ if [ -f "$MINI/model.safetensors" ] && { [ "${RC_BACKEND_REAL:-0}" = 1 ] || [ "$
 else
     echo "emu_backend: all-MiniLM-L6-v2 coherence check not run (absent, or emulated without RC_EMU_MINILM=1)"
 fi
+# value training on the device stopped mid-epoch (--max-steps: parameters, Adam moments and step
+# downloaded into the checkpoint) and resumed (uploaded): the uninterrupted run's weights, bit for bit
+TR=(train --data "$T/cu/train" --hidden 16 --epochs 3 --batch-size 3 --lr 1e-3 --device cuda --quiet)
+"$B" "${TR[@]}" --out "$T/tfull.safetensors" >"$T/log" 2>&1 || { cat "$T/log"; fail "train on cuda"; }
+"$B" "${TR[@]}" --out "$T/tpart.safetensors" --max-steps 2 >"$T/log" 2>&1 || { cat "$T/log"; fail "stopped train on cuda"; }
+"$B" "${TR[@]}" --out "$T/tpart.safetensors" --resume >"$T/log" 2>&1 || { cat "$T/log"; fail "resumed train on cuda"; }
+grep -q "resumed from .*: step 2" "$T/log" || { cat "$T/log"; fail "cuda training did not resume"; }
+cmp -s "$T/tfull.safetensors" "$T/tpart.safetensors" || fail "cuda training resumed: weights differ"
+pass=$((pass + 1))
 echo "emu_backend: $pass passed, 0 failed"

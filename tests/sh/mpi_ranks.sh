@@ -100,9 +100,9 @@ for np in 1 2 3; do
     recipe "r$np" >"$T/r$np.json"
     run "$np" "$B" pipeline "$T/r$np.json" >"$T/r$np.log" 2>&1 || { cat "$T/r$np.log"; fail "pipeline on $np ranks"; }
     n=0
-    # every file but the value network, its log (times) and the lock files (pids): byte for byte, once the run
+    # every file but the value network, its log (times), its checkpoint and the lock files (pids): byte for byte, once the run
     # directory's own path (in the manifests and reports) is set aside
-    for f in $(cd "$T/plain" && find . -type f ! -name '*.train.json' ! -name 'value.safetensors' ! -name .lock | sort); do
+    for f in $(cd "$T/plain" && find . -type f ! -name '*.train.json' ! -name 'value.safetensors' ! -name 'value.ckpt' ! -name .lock | sort); do
         case "$f" in
         *.json | *.md) cmp -s <(sed "s|$T/plain|RUN|g" "$T/plain/$f") <(sed "s|$T/r$np|RUN|g" "$T/r$np/$f") ;;
         *) cmp -s "$T/plain/$f" "$T/r$np/$f" ;;
