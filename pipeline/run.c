@@ -380,7 +380,7 @@ static int pipeline_stages(const recipe *r_in, const char *recipe_path) {
     if (rc_dist_bcast(&kept, sizeof kept, 0)) return -1;
     if (kept) {
         stage_title(t3);
-        say("  kept %s (delete it to retrain)\n", value);
+        say("  kept %s (delete it and value.ckpt to retrain)\n", value);
     } else {
         rc_train_opts to;
         rc_train_opts_default(&to);
