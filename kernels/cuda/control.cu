@@ -112,6 +112,20 @@ __device__ __forceinline__ void ctl_unpack_rows(const rc_vec8<T> (&w)[R][VC], in
     for (int r = 0; r < R; r++) rc_unpack8(w[r][v], wf[r]);
 }
 
+// Calls f(v, k, wf) for each of this thread's column chunks v of the R rows held in registers: k,
+// the chunk's first column (those at or past K are skipped); wf, the rows' 8 values there as floats.
+template <typename T, int VC, int R, typename F>
+__device__ __forceinline__ void ctl_for_cols(const rc_vec8<T> (&w)[R][VC], int K, int tid, F &&f) {
+#pragma unroll
+    for (int v = 0; v < VC; v++) {
+        const int k = 8 * (tid + CTL_BT * v);
+        if (k >= K) continue;
+        float wf[R][8];
+        ctl_unpack_rows<T, VC, R>(w, v, wf);
+        f(v, k, wf);
+    }
+}
+
 // Warp sum of NV (a power of two <= 32) values at once: each butterfly level sends half of the
 // values still held to the partner lane and keeps the other half, so NV values cost NV - 1 +
 // (5 - log2 NV) shuffles instead of 5 NV. Every lane returns the full sum of value *idx; the lanes
@@ -193,12 +207,7 @@ __device__ void ctl_row_pass(int mode, const T *W, int M, int K, const float *bi
             for (int i = 0; i < NR; i++)
 #pragma unroll
                 for (int r = 0; r < R; r++) s[i][r] = 0.f;
-#pragma unroll
-            for (int v = 0; v < VC; v++) {
-                const int k = 8 * (tid + CTL_BT * v);
-                if (k >= K) continue;
-                float wf[R][8];
-                ctl_unpack_rows<T, VC, R>(w, v, wf);
+            ctl_for_cols<T, VC, R>(w, K, tid, [&](int, int k, const float (&wf)[R][8]) { // dot products
 #pragma unroll
                 for (int i = 0; i < NR; i++) {
                     if (i >= nr) continue;
@@ -209,7 +218,7 @@ __device__ void ctl_row_pass(int mode, const T *W, int M, int K, const float *bi
 #pragma unroll
                         for (int e = 0; e < 8; e++) s[i][r] += xf[e] * wf[r][e];
                 }
-            }
+            });
             {
                 int idx;
                 const float t = ctl_warp_reduce_scatter<NR * R>(&s[0][0], lane, &idx);
@@ -238,12 +247,7 @@ __device__ void ctl_row_pass(int mode, const T *W, int M, int K, const float *bi
         }
         __syncthreads();
         if (mode == PASS_FWD) continue;
-#pragma unroll
-        for (int v = 0; v < VC; v++) {
-            const int k = 8 * (tid + CTL_BT * v);
-            if (k >= K) continue;
-            float wf[R][8];
-            ctl_unpack_rows<T, VC, R>(w, v, wf);
+        ctl_for_cols<T, VC, R>(w, K, tid, [&](int v, int, const float (&wf)[R][8]) { // coefficient x row
 #pragma unroll
             for (int i = 0; i < NR; i++) {
                 if (i >= nr) continue;
@@ -254,7 +258,7 @@ __device__ void ctl_row_pass(int mode, const T *W, int M, int K, const float *bi
                     for (int e = 0; e < 8; e++) acc[i][v * 8 + e] += cf * wf[r][e];
                 }
             }
-        }
+        });
     }
     if (mode == PASS_FWD) return;
 #pragma unroll

@@ -1085,66 +1085,6 @@ static double rel_l2(const float *a, const float *ref, size_t n) {
     return sqrt(num / (den > 0 ? den : 1));
 }
 
-// The control step against the CPU twin (engine/control.h, fp32): the displacement x_n - x_0 after
-// n steps, relative L2. f32 weights: 1e-4 (summation order only). f16 / bf16: 2e-2 / 8e-2 (weights
-// and every product input rounded, and a ReLU unit whose pre-activation sits within the rounding
-// error of 0 may flip its mask).
-static void test_control_kernel(void) {
-    static const int cfgs[][4] = {{2, 256, 512, 0}, {3, 256, 384, 192}};
-    static const int ns[3] = {1, 5, 16};
-    for (int c = 0; c < 2; c++)
-        for (int k = 0; k < 3; k++)
-            for (int t = 0; t < 3; t++) {
-                int L = cfgs[c][0], d = cfgs[c][1], n = ns[t], steps = 10;
-                float alpha = 0.5f;
-                rc_cuda_dtype dt = DTS[k];
-                char nm[200];
-                snprintf(nm, sizeof nm, "control %d layers [%s d %d hidden %d%s%.0d, n %d, %d steps, alpha %.1f]",
-                         L, dtn(dt), d, cfgs[c][2], L == 3 ? "," : "", L == 3 ? cfgs[c][3] : 0, n, steps, (double)alpha);
-                rc_value_mlp m;
-                rc_control ctl;
-                rc_cuda_value v;
-                memset(&m, 0, sizeof m);
-                memset(&ctl, 0, sizeof ctl);
-                memset(&v, 0, sizeof v);
-                int hidden[2] = {cfgs[c][2], cfgs[c][3]};
-                float *x0 = malloc((size_t)n * d * 4), *xc = malloc((size_t)n * d * 4),
-                      *xg = malloc((size_t)n * d * 4), *dc = malloc((size_t)n * d * 4),
-                      *dg = malloc((size_t)n * d * 4);
-                float *dx = NULL;
-                REQ(nm, rc_value_alloc(&m, d, L - 1, hidden) == 0);
-                rc_value_init(&m, 42 + c);
-                fill(x0, (size_t)n * d, -2, 2);
-                memcpy(xc, x0, (size_t)n * d * 4);
-                REQ(nm, rc_control_init(&ctl, &m, alpha, steps, n) == 0);
-                REQ(nm, rc_control_apply(&ctl, n, xc) == 0);
-                {
-                    const float *w[3] = {m.w[0], m.w[1], m.w[2]}, *b[3] = {m.b[0], m.b[1], m.b[2]};
-                    REQ(nm, rc_cuda_value_init(&v, L, m.dims, w, b, dt, 16) == 0);
-                }
-                REQ(nm, (dx = dev_from(RC_CUDA_F32, x0, (size_t)n * d)));
-                REQ(nm, rc_cuda_control_apply(&v, dx, n, alpha, steps, 0) == 0);
-                REQ(nm, dev_to(xg, RC_CUDA_F32, dx, (size_t)n * d) == 0);
-                for (size_t i = 0; i < (size_t)n * d; i++) {
-                    dc[i] = xc[i] - x0[i];
-                    dg[i] = xg[i] - x0[i];
-                }
-                {
-                    double e = rel_l2(dg, dc, (size_t)n * d), nd = 0;
-                    for (size_t i = 0; i < (size_t)n * d; i++) nd += (double)dc[i] * dc[i];
-                    double tol = dt == RC_CUDA_F32 ? 1e-4 : dt == RC_CUDA_F16 ? 2e-2 : 8e-2;
-                    result(e <= tol && nd > 0, nm, "displacement rel L2 %.3g (tol %.0e), |displacement| %.3g",
-                           e, tol, sqrt(nd));
-                }
-            done:
-                cudaFree(dx);
-                rc_cuda_value_free(&v);
-                rc_control_free(&ctl);
-                rc_value_free(&m);
-                free(x0); free(xc); free(xg); free(dc); free(dg);
-            }
-}
-
 // ---- the control step, one step at a time, against a float64 reference --------------------------
 // Each step starts from the device's own x (read back), so the reference sees the same input.
 // The reference applies the device's roundings (weights and every product input in the weight
@@ -1247,6 +1187,127 @@ static int ctl_ref_step(const ctl_ref_net *nt, float alpha, const float *x, doub
     }
     free(xt); free(g1); free(dg1); free(pre1); free(e1);
     return flagged;
+}
+
+
+// The control step against the CPU twin (engine/control.h): n rows, 10 steps of alpha 0.5, on
+// the 2- and 3-layer nets, f32 / f16 / bf16 weights. The device's 10 steps in one launch (the
+// engine's call) must equal the same 10 steps as single launches bit for bit; each single step,
+// from the device's own x, must lie within the float64 reference's per-element worst-case bound
+// (ctl_ref_step: the device's roundings, boundary units counted), and with f32 weights so must
+// the CPU twin's step from the same x (the twin computes in fp32 with the same weights). No
+// end-to-end tolerance: a ReLU unit whose pre-activation lies within rounding error of 0 may take
+// either side on either machine, and after such a flip the trajectories legitimately part (seen
+// in issue 12: 3 layers, n 5, row 3, step 5, a layer-1 unit at 4e-4 of its bound: 5.4e-4
+// end-to-end). The end-to-end gap to the twin's own 10 steps is reported, with the rows that flip.
+static void test_control_kernel(void) {
+    static const int cfgs[][4] = {{2, 256, 512, 0}, {3, 256, 384, 192}};
+    static const int ns[3] = {1, 5, 16};
+    for (int c = 0; c < 2; c++)
+        for (int k = 0; k < 3; k++)
+            for (int t = 0; t < 3; t++) {
+                int L = cfgs[c][0], d = cfgs[c][1], n = ns[t], steps = 10;
+                float alpha = 0.5f;
+                rc_cuda_dtype dt = DTS[k];
+                char nm[200];
+                snprintf(nm, sizeof nm, "control %d layers [%s d %d hidden %d%s%.0d, n %d, %d steps, alpha %.1f]",
+                         L, dtn(dt), d, cfgs[c][2], L == 3 ? "," : "", L == 3 ? cfgs[c][3] : 0, n, steps, (double)alpha);
+                rc_value_mlp m;
+                rc_control ctl, one;
+                rc_cuda_value v;
+                memset(&m, 0, sizeof m);
+                memset(&ctl, 0, sizeof ctl);
+                memset(&one, 0, sizeof one);
+                memset(&v, 0, sizeof v);
+                int hidden[2] = {cfgs[c][2], cfgs[c][3]};
+                const size_t nx = (size_t)n * d;
+                float *x0 = malloc(nx * 4), *xc = malloc(nx * 4), *xg = malloc(nx * 4), *xs = malloc(nx * 4),
+                      *xn = malloc(nx * 4), *xt = malloc(nx * 4);
+                float *wr[3] = {NULL, NULL, NULL};
+                double *xr = malloc(sizeof(double) * d), *tol = malloc(sizeof(double) * d);
+                float *dx = NULL, *dy = NULL;
+                REQ(nm, rc_value_alloc(&m, d, L - 1, hidden) == 0);
+                rc_value_init(&m, 42 + c);
+                fill(x0, nx, -2, 2);
+                memcpy(xc, x0, nx * 4);
+                REQ(nm, rc_control_init(&ctl, &m, alpha, steps, n) == 0 && rc_control_init(&one, &m, alpha, 1, n) == 0);
+                REQ(nm, rc_control_apply(&ctl, n, xc) == 0);
+                {
+                    const float *w[3] = {m.w[0], m.w[1], m.w[2]}, *b[3] = {m.b[0], m.b[1], m.b[2]};
+                    REQ(nm, rc_cuda_value_init(&v, L, m.dims, w, b, dt, 16) == 0);
+                }
+                ctl_ref_net net = {L, d, m.dims[1], L == 3 ? m.dims[2] : 1, {NULL, NULL, NULL}, {m.b[0], m.b[1], m.b[2]}, dt};
+                for (int l = 0; l < L; l++) {
+                    size_t nw = (size_t)m.dims[l + 1] * m.dims[l];
+                    wr[l] = malloc(nw * 4);
+                    memcpy(wr[l], m.w[l], nw * 4);
+                    round_all(dt, wr[l], nw);
+                    net.w[l] = wr[l];
+                }
+                const int grid = v.fused ? v.fused_grid[n > 1] : 0;
+                REQ(nm, (dx = dev_from(RC_CUDA_F32, x0, nx)) && (dy = dev_from(RC_CUDA_F32, x0, nx)));
+                REQ(nm, rc_cuda_control_apply(&v, dx, n, alpha, steps, 0) == 0); // the engine's call
+                REQ(nm, dev_to(xg, RC_CUDA_F32, dx, nx) == 0);
+                int bad = 0, flagged = 0;
+                double worst_g = 0, worst_c = 0;
+                memcpy(xs, x0, nx * 4);
+                for (int s = 0; s < steps && !bad; s++) {
+                    REQ(nm, rc_cuda_control_apply(&v, dy, n, alpha, 1, 0) == 0);
+                    REQ(nm, dev_to(xn, RC_CUDA_F32, dy, nx) == 0);
+                    memcpy(xt, xs, nx * 4);
+                    REQ(nm, rc_control_apply(&one, n, xt) == 0); // the twin's step from the device's x
+                    for (int i = 0; i < n && !bad; i++) {
+                        flagged += ctl_ref_step(&net, alpha, xs + (size_t)i * d, xr, tol, grid);
+                        for (int e = 0; e < d; e++) {
+                            const size_t q = (size_t)i * d + e;
+                            double eg = fabs((double)xn[q] - xr[e]), ec = fabs((double)xt[q] - xr[e]);
+                            if (!(eg <= tol[e]) || (dt == RC_CUDA_F32 && !(ec <= tol[e]))) {
+                                result(0, nm, "step %d row %d elem %d: device %.9g, CPU twin %.9g, float64 %.9g, bound %.3g",
+                                       s, i, e, (double)xn[q], (double)xt[q], xr[e], tol[e]);
+                                bad = 1;
+                                break;
+                            }
+                            if (tol[e] > 0) {
+                                worst_g = fmax(worst_g, eg / tol[e]);
+                                worst_c = fmax(worst_c, ec / tol[e]);
+                            }
+                        }
+                    }
+                    memcpy(xs, xn, nx * 4);
+                }
+                if (!bad) {
+                    int same = !memcmp(xg, xs, nx * 4);
+                    // end to end against the twin's own 10 steps, for the record
+                    double e2e = 0, nd = 0;
+                    int far_rows = 0;
+                    for (int i = 0; i < n; i++) {
+                        double num = 0, den = 0;
+                        for (int e = 0; e < d; e++) {
+                            size_t q = (size_t)i * d + e;
+                            double dc = (double)xc[q] - x0[q], dg = (double)xg[q] - x0[q];
+                            num += (dg - dc) * (dg - dc);
+                            den += dc * dc;
+                        }
+                        e2e += num;
+                        nd += den;
+                        far_rows += num > 1e-8 * den; // rel L2 above 1e-4
+                    }
+                    result(same && nd > 0, nm,
+                           "one launch %s 10 single launches; per step max err / bound: device %.3g, CPU twin %s%.3g; "
+                           "%d boundary units; end to end vs the twin: rel L2 %.3g, %d row%s above 1e-4, |displacement| %.3g",
+                           same ? "==" : "DIFFERS from", worst_g, dt == RC_CUDA_F32 ? "" : "(unrounded, not bounded) ",
+                           worst_c, flagged, sqrt(e2e / (nd > 0 ? nd : 1)), far_rows, far_rows == 1 ? "" : "s", sqrt(nd));
+                }
+            done:
+                cudaFree(dx);
+                cudaFree(dy);
+                rc_cuda_value_free(&v);
+                rc_control_free(&ctl);
+                rc_control_free(&one);
+                rc_value_free(&m);
+                for (int l = 0; l < 3; l++) free(wr[l]);
+                free(x0); free(xc); free(xg); free(xs); free(xn); free(xt); free(xr); free(tol);
+            }
 }
 
 // 5 single steps of each path against the reference; then the fused kernel's determinism: 5 steps
