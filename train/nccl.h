@@ -17,6 +17,11 @@ int rc_nccl_open(rc_nccl **c);
 // dev (n floats on this rank's GPU) becomes the sum over ranks, on `stream` (a cudaStream_t;
 // NULL: the default stream), and is complete when this returns. 0 / -1.
 int rc_nccl_sum_f32(rc_nccl *c, float *dev, size_t n, void *stream);
+// The same sum added in rank order, ((x_0 + x_1) + x_2) + ..., as rc_dist_sum_f32 adds CPU
+// ranks' vectors: every rank's vector is gathered (ncclAllGather into a scratch of world * n
+// floats kept in c) and summed element by element in that order, so the bits depend only on the
+// ranks' inputs, not on NCCL's ring or tree. 0 / -1.
+int rc_nccl_sum_f32_ordered(rc_nccl *c, float *dev, size_t n, void *stream);
 void rc_nccl_close(rc_nccl *c);
 
 #ifdef __cplusplus

@@ -332,12 +332,7 @@ int rc_train_run(const rc_train_opts *o) {
     }
     m.dtype = o->dtype;
     int bs = o->batch_size;
-    if (o->device == 1) {
-        if (rc_dist_size() > 1) {
-            rc_fail("--device cuda trains on one GPU; data-parallel ranks (%d here) train on the CPU for now",
-                    rc_dist_size());
-            goto done;
-        }
+    if (o->device == 1) { // data parallel over GPUs: each rank on its local GPU, gradients over NCCL
         if (!(g_cu = rc_trainer_cuda_find()) ||
             g_cu->init(&ct, &m, o->mode, o->lr, bs, (int64_t)bs * a.max_len, o->chunk_rows) != 0)
             goto done;

@@ -12,8 +12,12 @@
 #include <string.h>
 
 #include "base/common.h"
+#include "base/dist.h"
 #include "kernels/cuda/convert.h"
 #include "kernels/cuda/value_train.h"
+#ifdef RC_HAVE_NCCL
+#include "train/nccl.h"
+#endif
 
 struct rc_trainer_cuda {
     int L, dims[RC_VALUE_MAX_LAYERS + 1], bf16, reference, chunk_rows, cap_seq;
@@ -38,6 +42,11 @@ struct rc_trainer_cuda {
     double *hloss;
     int pend, pend_slot, pend_n; // a prefetched batch
     const int64_t *pend_ids;
+    int rank, world;             // data parallel (world > 1): this rank's part of every batch,
+    float *hgrad;                // gradients summed in rank order over NCCL (else through this
+#ifdef RC_HAVE_NCCL              // host copy over MPI), losses over MPI
+    rc_nccl *nccl;
+#endif
 };
 
 #define CK(call)                                                                                  \
@@ -70,6 +79,10 @@ extern "C" void rc_trainer_cuda_free(rc_trainer_cuda *t) {
     rc_cuda_blas_free(&t->bl);
     if (t->s) cudaStreamDestroy(t->s);
     if (t->cs) cudaStreamDestroy(t->cs);
+#ifdef RC_HAVE_NCCL
+    rc_nccl_close(t->nccl);
+#endif
+    free(t->hgrad);
     free(t);
 }
 
@@ -132,7 +145,25 @@ extern "C" int rc_trainer_cuda_init(rc_trainer_cuda **out, const rc_value_mlp *m
     t->beta1 = 0.9;
     t->beta2 = 0.999;
     t->eps = 1e-8;
-    if (init_buffers(t, m)) {
+    t->rank = rc_dist_rank();
+    t->world = rc_dist_size();
+    int bad = 0;
+    if (t->world > 1) { // before any allocation: the communicator selects the local rank's GPU
+#ifdef RC_HAVE_NCCL
+        bad = rc_nccl_open(&t->nccl);
+#else
+        const rc_dist_info *di = rc_dist();
+        int n_dev = 0;
+        if (cudaGetDeviceCount(&n_dev) != cudaSuccess || di->local_rank >= n_dev)
+            bad = rc_fail("rank %d is local rank %d but this node shows %d GPU%s: start one rank per GPU", di->rank,
+                          di->local_rank, n_dev, n_dev == 1 ? "" : "s");
+        else if (cudaSetDevice(di->local_rank) != cudaSuccess)
+            bad = rc_fail("rank %d: cudaSetDevice(%d) failed", di->rank, di->local_rank);
+        else if (!(t->hgrad = (float *)rc_malloc(t->n_params * sizeof(float), "gradient host copy")))
+            bad = -1;
+#endif
+    }
+    if (bad || init_buffers(t, m)) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", rc_last_error());
         rc_trainer_cuda_free(t);
@@ -208,8 +239,60 @@ static int backward(rc_trainer_cuda *t, int m, const float *x, const float *dv) 
     return 0;
 }
 
-extern "C" int rc_trainer_cuda_batch(rc_trainer_cuda *t, const rc_acts *a, int n, const int64_t *ids,
-                                     int update, double *loss, int next_n, const int64_t *next_ids) {
+// Data parallel: the sums over ranks of the gradient (device, rank order) and of the loss. 0 / -1.
+static int dist_sum(rc_trainer_cuda *t, int grad, double *l) {
+    if (t->world <= 1) return 0;
+#ifdef RC_HAVE_NCCL
+    if (grad && rc_nccl_sum_f32_ordered(t->nccl, t->g, t->n_params, t->s)) return -1;
+#else // built without NCCL: through the host (a device-host round trip per step; same bits)
+    if (grad) {
+        CK(cudaMemcpyAsync(t->hgrad, t->g, t->n_params * 4, cudaMemcpyDeviceToHost, t->s));
+        CK(cudaStreamSynchronize(t->s));
+        if (rc_dist_sum_f32(t->hgrad, t->n_params)) return -1;
+        CK(cudaMemcpyAsync(t->g, t->hgrad, t->n_params * 4, cudaMemcpyHostToDevice, t->s));
+    }
+#endif
+    return rc_dist_sum_f64(l, 1);
+}
+
+// This rank's part [lo, hi) of a batch of n sequences (all of it in a world of 1).
+static void rank_part(const rc_trainer_cuda *t, int n, int *lo, int *hi) {
+    *lo = (int)((int64_t)n * t->rank / t->world);
+    *hi = (int)((int64_t)n * (t->rank + 1) / t->world);
+}
+
+// A rank whose part of the batch is empty: no rows, zero gradient and loss, same collectives.
+static int batch_empty(rc_trainer_cuda *t, int update, double *loss) {
+    double l = 0;
+    if (update) {
+        CK(cudaMemsetAsync(t->g, 0, t->n_params * 4, t->s));
+        if (dist_sum(t, 1, &l)) return -1;
+        t->step++;
+        double bc1 = 1.0 - pow(t->beta1, (double)t->step), bc2 = 1.0 - pow(t->beta2, (double)t->step);
+        if (rc_cuda_vt_adam(t->p, t->g, t->am, t->av, t->n_params, (float)(1.0 - t->beta1), (float)t->beta2,
+                            (float)(1.0 - t->beta2), (float)t->eps, (float)(t->lr / bc1), (float)sqrt(bc2), t->s))
+            return -1;
+        CK(cudaStreamSynchronize(t->s));
+    } else if (dist_sum(t, 0, &l)) {
+        return -1;
+    }
+    if (loss) *loss = l;
+    return 0;
+}
+
+extern "C" int rc_trainer_cuda_batch(rc_trainer_cuda *t, const rc_acts *a, int n_batch, const int64_t *ids_batch,
+                                     int update, double *loss, int next_n_batch, const int64_t *next_ids_batch) {
+    int lo, hi, nlo = 0, nhi = 0;
+    rank_part(t, n_batch, &lo, &hi);
+    const int n = hi - lo, n_norm = n_batch;
+    const int64_t *ids = ids_batch + lo, *next_ids = NULL;
+    int next_n = 0;
+    if (next_ids_batch && next_n_batch > 0) {
+        rank_part(t, next_n_batch, &nlo, &nhi);
+        next_ids = next_ids_batch + nlo;
+        next_n = nhi - nlo;
+    }
+    if (n <= 0) return batch_empty(t, update, loss);
     int slot;
     if (t->pend && t->pend_ids == ids && t->pend_n == n) {
         slot = t->pend_slot;
@@ -237,8 +320,8 @@ extern "C" int rc_trainer_cuda_batch(rc_trainer_cuda *t, const rc_acts *a, int n
         if (forward(t, m, x + (size_t)r0 * d)) return -1;
         CK(cudaMemcpyAsync(t->v + r0, t->act[L], (size_t)m * 4, cudaMemcpyDeviceToDevice, t->s));
     }
-    if (rc_cuda_vt_bellman(t->reference, n, t->off[slot], t->v, t->r[slot], update ? t->dv : NULL, t->seq, t->loss,
-                           t->s))
+    if (rc_cuda_vt_bellman(t->reference, n, n_norm, t->off[slot], t->v, t->r[slot], update ? t->dv : NULL, t->seq,
+                           t->loss, t->s))
         return -1;
     CK(cudaMemcpyAsync(t->hloss, t->loss, 8, cudaMemcpyDeviceToHost, t->s));
     if (update) {
@@ -247,6 +330,12 @@ extern "C" int rc_trainer_cuda_batch(rc_trainer_cuda *t, const rc_acts *a, int n
             int m = (int)(rows - r0 < cr ? rows - r0 : cr);
             if (!single && forward(t, m, x + (size_t)r0 * d)) return -1;
             if (backward(t, m, x + (size_t)r0 * d, t->dv + r0)) return -1;
+        }
+        if (t->world > 1) { // the whole batch's gradient and loss on every rank, then one Adam step
+            CK(cudaStreamSynchronize(t->s));
+            double lp = *t->hloss;
+            if (dist_sum(t, 1, &lp)) return -1;
+            *t->hloss = lp;
         }
         t->step++;
         double bc1 = 1.0 - pow(t->beta1, (double)t->step), bc2 = 1.0 - pow(t->beta2, (double)t->step);
@@ -263,6 +352,7 @@ extern "C" int rc_trainer_cuda_batch(rc_trainer_cuda *t, const rc_acts *a, int n
     }
     CK(cudaStreamSynchronize(t->s));
     double l = *t->hloss;
+    if (!update && dist_sum(t, 0, &l)) return -1;
     if (!isfinite(l)) return rc_fail("the Bellman loss is not finite (%g): lower the learning rate", l);
     if (loss) *loss = l;
     return 0;

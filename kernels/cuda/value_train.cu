@@ -43,11 +43,11 @@ __global__ void vt_bias_grad_kernel(const float *dy, float *gb, int n, int out, 
 }
 
 // One sequence per thread, the operations of rc_bellman_loss in the same order.
-__global__ void vt_bellman_kernel(int reference, int n_seq, const int64_t *off, const float *v,
+__global__ void vt_bellman_kernel(int reference, int n_seq, int n_norm, const int64_t *off, const float *v,
                                   const float *r, float *dv, double *seq) {
     int s = blockIdx.x * blockDim.x + threadIdx.x;
     if (s >= n_seq) return;
-    const double inv_b = 1.0 / n_seq;
+    const double inv_b = 1.0 / n_norm;
     const int64_t a = off[s], e = off[s + 1];
     if (dv)
         for (int64_t t = a; t < e; t++) dv[t] = 0.f;
@@ -68,11 +68,11 @@ __global__ void vt_bellman_kernel(int reference, int n_seq, const int64_t *off, 
 }
 
 // The mean over sequences, summed in sequence order (as the CPU does).
-__global__ void vt_loss_kernel(int n_seq, const double *seq, double *loss) {
+__global__ void vt_loss_kernel(int n_seq, int n_norm, const double *seq, double *loss) {
     if (threadIdx.x || blockIdx.x) return;
     double total = 0;
     for (int s = 0; s < n_seq; s++) total += seq[s];
-    loss[0] = total * (1.0 / n_seq);
+    loss[0] = total * (1.0 / n_norm);
 }
 
 __global__ void vt_adam_kernel(float *p, const float *g, float *m, float *v, size_t n, float w1, float b2,
@@ -157,12 +157,12 @@ extern "C" int rc_cuda_vt_round(float *y, const float *x, size_t n, int bf16, cu
     return 0;
 }
 
-extern "C" int rc_cuda_vt_bellman(int reference, int n_seq, const int64_t *off, const float *v, const float *r,
-                                  float *dv, double *seq, double *loss, cudaStream_t s) {
-    RC_CUDA_REQUIRE(n_seq > 0, "rc_cuda_vt_bellman: %d sequences", n_seq);
-    vt_bellman_kernel<<<rc_cdiv(n_seq, 128), 128, 0, s>>>(reference, n_seq, off, v, r, dv, seq);
+extern "C" int rc_cuda_vt_bellman(int reference, int n_seq, int n_norm, const int64_t *off, const float *v,
+                                  const float *r, float *dv, double *seq, double *loss, cudaStream_t s) {
+    RC_CUDA_REQUIRE(n_seq > 0 && n_norm >= n_seq, "rc_cuda_vt_bellman: %d sequences of %d", n_seq, n_norm);
+    vt_bellman_kernel<<<rc_cdiv(n_seq, 128), 128, 0, s>>>(reference, n_seq, n_norm, off, v, r, dv, seq);
     CUDA_CHECK_LAUNCH();
-    vt_loss_kernel<<<1, 32, 0, s>>>(n_seq, seq, loss);
+    vt_loss_kernel<<<1, 32, 0, s>>>(n_seq, n_norm, seq, loss);
     CUDA_CHECK_LAUNCH();
     return 0;
 }

@@ -32,9 +32,10 @@ int rc_cuda_vt_linear_bwd_input(rc_cuda_blas *bl, int n, int in, int out, const 
 int rc_cuda_vt_round(float *y, const float *x, size_t n, int bf16, cudaStream_t s);
 
 // The Bellman loss of train/bellman.h on the device: v (rows), off (n_seq + 1) int64, r (n_seq);
-// writes dv (rows) (when dv != NULL), the per-sequence sums seq (n_seq) and loss[0] = the mean,
-// in float64. reference = 1: the reference code's semantics.
-int rc_cuda_vt_bellman(int reference, int n_seq, const int64_t *off, const float *v, const float *r,
+// writes dv (rows) (when dv != NULL), the per-sequence sums seq (n_seq) and loss[0] = their sum
+// / n_norm, in float64 (n_norm = n_seq: the mean; a data-parallel rank's part of a batch of n_norm
+// sequences, as rc_bellman_loss_part). reference = 1: the reference code's semantics.
+int rc_cuda_vt_bellman(int reference, int n_seq, int n_norm, const int64_t *off, const float *v, const float *r,
                        float *dv, double *seq, double *loss, cudaStream_t s);
 
 // One torch.optim.Adam step on n parameters (train/adam.c's formula); w1 = 1 - beta1, b2 = beta2,

@@ -11,8 +11,9 @@
 //             the grid runs at once as fibers, so cooperative_groups::this_grid().sync() works; the
 //             grid must fit cudaOccupancyMaxActiveBlocksPerMultiprocessor x SMs (else
 //             cudaErrorCooperativeLaunchTooLarge); grid.sync() in a <<<>>> launch is an error.
-//  device     cudaGetDeviceCount, cudaGetDeviceProperties, cudaDeviceGetAttribute (SM count from
-//             RC_EMU_SMS, default 4; cooperative launch 1; H200 limits otherwise), cudaMemGetInfo,
+//  device     cudaGetDeviceCount and cudaSetDevice (RC_EMU_DEVICES identical devices, default 1),
+//             cudaGetDeviceProperties, cudaDeviceGetAttribute (SM count from RC_EMU_SMS, default 4;
+//             cooperative launch 1; H200 limits otherwise), cudaMemGetInfo,
 //             cudaOccupancyMaxActiveBlocksPerMultiprocessor (H200 per-SM limits, 64 registers a
 //             thread assumed; RC_EMU_MAX_BLOCKS_PER_SM overrides), cudaFuncSetAttribute (smem),
 //             the persisting-L2 calls (cudaDeviceSetLimit, cudaStreamSetAttribute with an access

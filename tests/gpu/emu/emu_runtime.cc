@@ -868,9 +868,22 @@ cudaError_t cudaGetLastError(void) {
     return e;
 }
 cudaError_t cudaPeekAtLastError(void) { return g_last; }
-cudaError_t cudaGetDeviceCount(int *n) { *n = getenv("RC_EMU_NO_DEVICE") ? 0 : 1; return cudaSuccess; }
-cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
-cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : (g_last = cudaErrorInvalidValue); }
+// RC_EMU_DEVICES=N: N devices (default 1; each process of a multi-rank job picks one by its local
+// rank), all the same emulated device; RC_EMU_NO_DEVICE: none.
+static int n_devices(void) {
+    if (getenv("RC_EMU_NO_DEVICE")) return 0;
+    const char *e = getenv("RC_EMU_DEVICES");
+    int n = e ? atoi(e) : 1;
+    return n >= 1 && n <= 64 ? n : 1;
+}
+static int g_device = 0;
+cudaError_t cudaGetDeviceCount(int *n) { *n = n_devices(); return cudaSuccess; }
+cudaError_t cudaGetDevice(int *d) { *d = g_device; return cudaSuccess; }
+cudaError_t cudaSetDevice(int d) {
+    if (d < 0 || d >= n_devices()) return g_last = cudaErrorInvalidValue;
+    g_device = d;
+    return cudaSuccess;
+}
 cudaError_t cudaDriverGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 cudaError_t cudaRuntimeGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int) {
