@@ -62,6 +62,11 @@ static void serve_usage(FILE *f) {
             "  --device D              cpu (default) or cuda\n"
             "  --dtype T               cuda weight type: f16 (default), bf16 or f32\n"
             "  --threads N             CPU threads (default: all)\n"
+            "  --no-prompt-cache       prefill every prompt in full (default: a request goes to\n"
+            "                          the free KV slot already holding the longest prefix of\n"
+            "                          its prompt, e.g. the system prompt or the earlier turns\n"
+            "                          of a conversation, and only the rest is prefilled;\n"
+            "                          usage.prompt_tokens_details.cached_tokens says how many)\n"
             "  --quiet                 no log line per request\n"
             "  -h, --help              this text\n",
             MAX_VALUES);
@@ -84,7 +89,7 @@ int cmd_serve(int argc, char **argv) {
     enum {
         O_NAME = 256, O_HOST, O_PORT, O_KEY, O_VALUE, O_ALPHA, O_STEPS, O_MAXSTEPS, O_FMT, O_PAR,
         O_CTX, O_BT, O_MAXTOK, O_MAXPROMPT, O_BODY, O_QUEUE, O_TIMEOUT, O_IDLE, O_DEVICE, O_DTYPE,
-        O_THREADS, O_QUIET
+        O_THREADS, O_QUIET, O_NOCACHE
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"model-name", required_argument, 0, O_NAME},
@@ -99,6 +104,7 @@ int cmd_serve(int argc, char **argv) {
         {"timeout", required_argument, 0, O_TIMEOUT}, {"idle-timeout", required_argument, 0, O_IDLE},
         {"device", required_argument, 0, O_DEVICE}, {"dtype", required_argument, 0, O_DTYPE},
         {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
+        {"no-prompt-cache", no_argument, 0, O_NOCACHE},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     const char *model_path = NULL, *model_name = NULL, *fmt = NULL, *api_key = NULL;
     const char *value_names[MAX_VALUES], *value_files[MAX_VALUES];
@@ -107,7 +113,7 @@ int cmd_serve(int argc, char **argv) {
     long max_tokens = 0, max_prompt = 0, max_body = 1 << 20, max_queue = 64, timeout = 600;
     long idle = 30, threads = 0;
     float alpha = 0.5f;
-    int quiet = 0, c;
+    int quiet = 0, prompt_cache = 1, c;
     rc_server_opts so;
     memset(&so, 0, sizeof so);
     so.host = "127.0.0.1";
@@ -158,6 +164,7 @@ int cmd_serve(int argc, char **argv) {
         case O_DEVICE: bad = rc_device_parse(optarg, &bo.device); break;
         case O_DTYPE: bad = rc_wtype_parse(optarg, &bo.wtype); break;
         case O_QUIET: quiet = 1; break;
+        case O_NOCACHE: prompt_cache = 0; break;
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }
@@ -245,7 +252,8 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     rc_worker_opts wo = {.model = &m, .backend = bo, .tok = tok, .values = values,
-                         .n_values = n_values, .max_queue = (int)max_queue};
+                         .n_values = n_values, .max_queue = (int)max_queue,
+                         .prefix_reuse = prompt_cache};
     if (!(w = rc_worker_start(&wo))) goto fail;
     int eot = -1;
     const char *eot_s = have_chat ? rc_chat_end_of_turn(&spec) : NULL;
@@ -275,9 +283,10 @@ int cmd_serve(int argc, char **argv) {
     if (!(srv = rc_server_start(&so))) goto fail;
 
     printf("recontrol serve: http://%s:%d/v1  model %s (%s), device %s, %ld slots x %ld positions, "
-           "chat format %s, value networks: ",
+           "chat format %s, prompt cache %s, value networks: ",
            so.host, rc_server_port(srv), model_name, model_path, rc_device_name(bo.device), parallel,
-           ctx, have_chat ? rc_chat_format_name(spec.format) : "none (completions only)");
+           ctx, have_chat ? rc_chat_format_name(spec.format) : "none (completions only)",
+           prompt_cache ? "on" : "off");
     if (!n_values) printf("none");
     for (int i = 0; i < n_values; i++) {
         const rc_value_mlp *v = &values[i];

@@ -15,6 +15,7 @@ enum { RQ_FREE = 0, RQ_QUEUED, RQ_RUNNING, RQ_DONE };
 typedef struct {
     int state;
     int *prompt, prompt_len, cursor; // cursor: next prompt position to prefill
+    int cached;                      // prompt positions whose KV was kept from the slot's last use
     int *out, n_out;                 // (max_new) new tokens
     int finish;
     int slot;
@@ -35,6 +36,9 @@ struct rc_batcher {
     int *queue, q_head, q_len, q_cap; // ring of queued ids
     int *slot_req;                    // (n_slots) id or -1
     int n_running;
+    // prefix reuse: the tokens whose KV each slot holds at positions 0..hist_len-1
+    int prefix_reuse;
+    int *slot_hist, *slot_hist_len; // (n_slots * max_len), (n_slots); NULL until enabled
     // step buffers
     int *b_tok, *b_slot, *b_pos, *b_row;     // (max_tokens)
     row_ent *rows;                           // (row_cap)
@@ -60,6 +64,8 @@ void rc_batcher_free(rc_batcher *bt) {
     free(bt->rq);
     free(bt->queue);
     free(bt->slot_req);
+    free(bt->slot_hist);
+    free(bt->slot_hist_len);
     free(bt->b_tok);
     free(bt->rows);
     free(bt->row_req);
@@ -281,6 +287,33 @@ static void sort_rows(rc_batcher *bt, row_ent *r, int n) { // insertion sort: st
     }
 }
 
+// The token whose KV this step writes at (slot, pos); what was beyond pos is no longer followed.
+static void hist_put(rc_batcher *bt, int slot, int pos, int tok) {
+    bt->slot_hist[(size_t)slot * bt->b->max_len + pos] = tok;
+    bt->slot_hist_len[slot] = pos + 1;
+}
+
+int rc_batcher_set_prefix_reuse(rc_batcher *bt, int on) {
+    if (on && !bt->slot_hist) {
+        const size_t S = (size_t)bt->b->n_slots;
+        bt->slot_hist = rc_malloc(sizeof(int) * S * (size_t)bt->b->max_len, "prefix reuse");
+        bt->slot_hist_len = rc_calloc(S, sizeof(int), "prefix reuse");
+        if (!bt->slot_hist || !bt->slot_hist_len) {
+            free(bt->slot_hist);
+            free(bt->slot_hist_len);
+            bt->slot_hist = bt->slot_hist_len = NULL;
+            return -1;
+        }
+    }
+    bt->prefix_reuse = on != 0;
+    return 0;
+}
+
+int rc_batcher_cached(const rc_batcher *bt, int id) {
+    if (id < 0 || id >= bt->cap_rq || bt->rq[id].state == RQ_FREE) return 0;
+    return bt->rq[id].cached;
+}
+
 int rc_batcher_step(rc_batcher *bt) {
     rc_backend *b = bt->b;
     const int S = b->n_slots, T = b->max_tokens, d = b->cfg.hidden_size;
@@ -292,11 +325,27 @@ int rc_batcher_step(rc_batcher *bt) {
         bt->q_head = (bt->q_head + 1) % bt->q_cap;
         bt->q_len--;
         req_state *q = &bt->rq[id];
+        int slot = s, keep = 0;
+        if (bt->prefix_reuse) {
+            // the free slot whose KV shares the longest prefix with this prompt (lowest index on
+            // ties); the last prompt position always runs, as it picks the first new token
+            for (int s2 = s; s2 < S; s2++) {
+                if (bt->slot_req[s2] >= 0) continue;
+                const int *h = bt->slot_hist + (size_t)s2 * b->max_len;
+                int lim = bt->slot_hist_len[s2] < q->prompt_len - 1 ? bt->slot_hist_len[s2]
+                                                                    : q->prompt_len - 1;
+                int c = 0;
+                while (c < lim && h[c] == q->prompt[c]) c++;
+                if (c > keep) keep = c, slot = s2;
+            }
+        }
         q->state = RQ_RUNNING;
-        q->slot = s;
-        q->cursor = 0;
-        bt->slot_req[s] = id;
+        q->slot = slot;
+        q->cursor = keep;
+        q->cached = keep;
+        bt->slot_req[slot] = id;
         bt->n_running++;
+        if (slot != s) s--; // slot s is still free: offer it to the next queued request
     }
     if (bt->n_running == 0) {
         if (flush_capture(bt)) return -1;
@@ -312,6 +361,7 @@ int rc_batcher_step(rc_batcher *bt) {
         bt->b_tok[nb] = q->out[q->n_out - 1];
         bt->b_slot[nb] = s;
         bt->b_pos[nb] = q->prompt_len + q->n_out - 1;
+        if (bt->prefix_reuse) hist_put(bt, s, bt->b_pos[nb], bt->b_tok[nb]);
         bt->rows[nrows++] = (row_ent){id, nb};
         nb++;
     }
@@ -324,6 +374,7 @@ int rc_batcher_step(rc_batcher *bt) {
             bt->b_tok[nb] = q->prompt[p];
             bt->b_slot[nb] = s;
             bt->b_pos[nb] = p;
+            if (bt->prefix_reuse) hist_put(bt, s, p, q->prompt[p]);
             bt->b_row[nb] = -1;
             if (p == q->prompt_len - 1) bt->rows[nrows++] = (row_ent){id, nb};
             nb++;

@@ -63,6 +63,16 @@ int rc_batcher_submit(rc_batcher *bt, const rc_request *r);
 // prefill chunks), captures, edits, samples and emits. Returns the number of requests still
 // queued or running (0: idle), or -1 on error (then the batcher should be freed).
 int rc_batcher_step(rc_batcher *bt);
+// Prefix reuse (off by default): a queued request goes to the free slot whose KV cache already
+// holds the longest prefix of its prompt (from that slot's previous request: its prompt and the
+// tokens fed back), and prefill starts after that prefix (the last prompt position always runs).
+// Valid because a slot's KV at a position depends only on the tokens up to it; it assumes nothing
+// but this batcher writes the backend's KV while it lives. The kept values were computed in
+// another batch, so a token's numbers may differ in rounding from a full prefill (as between
+// batch sizes). 0 / -1 (out of memory).
+int rc_batcher_set_prefix_reuse(rc_batcher *bt, int on);
+// Prompt positions of request id whose KV was kept rather than computed (0 without reuse).
+int rc_batcher_cached(const rc_batcher *bt, int id);
 // Ends a queued or running request now (RC_FINISH_CANCELLED; on_finish is called). 0 / -1.
 int rc_batcher_cancel(rc_batcher *bt, int id);
 // The tokens of a request so far (EOS / stop id included) and, once it ended, its finish

@@ -377,11 +377,13 @@ char *rc_api_error_json(const rc_api_error *e) {
     return print_and_free(o);
 }
 
-static cJSON *usage_obj(int prompt_tokens, int completion_tokens) {
+static cJSON *usage_obj(int prompt_tokens, int completion_tokens, int cached_tokens) {
     cJSON *u = cJSON_CreateObject();
     cJSON_AddNumberToObject(u, "prompt_tokens", prompt_tokens);
     cJSON_AddNumberToObject(u, "completion_tokens", completion_tokens);
     cJSON_AddNumberToObject(u, "total_tokens", prompt_tokens + completion_tokens);
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", cached_tokens);
     return u;
 }
 
@@ -396,7 +398,7 @@ static cJSON *head(const char *object, const char *id, long created, const char 
 
 char *rc_api_completion_json(int kind, const char *id, long created, const char *model,
                              const char *text, size_t text_len, const char *finish,
-                             int prompt_tokens, int completion_tokens) {
+                             int prompt_tokens, int completion_tokens, int cached_tokens) {
     cJSON *o = head(kind == RC_API_CHAT ? "chat.completion" : "text_completion", id, created, model);
     cJSON *choices = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
     cJSON_AddItemToArray(choices, c);
@@ -410,18 +412,18 @@ char *rc_api_completion_json(int kind, const char *id, long created, const char 
     }
     cJSON_AddNullToObject(c, "logprobs");
     cJSON_AddStringToObject(c, "finish_reason", finish);
-    cJSON_AddItemToObject(o, "usage", usage_obj(prompt_tokens, completion_tokens));
+    cJSON_AddItemToObject(o, "usage", usage_obj(prompt_tokens, completion_tokens, cached_tokens));
     return print_and_free(o);
 }
 
 char *rc_api_chunk_json(int kind, const char *id, long created, const char *model, int first,
                         const char *text, size_t text_len, const char *finish, int prompt_tokens,
-                        int completion_tokens, int usage) {
+                        int completion_tokens, int cached_tokens, int usage) {
     int chat = kind == RC_API_CHAT;
     cJSON *o = head(chat ? "chat.completion.chunk" : "text_completion", id, created, model);
     cJSON *choices = cJSON_AddArrayToObject(o, "choices");
     if (usage) {
-        cJSON_AddItemToObject(o, "usage", usage_obj(prompt_tokens, completion_tokens));
+        cJSON_AddItemToObject(o, "usage", usage_obj(prompt_tokens, completion_tokens, cached_tokens));
         return print_and_free(o);
     }
     cJSON *c = cJSON_CreateObject();

@@ -76,13 +76,14 @@ void rc_api_req_free(rc_api_req *r);
 char *rc_api_error_json(const rc_api_error *e);
 char *rc_api_completion_json(int kind, const char *id, long created, const char *model,
                              const char *text, size_t text_len, const char *finish,
-                             int prompt_tokens, int completion_tokens);
+                             int prompt_tokens, int completion_tokens, int cached_tokens);
 // One stream chunk. text may be NULL (no content: the opening chunk of a chat carries the role,
 // the closing one the finish reason). usage >= 0 adds "usage" with those counts and empty choices
-// (the include_usage chunk).
+// (the include_usage chunk). cached_tokens: usage.prompt_tokens_details.cached_tokens (prompt
+// tokens whose KV was reused from an earlier request).
 char *rc_api_chunk_json(int kind, const char *id, long created, const char *model, int first,
                         const char *text, size_t text_len, const char *finish, int prompt_tokens,
-                        int completion_tokens, int usage);
+                        int completion_tokens, int cached_tokens, int usage);
 char *rc_api_models_json(const char *model, long created, const char *const *value_names,
                          int n_value);
 

@@ -121,12 +121,12 @@ static int out_event(conn *k, char *json) {
 
 static int out_chunk(conn *k, int first, const char *text, size_t n, const char *finish) {
     return out_event(k, rc_api_chunk_json(k->req.kind, k->id, k->created, k->s->o.model_name, first,
-                                          text, n, finish, 0, 0, 0));
+                                          text, n, finish, 0, 0, 0, 0));
 }
 
 static int out_end(conn *k, int finish) {
-    int pt, ct;
-    rc_job_counts(k->s->o.worker, k->job, &pt, &ct);
+    int pt, ct, cached;
+    rc_job_counts(k->s->o.worker, k->job, &pt, &ct, &cached);
     if (finish == RC_JOB_FAILED || finish == RC_FINISH_CANCELLED) {
         rc_api_error e;
         if (finish == RC_JOB_FAILED)
@@ -139,7 +139,7 @@ static int out_end(conn *k, int finish) {
         if (out_chunk(k, 0, NULL, 0, finish_name(finish))) return -1;
         if (k->req.include_usage &&
             out_event(k, rc_api_chunk_json(k->req.kind, k->id, k->created, k->s->o.model_name, 0,
-                                           NULL, 0, NULL, pt, ct, 1)))
+                                           NULL, 0, NULL, pt, ct, cached, 1)))
             return -1;
     }
     k->done = 1;
@@ -317,10 +317,10 @@ static enum MHD_Result generate(struct MHD_Connection *c, conn *k) {
         snprintf(msg, sizeof msg, "the request took longer than %d s", o->timeout_s);
         return send_fail(c, k, 504, "timeout", NULL, msg);
     }
-    int pt, ct;
-    rc_job_counts(o->worker, k->job, &pt, &ct);
+    int pt, ct, cached;
+    rc_job_counts(o->worker, k->job, &pt, &ct, &cached);
     char *json = rc_api_completion_json(q->kind, k->id, k->created, o->model_name, all ? all : "",
-                                        total, finish_name(finish), pt, ct);
+                                        total, finish_name(finish), pt, ct, cached);
     free(all);
     return send_json(c, k, 200, json, NULL);
 }
@@ -411,11 +411,11 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (k->job) {
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && k->status == 200) k->status = 499;
         if (!s->o.quiet) {
-            int pt, ct;
-            rc_job_counts(s->o.worker, k->job, &pt, &ct);
-            fprintf(stderr, "recontrol serve: %s %d %s prompt %d + %d tokens, %.2f s%s\n",
+            int pt, ct, cached;
+            rc_job_counts(s->o.worker, k->job, &pt, &ct, &cached);
+            fprintf(stderr, "recontrol serve: %s %d %s prompt %d (%d reused) + %d tokens, %.2f s%s\n",
                     k->route == R_CHAT ? "chat" : "completion", k->status,
-                    k->req.stream ? "stream" : "json", pt, ct, rc_time_s() - k->t0,
+                    k->req.stream ? "stream" : "json", pt, cached, ct, rc_time_s() - k->t0,
                     k->status == 499 ? " (client gone: cancelled)" : "");
         }
         rc_job_release(s->o.worker, k->job);

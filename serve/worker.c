@@ -25,6 +25,7 @@ struct rc_job {
     char *text;
     size_t len, cap, safe; // generated text; bytes that may be sent
     int n_tokens;
+    int cached; // prompt tokens whose KV was reused
     int finish; // -1 running, RC_FINISH_*, RC_JOB_FAILED
     int cancel;
     int refs;
@@ -157,6 +158,7 @@ static int on_finish(void *ud, int req, int finish) {
     }
     if (j->stop_hit) finish = RC_FINISH_STOP;
     else if (j->cancel) finish = RC_FINISH_CANCELLED; // on_token ended it for a cancel
+    j->cached = rc_batcher_cached(w->bt, req);
     j->safe = j->len;
     j->finish = finish;
     pthread_cond_broadcast(&j->cv);
@@ -227,6 +229,10 @@ static void reset_batcher(rc_worker *w, const char *why) {
     if (w->bt) rc_batcher_free(w->bt);
     rc_gen_hooks h = {.on_token = on_token, .on_finish = on_finish, .ud = w};
     w->bt = rc_batcher_new(w->b, &h);
+    if (w->bt && rc_batcher_set_prefix_reuse(w->bt, w->o.prefix_reuse)) {
+        rc_batcher_free(w->bt);
+        w->bt = NULL;
+    }
 }
 
 static void admit(rc_worker *w) {
@@ -267,6 +273,7 @@ static void *engine_main(void *arg) {
     }
     rc_gen_hooks h = {.on_token = on_token, .on_finish = on_finish, .ud = w};
     if (ok) ok = (w->bt = rc_batcher_new(w->b, &h)) != NULL;
+    if (ok) ok = rc_batcher_set_prefix_reuse(w->bt, w->o.prefix_reuse) == 0;
     pthread_mutex_lock(&w->mu);
     w->ready = ok ? 1 : -1;
     if (!ok) snprintf(w->ready_err, sizeof w->ready_err, "%s", rc_last_error());
@@ -423,8 +430,9 @@ int rc_job_poll(rc_worker *w, rc_job *j, size_t sent, int wait_ms, char **text, 
     return rc;
 }
 
-void rc_job_counts(rc_worker *w, rc_job *j, int *prompt_tokens, int *completion_tokens) {
+void rc_job_counts(rc_worker *w, rc_job *j, int *prompt_tokens, int *completion_tokens, int *cached) {
     pthread_mutex_lock(&w->mu);
+    if (cached) *cached = j->cached;
     *prompt_tokens = j->prompt_len;
     *completion_tokens = j->n_tokens;
     pthread_mutex_unlock(&w->mu);

@@ -28,6 +28,7 @@ typedef struct {
     const rc_value_mlp *values;  // value networks to upload (control id i = values[i]), not owned
     int n_values;                //
     int max_queue;               // jobs waiting or running at most (more: rc_worker_submit fails)
+    int prefix_reuse;            // keep a slot's KV prefix for the next prompt that shares it
 } rc_worker_opts;
 
 // Starts the engine thread, which opens the backend and uploads the value networks; returns
@@ -49,8 +50,9 @@ int rc_worker_submit(rc_worker *w, rc_job *j);
 // (-1 while running, RC_FINISH_* or RC_JOB_FAILED). 0 / -1 (out of memory).
 int rc_job_poll(rc_worker *w, rc_job *j, size_t sent, int wait_ms, char **text, size_t *len,
                 int *finish);
-// Token counts and the failure message (valid once finished).
-void rc_job_counts(rc_worker *w, rc_job *j, int *prompt_tokens, int *completion_tokens);
+// Token counts and the failure message (valid once finished); cached: prompt tokens whose KV was
+// reused from an earlier request (may be NULL).
+void rc_job_counts(rc_worker *w, rc_job *j, int *prompt_tokens, int *completion_tokens, int *cached);
 const char *rc_job_error(const rc_job *j);
 // Asks the engine to end the job at its next step (no-op once finished).
 void rc_job_cancel(rc_worker *w, rc_job *j);

@@ -193,6 +193,26 @@ def main():
           all(g == refs[j[0]]["text"] for g, j in zip(got, jobs)),
           str([(j, g == refs[j[0]]["text"]) for g, j in zip(got, jobs)]))
 
+    # prompt cache (on by default): the same prompt again reuses all but its last position's KV
+    # from the slot that ran it, and the text stays the reference's
+    check("startup line says the prompt cache is on", "prompt cache on" in s.startup, s.startup)
+    ref = refs["chat greedy"]
+    o = cl.chat.completions.create(model="model", messages=msgs("Hello there"), max_tokens=24, temperature=0)
+    d = o.usage.prompt_tokens_details
+    check("prompt cache: a repeated prompt reuses prompt_tokens - 1 positions",
+          d is not None and d.cached_tokens == len(ref["prompt_ids"]) - 1, str(o.usage))
+    check("prompt cache: the text is unchanged", o.choices[0].message.content == ref["text"],
+          repr(o.choices[0].message.content))
+    # a longer prompt that starts with an earlier prompt + reply (a second turn) reuses that prefix
+    cl.completions.create(model="model", prompt="Once upon a time", max_tokens=20, temperature=0)
+    o = cl.completions.create(model="model", prompt="Once upon a time there was", max_tokens=8, temperature=0)
+    d = o.usage.prompt_tokens_details
+    check("prompt cache: a prompt extending an earlier one reuses its common prefix",
+          d is not None and 0 < d.cached_tokens < o.usage.prompt_tokens, str(o.usage))
+    want = reference(model, chat=False, prompt="Once upon a time there was", max_new=8)["text"]
+    check("prompt cache: the extended prompt's text equals recontrol generate's",
+          o.choices[0].text == want, "\n  got  %r\n  want %r" % (o.choices[0].text, want))
+
     # stop strings: cut before the first occurrence, finish_reason "stop"
     full = refs["chat greedy"]["text"]
     stop = full[6:9]
@@ -285,10 +305,16 @@ def main():
           and "32" in r.stderr, r.stderr)
 
     # the API key from the environment
-    s = Server(model, env={"RECONTROL_API_KEY": "from-env"})
+    s = Server(model, "--no-prompt-cache", env={"RECONTROL_API_KEY": "from-env"})
     st1, _, _ = s.raw("GET", "/v1/models")
     st2, _, _ = s.raw("GET", "/v1/models", headers={"Authorization": "Bearer from-env"})
     check("RECONTROL_API_KEY: 401 without it, 200 with it", (st1, st2) == (401, 200), (st1, st2))
+    # --no-prompt-cache: a repeated prompt is prefilled in full
+    cl = s.client(key="from-env")
+    for _ in range(2):
+        o = cl.completions.create(model="model", prompt="Once upon a time", max_tokens=4, temperature=0)
+    check("--no-prompt-cache: nothing reused", "prompt cache off" in s.startup and
+          o.usage.prompt_tokens_details.cached_tokens == 0, str(o.usage))
     s.stop()
 
     # ---- a slow server: queue limit, disconnect, timeout -----------------------------------
