@@ -255,6 +255,14 @@ static int dist_sum(rc_trainer_cuda *t, int grad, double *l) {
     return rc_dist_sum_f64(l, 1);
 }
 
+// One Adam step on the gradient t->g (bias corrections in double, as train/adam.c). 0 / -1.
+static int adam_step(rc_trainer_cuda *t) {
+    t->step++;
+    double bc1 = 1.0 - pow(t->beta1, (double)t->step), bc2 = 1.0 - pow(t->beta2, (double)t->step);
+    return rc_cuda_vt_adam(t->p, t->g, t->am, t->av, t->n_params, (float)(1.0 - t->beta1), (float)t->beta2,
+                           (float)(1.0 - t->beta2), (float)t->eps, (float)(t->lr / bc1), (float)sqrt(bc2), t->s);
+}
+
 // This rank's part [lo, hi) of a batch of n sequences (all of it in a world of 1).
 static void rank_part(const rc_trainer_cuda *t, int n, int *lo, int *hi) {
     *lo = (int)((int64_t)n * t->rank / t->world);
@@ -267,11 +275,7 @@ static int batch_empty(rc_trainer_cuda *t, int update, double *loss) {
     if (update) {
         CK(cudaMemsetAsync(t->g, 0, t->n_params * 4, t->s));
         if (dist_sum(t, 1, &l)) return -1;
-        t->step++;
-        double bc1 = 1.0 - pow(t->beta1, (double)t->step), bc2 = 1.0 - pow(t->beta2, (double)t->step);
-        if (rc_cuda_vt_adam(t->p, t->g, t->am, t->av, t->n_params, (float)(1.0 - t->beta1), (float)t->beta2,
-                            (float)(1.0 - t->beta2), (float)t->eps, (float)(t->lr / bc1), (float)sqrt(bc2), t->s))
-            return -1;
+        if (adam_step(t)) return -1;
         CK(cudaStreamSynchronize(t->s));
     } else if (dist_sum(t, 0, &l)) {
         return -1;
@@ -337,11 +341,7 @@ extern "C" int rc_trainer_cuda_batch(rc_trainer_cuda *t, const rc_acts *a, int n
             if (dist_sum(t, 1, &lp)) return -1;
             *t->hloss = lp;
         }
-        t->step++;
-        double bc1 = 1.0 - pow(t->beta1, (double)t->step), bc2 = 1.0 - pow(t->beta2, (double)t->step);
-        if (rc_cuda_vt_adam(t->p, t->g, t->am, t->av, t->n_params, (float)(1.0 - t->beta1), (float)t->beta2,
-                            (float)(1.0 - t->beta2), (float)t->eps, (float)(t->lr / bc1), (float)sqrt(bc2), t->s))
-            return -1;
+        if (adam_step(t)) return -1;
     }
     if (next_ids && next_n > 0) { // gather the next batch on the host while this one computes
         if (load(t, a, slot ^ 1, next_n, next_ids)) return -1;

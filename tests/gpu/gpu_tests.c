@@ -1101,6 +1101,22 @@ typedef struct {
     rc_cuda_dtype dt;
 } ctl_ref_net;
 
+// The reference net of value model m with weights rounded to dt into wr[l] (malloc'd; the caller
+// frees them).
+static ctl_ref_net ctl_ref_net_of(const rc_value_mlp *m, rc_cuda_dtype dt, float *wr[3]) {
+    const int L = m->n_layers;
+    ctl_ref_net net = {L, m->dims[0], m->dims[1], L == 3 ? m->dims[2] : 1, {NULL, NULL, NULL},
+                       {m->b[0], m->b[1], m->b[2]}, dt};
+    for (int l = 0; l < L; l++) {
+        size_t nw = (size_t)m->dims[l + 1] * m->dims[l];
+        wr[l] = malloc(nw * 4);
+        memcpy(wr[l], m->w[l], nw * 4);
+        round_all(dt, wr[l], nw);
+        net.w[l] = wr[l];
+    }
+    return net;
+}
+
 static double gam(double k) { return k * 0x1p-24 / (1 - k * 0x1p-24); }
 // T(relu(y)) for a float64 y, through fp32 as the device rounds it.
 static double ctl_relu_t(rc_cuda_dtype dt, double y) { return round_to(dt, (float)(y > 0 ? y : 0)); }
@@ -1196,10 +1212,12 @@ static int ctl_ref_step(const ctl_ref_net *nt, float alpha, const float *x, doub
 // from the device's own x, must lie within the float64 reference's per-element worst-case bound
 // (ctl_ref_step: the device's roundings, boundary units counted), and with f32 weights so must
 // the CPU twin's step from the same x (the twin computes in fp32 with the same weights). No
-// end-to-end tolerance: a ReLU unit whose pre-activation lies within rounding error of 0 may take
-// either side on either machine, and after such a flip the trajectories legitimately part (seen
-// in issue 12: 3 layers, n 5, row 3, step 5, a layer-1 unit at 4e-4 of its bound: 5.4e-4
-// end-to-end). The end-to-end gap to the twin's own 10 steps is reported, with the rows that flip.
+// f32 end-to-end tolerance: a ReLU unit whose pre-activation lies within rounding error of 0 may
+// take either side on either machine, and after such a flip the trajectories legitimately part
+// (seen in issue 12: 3 layers, n 5, row 3, step 5, a layer-1 unit at 4e-4 of its bound: 5.4e-4
+// end-to-end). The end-to-end gap to the twin's own 10 steps is reported, with the rows above
+// 1e-4; with 16-bit weights it must stay within the old precision bounds (f16 2e-2, bf16 8e-2:
+// the twin keeps fp32 weights and inputs).
 static void test_control_kernel(void) {
     static const int cfgs[][4] = {{2, 256, 512, 0}, {3, 256, 384, 192}};
     static const int ns[3] = {1, 5, 16};
@@ -1236,14 +1254,7 @@ static void test_control_kernel(void) {
                     const float *w[3] = {m.w[0], m.w[1], m.w[2]}, *b[3] = {m.b[0], m.b[1], m.b[2]};
                     REQ(nm, rc_cuda_value_init(&v, L, m.dims, w, b, dt, 16) == 0);
                 }
-                ctl_ref_net net = {L, d, m.dims[1], L == 3 ? m.dims[2] : 1, {NULL, NULL, NULL}, {m.b[0], m.b[1], m.b[2]}, dt};
-                for (int l = 0; l < L; l++) {
-                    size_t nw = (size_t)m.dims[l + 1] * m.dims[l];
-                    wr[l] = malloc(nw * 4);
-                    memcpy(wr[l], m.w[l], nw * 4);
-                    round_all(dt, wr[l], nw);
-                    net.w[l] = wr[l];
-                }
+                ctl_ref_net net = ctl_ref_net_of(&m, dt, wr);
                 const int grid = v.fused ? v.fused_grid[n > 1] : 0;
                 REQ(nm, (dx = dev_from(RC_CUDA_F32, x0, nx)) && (dy = dev_from(RC_CUDA_F32, x0, nx)));
                 REQ(nm, rc_cuda_control_apply(&v, dx, n, alpha, steps, 0) == 0); // the engine's call
@@ -1292,7 +1303,10 @@ static void test_control_kernel(void) {
                         nd += den;
                         far_rows += num > 1e-8 * den; // rel L2 above 1e-4
                     }
-                    result(same && nd > 0, nm,
+                    // 16-bit weights: the precision bound the twin had before, kept (f16 2e-2, bf16 8e-2)
+                    const double tol16 = dt == RC_CUDA_F16 ? 2e-2 : 8e-2;
+                    const int ok16 = dt == RC_CUDA_F32 || sqrt(e2e / (nd > 0 ? nd : 1)) <= tol16;
+                    result(same && nd > 0 && ok16, nm,
                            "one launch %s 10 single launches; per step max err / bound: device %.3g, CPU twin %s%.3g; "
                            "%d boundary units; end to end vs the twin: rel L2 %.3g, %d row%s above 1e-4, |displacement| %.3g",
                            same ? "==" : "DIFFERS from", worst_g, dt == RC_CUDA_F32 ? "" : "(unrounded, not bounded) ",
@@ -1347,14 +1361,7 @@ static void test_control_step(void) {
                     REQ(nm, rc_cuda_value_init(&v, L, m.dims, w, b, dt, 8) == 0);
                 }
                 REQ(nm, v.fused);
-                ctl_ref_net net = {L, d, m.dims[1], L == 3 ? m.dims[2] : 1, {NULL, NULL, NULL}, {m.b[0], m.b[1], m.b[2]}, dt};
-                for (int l = 0; l < L; l++) {
-                    size_t nw = (size_t)m.dims[l + 1] * m.dims[l];
-                    wr[l] = malloc(nw * 4);
-                    memcpy(wr[l], m.w[l], nw * 4);
-                    round_all(dt, wr[l], nw);
-                    net.w[l] = wr[l];
-                }
+                ctl_ref_net net = ctl_ref_net_of(&m, dt, wr);
                 REQ(nm, (dx = dev_from(RC_CUDA_F32, x0, nx)) && (dy = dev_from(RC_CUDA_F32, x0, nx)));
                 for (int path = 1; path >= 0; path--) {
                     char pn[320];
