@@ -120,9 +120,12 @@ static int cu_sample(rc_backend *b, int n, const rc_sample_params *sp, const flo
         TRY(rc_cuda_sample_rows(e->logits, e->d_argmax, e->d_samp, e->d_samp + n,
                                 (const int *)(e->d_samp + 3 * n), e->d_samp + 2 * n, n, V, e->stream));
     }
-    CUDA_CHECK(cudaMemcpyAsync(tokens, e->d_argmax, (size_t)n * sizeof(int), cudaMemcpyDeviceToHost,
+    // through pinned memory: an async copy to pageable memory would block the host by itself,
+    // then the synchronize would be a second wait (this is the step's one host wait)
+    CUDA_CHECK(cudaMemcpyAsync(e->h_tok, e->d_argmax, (size_t)n * sizeof(int), cudaMemcpyDeviceToHost,
                                e->stream));
     CUDA_CHECK(cudaStreamSynchronize(e->stream));
+    memcpy(tokens, e->h_tok, (size_t)n * sizeof(int));
     return 0;
 }
 

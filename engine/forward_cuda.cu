@@ -131,6 +131,8 @@ extern "C" void rc_cuda_engine_free(rc_cuda_engine *e) {
         if (e->ev_copied[i]) cudaEventDestroy((cudaEvent_t)e->ev_copied[i]);
     }
     if (e->h_samp) cudaFreeHost(e->h_samp);
+    if (e->h_tok) cudaFreeHost(e->h_tok);
+    if (e->ev_stage) cudaEventDestroy((cudaEvent_t)e->ev_stage);
     if (e->copy_stream) cudaStreamDestroy(e->copy_stream);
     if (e->stream) cudaStreamDestroy(e->stream);
     free(e->layers);
@@ -196,6 +198,8 @@ static int engine_setup(rc_cuda_engine *e, const rc_config *c, rc_cuda_dtype dt,
     CUDA_CHECK(cudaMallocHost((void **)&e->cap_host[0], (size_t)max_tokens * c->hidden_size * 4));
     CUDA_CHECK(cudaMallocHost((void **)&e->cap_host[1], (size_t)max_tokens * c->hidden_size * 4));
     CUDA_CHECK(cudaMallocHost((void **)&e->h_samp, (size_t)4 * max_tokens * 4));
+    CUDA_CHECK(cudaMallocHost((void **)&e->h_tok, (size_t)max_tokens * sizeof(int)));
+    CUDA_CHECK(cudaEventCreateWithFlags((cudaEvent_t *)&e->ev_stage, cudaEventDisableTiming));
     CUDA_CHECK(cudaStreamCreateWithFlags(&e->copy_stream, cudaStreamNonBlocking));
     for (int i = 0; i < 2; i++) {
         CUDA_CHECK(cudaEventCreateWithFlags((cudaEvent_t *)&e->ev_snap[i], cudaEventDisableTiming));
@@ -441,7 +445,11 @@ static int final_norm(rc_cuda_engine *e, int n_out, const int *idx, int row0) {
 static int stage_and_run(rc_cuda_engine *e, int n, const int *tokens, const int *slots,
                          const int *pos, const int *out_rows, int dst_rows, int *tiles_out,
                          int *splits_out, int run) {
-    CUDA_CHECK(cudaStreamSynchronize(e->stream)); // h_stage may still feed an earlier copy
+    // h_stage may still feed the previous call's copy: wait only if that copy has not run (in the
+    // generation loop the host has already waited for the step's tokens, so it never blocks)
+    cudaError_t q = cudaEventQuery((cudaEvent_t)e->ev_stage);
+    if (q == cudaErrorNotReady) q = cudaEventSynchronize((cudaEvent_t)e->ev_stage);
+    CUDA_CHECK(q);
     int *h = e->h_stage;
     memcpy(h, tokens, (size_t)n * sizeof(int));
     memcpy(h + n, slots, (size_t)n * sizeof(int));
@@ -459,11 +467,11 @@ static int stage_and_run(rc_cuda_engine *e, int n, const int *tokens, const int 
                                                                  e->max_len, e->n_sms)
                               : 0;
     int *dv = e->d_ints;
-    CUDA_CHECK(cudaMemcpyAsync(dv, h, (size_t)(4 * n + 4 * n_tiles) * sizeof(int),
-                               cudaMemcpyHostToDevice, e->stream));
-    if (dst_rows && n_out)
-        CUDA_CHECK(cudaMemcpyAsync(dv + 8 * n, h + 8 * n, (size_t)n_out * sizeof(int),
-                                   cudaMemcpyHostToDevice, e->stream));
+    // one copy: with dst_rows the rows at 8n come along (with the unused ints between the tiles
+    // and 8n when a prefill has fewer than n tiles)
+    size_t n_ints = dst_rows && n_out ? (size_t)8 * n + n_out : (size_t)4 * n + 4 * n_tiles;
+    CUDA_CHECK(cudaMemcpyAsync(dv, h, n_ints * sizeof(int), cudaMemcpyHostToDevice, e->stream));
+    CUDA_CHECK(cudaEventRecord((cudaEvent_t)e->ev_stage, e->stream));
     if (tiles_out) *tiles_out = n_tiles;
     if (splits_out) *splits_out = splits;
     if (run) TRY(run_layers(e, n, dv, dv + n, dv + 2 * n, dv + 4 * n, n_tiles, splits));

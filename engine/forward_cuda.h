@@ -70,6 +70,9 @@ typedef struct {
     int *dec_hist;              // (max_len, n_slots) tokens chosen by each decode step
     void *workspace;            // cuBLAS workspace
     int *h_stage;               // pinned host staging for per-call ints (9*max_tokens)
+    void *ev_stage;             // cudaEvent_t: recorded after h_stage's last copy (reuse waits
+                                // only when that copy has not run yet)
+    int *h_tok;                 // pinned host copy of the sampled tokens (max_tokens)
     // backend support (engine/backend_cuda.cu)
     float *hidden_tmp;          // (max_tokens, hidden_size) compact final states of one chunk
     float *cap_dev[2];          // (max_tokens, hidden_size) device snapshots for the capture

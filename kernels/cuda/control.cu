@@ -489,7 +489,11 @@ static int control_apply_fused(rc_cuda_value *v, float *x, int n, float alpha, i
     a.n = n;
     a.n_steps = n_steps;
     a.alpha = alpha;
-    if (v->l2_window_bytes) { // a stream attribute: kernels captured from s keep it in their node
+    // a stream attribute: kernels captured from s keep it in their node. Set when the stream's
+    // window is not this net's yet (one window per stream: another net may have replaced it), not
+    // at every call: the decode loop calls this once per token
+    static thread_local const void *win_stream = NULL, *win_net = NULL;
+    if (v->l2_window_bytes && (win_stream != (const void *)s || win_net != (const void *)v || !v->l2_window)) {
         cudaStreamAttrValue at;
         memset(&at, 0, sizeof at);
         at.accessPolicyWindow.base_ptr = (void *)v->w[0];
@@ -499,6 +503,8 @@ static int control_apply_fused(rc_cuda_value *v, float *x, int n, float alpha, i
         at.accessPolicyWindow.missProp = cudaAccessPropertyStreaming;
         if (cudaStreamSetAttribute(s, cudaStreamAttributeAccessPolicyWindow, &at) == cudaSuccess) {
             v->l2_window = 1;
+            win_stream = (const void *)s;
+            win_net = (const void *)v;
         } else { // not fatal: the kernel runs without it
             cudaGetLastError();
             v->l2_window_bytes = 0;

@@ -7,6 +7,9 @@ OUT=${1:?usage: build_module.sh OUT_DIR}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$ROOT"
 mkdir -p "$OUT/src"
+# one build at a time per OUT_DIR (ctest runs the tests that build it in parallel)
+exec 9>"$OUT/.lock"
+flock 9
 FLAGS="-O2 -g -fPIC -w"
 # an object is rebuilt when its .cu or any header it may include is newer (no dependency scan)
 newest_h=$(find base kernels engine train tests/gpu/emu -name '*.h' -o -name '*.cuh' | xargs ls -t | head -n 1)

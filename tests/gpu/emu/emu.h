@@ -18,8 +18,13 @@
 //             thread assumed; RC_EMU_MAX_BLOCKS_PER_SM overrides), cudaFuncSetAttribute (smem),
 //             the persisting-L2 calls (cudaDeviceSetLimit, cudaStreamSetAttribute with an access
 //             policy window: arguments checked, no cache modelled).
-//  memory     cudaMalloc/Free (0xff-poisoned), cudaMallocHost/cudaHostAlloc/FreeHost (pinned),
-//             cudaHostRegister/Unregister, cudaMemcpy, cudaMemcpyAsync, cudaMemset(Async).
+//  memory     cudaMalloc/Free (0xff-poisoned), cudaMallocAsync/FreeAsync, cudaMallocHost/
+//             cudaHostAlloc/FreeHost (pinned), cudaHostRegister/Unregister, cudaMemcpy,
+//             cudaMemcpyAsync, cudaMemset(Async).
+//  counters   RC_EMU_STATS=FILE ("%p": the pid) writes at exit, as JSON, how often each API was
+//             called: launches (eager, per kernel; captured ones as graph nodes), graph launches and
+//             nodes replayed, allocations, copies by direction (async ones to pageable memory
+//             apart: they block), synchronizations, and host_waits, their sum of blocking calls.
 //  streams    cudaStreamCreate(WithFlags), Destroy, Synchronize, Query, WaitEvent; cudaEventCreate
 //             (WithFlags), Record (on any stream), Synchronize, Query, ElapsedTime, Destroy; stream
 //             capture into graphs, cudaGraphInstantiate/Launch/Destroy. Work runs when issued, or
@@ -129,6 +134,8 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev);
 cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int dev);
 cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b);
 cudaError_t cudaMalloc(void **p, size_t n);
+cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t s);
+cudaError_t cudaFreeAsync(void *p, cudaStream_t s);
 cudaError_t cudaMallocHost(void **p, size_t n);
 cudaError_t cudaHostAlloc(void **p, size_t n, unsigned flags);
 cudaError_t cudaHostRegister(void *p, size_t n, unsigned flags);
@@ -382,6 +389,9 @@ static inline unsigned atomicInc(unsigned *p, unsigned lim) { rc_emu::atomic_sco
 
 // the runtime's C++ conveniences
 template <typename T> static inline cudaError_t cudaMalloc(T **p, size_t n) { return cudaMalloc((void **)p, n); }
+template <typename T> static inline cudaError_t cudaMallocAsync(T **p, size_t n, cudaStream_t s) {
+    return cudaMallocAsync((void **)p, n, s);
+}
 template <typename T> static inline cudaError_t cudaMallocHost(T **p, size_t n) { return cudaMallocHost((void **)p, n); }
 template <typename T> static inline cudaError_t cudaHostAlloc(T **p, size_t n, unsigned f) {
     return cudaHostAlloc((void **)p, n, f);

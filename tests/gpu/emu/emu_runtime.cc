@@ -98,6 +98,86 @@ static unsigned long seed() {
     return s;
 }
 
+// ---- API call counters (RC_EMU_STATS=FILE: written as JSON at exit) -------------------------
+// What the host does to the device, per API: launches issued (outside a capture), graph nodes
+// captured and replayed, allocations, synchronous copies and waits. Always counted (an integer
+// increment per call); the per-kernel table and the file only with RC_EMU_STATS set.
+
+#define EMU_STATS(X)                                                                               \
+    X(kernel_launches) X(coop_launches) X(cublas_calls) X(captured_nodes) X(graph_captures)        \
+    X(graph_instantiates) X(graph_launches) X(graph_nodes_replayed) X(malloc) X(free)             \
+    X(malloc_async) X(free_async) X(malloc_host) X(free_host) X(host_register)                  \
+    X(memcpy_sync_h2d) X(memcpy_sync_d2h) X(memcpy_sync_d2d) X(memcpy_sync_other)              \
+    X(memcpy_async_h2d) X(memcpy_async_d2h) X(memcpy_async_d2d) X(memcpy_async_other)          \
+    X(memcpy_async_pageable_h2d) X(memcpy_async_pageable_d2h) X(memset_sync) X(memset_async)   \
+    X(device_syncs) X(stream_syncs) X(event_syncs) X(stream_queries) X(event_queries)          \
+    X(event_records) X(stream_waits) X(stream_set_attribute)
+struct emu_stats {
+#define EMU_FIELD(n) unsigned long long n;
+    EMU_STATS(EMU_FIELD)
+#undef EMU_FIELD
+};
+static emu_stats g_st;
+static const char *stats_path() {
+    static const char *p = getenv("RC_EMU_STATS");
+    return p && *p ? p : nullptr;
+}
+// never destroyed: write_stats runs from the module's destructors, after or before the C++ ones
+static std::map<const void *, unsigned long long> &g_kernel_launches = *new std::map<const void *, unsigned long long>(); // eager, per kernel
+static std::map<const void *, unsigned long long> &g_kernel_captured = *new std::map<const void *, unsigned long long>(); // captured, per kernel
+static std::string describe_pc(const void *pc);
+
+// Host waits for the device: every synchronous copy or memset, stream/event/device synchronize,
+// cudaFree (it synchronizes the device) and an async copy to pageable host memory (it returns
+// only once the copy is done).
+static unsigned long long host_waits(const emu_stats &s) {
+    return s.memcpy_sync_h2d + s.memcpy_sync_d2h + s.memcpy_sync_d2d + s.memcpy_sync_other +
+           s.memset_sync + s.device_syncs + s.stream_syncs + s.event_syncs + s.free + s.free_host +
+           s.memcpy_async_pageable_d2h;
+}
+
+static void write_kernel_table(FILE *f, const std::map<const void *, unsigned long long> &m) {
+    std::map<std::string, unsigned long long> by_name; // several instantiations may share a name
+    for (auto &kv : m) {
+        std::string s = describe_pc((const char *)kv.first + 1);
+        size_t cut = s.find(" (");
+        std::string name = cut == std::string::npos ? s : s.substr(cut + 2, s.size() - cut - 3);
+        std::string clean;
+        for (char c : name) clean += c == '"' || c == '\\' || (unsigned char)c < 0x20 ? '_' : c;
+        by_name[clean] += kv.second;
+    }
+    fprintf(f, "{");
+    const char *sep = "";
+    for (auto &kv : by_name) {
+        fprintf(f, "%s\n    \"%s\": %llu", sep, kv.first.c_str(), kv.second);
+        sep = ",";
+    }
+    fprintf(f, "%s}", by_name.empty() ? "" : "\n  ");
+}
+
+__attribute__((destructor)) static void write_stats() {
+    const char *p = stats_path();
+    if (!p) return;
+    std::string path(p);
+    size_t at = path.find("%p");
+    if (at != std::string::npos) path.replace(at, 2, std::to_string((long)getpid()));
+    FILE *f = fopen(path.c_str(), "w");
+    if (!f) {
+        fprintf(stderr, "CUDA emulator: RC_EMU_STATS: cannot write %s\n", path.c_str());
+        return;
+    }
+    fprintf(f, "{\n");
+#define EMU_PRINT(n) fprintf(f, "  \"%s\": %llu,\n", #n, g_st.n);
+    EMU_STATS(EMU_PRINT)
+#undef EMU_PRINT
+    fprintf(f, "  \"host_waits\": %llu,\n  \"kernels\": ", host_waits(g_st));
+    write_kernel_table(f, g_kernel_launches);
+    fprintf(f, ",\n  \"kernels_captured\": ");
+    write_kernel_table(f, g_kernel_captured);
+    fprintf(f, "\n}\n");
+    fclose(f);
+}
+
 // ---- symbols for messages ---------------------------------------------------------------------
 
 // "file:line (function)" of a code address, through addr2line on our own executable: the first
@@ -703,6 +783,11 @@ cudaError_t submit(const launch_cfg &c, const void *fn, std::function<void()> bo
         }
     }
     launch_cfg cc = c;
+    if (!g_capture) {
+        g_st.kernel_launches++;
+        if (coop) g_st.coop_launches++;
+    }
+    if (stats_path()) (g_capture ? g_kernel_captured : g_kernel_launches)[fn]++;
     return enqueue(c.stream, [cc, fn, coop, body]() mutable { run_grid(cc, fn, coop, body); });
 }
 
@@ -789,6 +874,7 @@ namespace rc_emu {
 cudaError_t enqueue(cudaStream_t s, std::function<void()> fn) {
     if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
     if (g_capture) {
+        g_st.captured_nodes++;
         g_capture->push_back(std::move(fn));
         return cudaSuccess;
     }
@@ -929,6 +1015,7 @@ cudaError_t cudaDeviceSetLimit(cudaLimit l, size_t v) {
     return cudaSuccess;
 }
 cudaError_t cudaStreamSetAttribute(cudaStream_t, cudaStreamAttrID id, const cudaStreamAttrValue *v) {
+    g_st.stream_set_attribute++;
     if (id != cudaStreamAttributeAccessPolicyWindow || !v || v->accessPolicyWindow.hitRatio < 0 ||
         v->accessPolicyWindow.hitRatio > 1 || (v->accessPolicyWindow.num_bytes && !v->accessPolicyWindow.base_ptr))
         return g_last = cudaErrorInvalidValue;
@@ -941,13 +1028,35 @@ cudaError_t rc_emu_occupancy(int *n, const void *fn, int bs, size_t smem) {
 }
 cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = *t = (size_t)8 << 30; return cudaSuccess; }
 cudaError_t cudaMalloc(void **p, size_t n) {
+    g_st.malloc++;
     *p = malloc(n ? n : 1);
     if (!*p) return g_last = cudaErrorMemoryAllocation;
     memset(*p, 0xff, n); // poison: NaN for every float type
     g_dev[(uintptr_t)*p] = n;
     return cudaSuccess;
 }
+// stream-ordered allocation: the emulation allocates at once (work runs in issue order anyway)
+cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t s) {
+    if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
+    g_st.malloc_async++;
+    g_st.malloc--; // counted as the async variant only
+    return cudaMalloc(p, n);
+}
+cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
+    if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
+    if (!p) return cudaSuccess;
+    if (!g_dev.count((uintptr_t)p)) {
+        fprintf(stderr, "CUDA emulator: cudaFreeAsync(%p): not a pointer cudaMalloc returned\n", p);
+        return g_last = cudaErrorInvalidValue;
+    }
+    g_st.free_async++;
+    return rc_emu::enqueue(s, [p]() {
+        g_dev.erase((uintptr_t)p);
+        free(p);
+    });
+}
 cudaError_t cudaMallocHost(void **p, size_t n) {
+    g_st.malloc_host++;
     *p = malloc(n ? n : 1);
     if (!*p) return g_last = cudaErrorMemoryAllocation;
     memset(*p, 0xff, n);
@@ -956,6 +1065,7 @@ cudaError_t cudaMallocHost(void **p, size_t n) {
 }
 cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) { return cudaMallocHost(p, n); }
 cudaError_t cudaHostRegister(void *p, size_t n, unsigned) {
+    g_st.host_register++;
     if (!p || !n || in_map(g_pinned, p, 1)) return g_last = cudaErrorInvalidValue;
     g_pinned[(uintptr_t)p] = n;
     return cudaSuccess;
@@ -967,6 +1077,7 @@ cudaError_t cudaHostUnregister(void *p) {
 cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
     if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
+    g_st.free++;
     drain_all(false); // cudaFree synchronizes the device
     if (!g_dev.erase((uintptr_t)p)) {
         fprintf(stderr, "CUDA emulator: cudaFree(%p): not a pointer cudaMalloc returned\n", p);
@@ -977,6 +1088,7 @@ cudaError_t cudaFree(void *p) {
 }
 cudaError_t cudaFreeHost(void *p) {
     if (!p) return cudaSuccess;
+    g_st.free_host++;
     drain_all(false);
     if (!g_pinned.erase((uintptr_t)p)) {
         fprintf(stderr, "CUDA emulator: cudaFreeHost(%p): not a pointer cudaMallocHost returned\n", p);
@@ -988,6 +1100,8 @@ cudaError_t cudaFreeHost(void *p) {
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind k) {
     if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
     if (cudaError_t e = check_copy("cudaMemcpy", d, s, n, k)) return e;
+    (k == cudaMemcpyHostToDevice ? g_st.memcpy_sync_h2d : k == cudaMemcpyDeviceToHost ? g_st.memcpy_sync_d2h
+     : k == cudaMemcpyDeviceToDevice ? g_st.memcpy_sync_d2d : g_st.memcpy_sync_other)++;
     push(&g_legacy_stream, stream_op{[=]() { memmove(d, s, n); }, nullptr, 0}); // runs now
     return cudaSuccess;
 }
@@ -996,6 +1110,12 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, 
     if (cudaError_t e = check_copy("cudaMemcpyAsync", d, s, n, k)) return e;
     bool pageable_src = k == cudaMemcpyHostToDevice && !in_map(g_pinned, s, n);
     bool pageable_dst = k == cudaMemcpyDeviceToHost && !in_map(g_pinned, d, n);
+    if (!g_capture) {
+        (k == cudaMemcpyHostToDevice ? g_st.memcpy_async_h2d : k == cudaMemcpyDeviceToHost ? g_st.memcpy_async_d2h
+         : k == cudaMemcpyDeviceToDevice ? g_st.memcpy_async_d2d : g_st.memcpy_async_other)++;
+        if (pageable_src) g_st.memcpy_async_pageable_h2d++;
+        if (pageable_dst) g_st.memcpy_async_pageable_d2h++;
+    }
     if (!g_capture && pageable_src) {
         // the runtime stages pageable memory before returning: the copy sees the bytes of now
         std::shared_ptr<std::vector<char>> staged = std::make_shared<std::vector<char>>((const char *)s, (const char *)s + n);
@@ -1008,28 +1128,33 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind k, 
 cudaError_t cudaMemset(void *p, int v, size_t n) {
     if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
     if (cudaError_t e = check_copy("cudaMemset", p, p, n, cudaMemcpyDeviceToDevice)) return e;
+    g_st.memset_sync++;
     push(&g_legacy_stream, stream_op{[=]() { memset(p, v, n); }, nullptr, 0});
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t st) {
     if (!stream_ok(st)) return g_last = cudaErrorInvalidResourceHandle;
     if (cudaError_t e = check_copy("cudaMemsetAsync", p, p, n, cudaMemcpyDeviceToDevice)) return e;
+    if (!g_capture) g_st.memset_async++;
     return rc_emu::enqueue(st, [=]() { memset(p, v, n); });
 }
 cudaError_t cudaDeviceSynchronize(void) {
     if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
+    g_st.device_syncs++;
     drain_all(false);
     return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
     if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
+    g_st.stream_syncs++;
     if (!s) drain_all(true);
     else drain(s, s->issued);
     return cudaSuccess;
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) {
     if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
+    g_st.stream_queries++;
     rc_emu_stream *st = S(s);
     if (st->done == st->issued) return cudaSuccess;
     drain(st, st->done + 1); // progress at every poll: a polling loop ends
@@ -1049,6 +1174,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
     if (!stream_ok(s) || !event_ok(e)) return g_last = cudaErrorInvalidResourceHandle;
+    if (!g_capture) g_st.stream_waits++;
     if (g_capture || !e->recorded) return cudaSuccess; // captured work is in issue order already
     push(S(s), stream_op{nullptr, e->stream, e->seq});
     return cudaSuccess;
@@ -1056,6 +1182,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
     if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
     if (g_capture) return g_last = cudaErrorStreamCaptureUnsupported;
+    g_st.graph_captures++;
     g_capture = new std::vector<std::function<void()>>();
     return cudaSuccess;
 }
@@ -1069,6 +1196,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t *g) {
     return cudaSuccess;
 }
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long) {
+    g_st.graph_instantiates++;
     rc_emu_graph *x = new rc_emu_graph(*g);
     *e = x;
     return cudaSuccess;
@@ -1077,6 +1205,7 @@ cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
     if (!stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
+    if (!g_capture) g_st.graph_launches++, g_st.graph_nodes_replayed += e->ops.size();
     return rc_emu::enqueue(s, [e]() {
         for (auto &op : e->ops) op();
     });
@@ -1099,6 +1228,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     if (!event_ok(e) || !stream_ok(s)) return g_last = cudaErrorInvalidResourceHandle;
+    if (!g_capture) g_st.event_records++;
     if (g_capture) {
         g_capture->push_back([e]() { e->t = now_s(); });
         e->recorded = true;
@@ -1114,11 +1244,13 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
 static bool event_done(cudaEvent_t e) { return !e->stream || e->stream->done >= e->seq; }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!event_ok(e)) return g_last = cudaErrorInvalidResourceHandle;
+    g_st.event_syncs++;
     if (e->stream) drain(e->stream, e->seq);
     return cudaSuccess;
 }
 cudaError_t cudaEventQuery(cudaEvent_t e) {
     if (!event_ok(e)) return g_last = cudaErrorInvalidResourceHandle;
+    g_st.event_queries++;
     if (event_done(e)) return cudaSuccess;
     drain(e->stream, e->stream->done + 1); // progress at every poll
     return cudaErrorNotReady;
@@ -1154,6 +1286,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                             cublasGemmAlgo_t) {
     if (ct != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
     float al = *(const float *)alpha, be = *(const float *)beta;
+    if (!g_capture) g_st.cublas_calls++; // captured ones are counted as graph nodes
     auto op = [=]() {
         float *c = (float *)C;
         for (int j = 0; j < n; j++)
