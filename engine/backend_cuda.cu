@@ -54,7 +54,12 @@ static int cu_capture_begin(rc_backend *b, int n, int buf) {
 
 static const float *cu_capture_wait(rc_backend *b, int buf) {
     rc_cuda_engine *e = &impl(b)->e;
-    cudaError_t err = cudaEventSynchronize((cudaEvent_t)e->ev_copied[buf]);
+    // handed over one step late: the copy is normally done, and the query does not block
+    cudaError_t err = cudaEventQuery((cudaEvent_t)e->ev_copied[buf]);
+    if (err == cudaErrorNotReady) { // not an error; cleared so that no later check reports it
+        cudaGetLastError();
+        err = cudaEventSynchronize((cudaEvent_t)e->ev_copied[buf]);
+    }
     if (err != cudaSuccess) {
         rc_fail("capture: copying the states to the host: %s", cudaGetErrorString(err));
         return NULL;

@@ -448,7 +448,10 @@ static int stage_and_run(rc_cuda_engine *e, int n, const int *tokens, const int 
     // h_stage may still feed the previous call's copy: wait only if that copy has not run (in the
     // generation loop the host has already waited for the step's tokens, so it never blocks)
     cudaError_t q = cudaEventQuery((cudaEvent_t)e->ev_stage);
-    if (q == cudaErrorNotReady) q = cudaEventSynchronize((cudaEvent_t)e->ev_stage);
+    if (q == cudaErrorNotReady) { // not an error; cleared so that no launch check reports it
+        cudaGetLastError();
+        q = cudaEventSynchronize((cudaEvent_t)e->ev_stage);
+    }
     CUDA_CHECK(q);
     int *h = e->h_stage;
     memcpy(h, tokens, (size_t)n * sizeof(int));

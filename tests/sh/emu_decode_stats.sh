@@ -6,8 +6,8 @@
 # steady-state loop regresses: a device allocation or free per token, more than one host wait per
 # token, the forward not replayed from its CUDA graph, more launches or copies per token than
 # bench/gpu/NOTES.md accounts for, or RE-Control adding more than its one cooperative launch per
-# token. Plain and RE-Control, batch 1 and 4, greedy and sampled; RC_DECODE_STATS_OUT=FILE keeps
-# the per-token counts as JSON.
+# token. Plain and RE-Control, batch 1 and 4, greedy and sampled, and extract (states captured
+# every step); RC_DECODE_STATS_OUT=FILE keeps the per-token counts as JSON.
 set -euo pipefail
 BD="$1"
 B="$1/recontrol"
@@ -29,6 +29,7 @@ printf '{"index": 0, "reward": 1.0}\n{"index": 1, "reward": -1.0}\n{"index": 2, 
 "$B" train --data "$T/run" --out "$T/v.safetensors" --hidden 16 --epochs 2 --batch-size 2 \
     --val-frac 0 --quiet 2>"$T/log" || { cat "$T/log"; fail "train"; }
 
+printf '{"ids": [1, 5, 9, 33]}\n{"ids": [7, 3]}\n{"ids": [100, 20, 4, 8, 15]}\n{"ids": [42, 43]}\n' >"$T/x.jsonl"
 CTL="--value-model $T/v.safetensors --steps 4 --step-size 0.5"
 B1="--ids 1,5,9,33"
 B4="--ids 1,5,9,33 --ids 7,3 --ids 100,20,4,8,15 --ids 42,43 --batch 4"
@@ -48,12 +49,18 @@ for n in $N0 $N1; do
     run plain-b4 $n $B4
     run control-b4 $n $B4 $CTL
     run sampled-b4 $n $B4 $CTL $SAMP
+    # stage 1's rollouts: the same loop with every step's states copied to the host (one step late)
+    RC_CUDA_MODULE="$MOD" RC_EMU_STATS="$T/extract-b4-$n.json" "$B" extract --model "$M" \
+        --data "$T/x.jsonl" --format ids --out "$T/x$n" --max-new-tokens $n --batch 4 --dtype fp32 \
+        --device cuda --weight-dtype f32 >"$T/log" 2>&1 || { cat "$T/log"; fail "extract ($n tokens)"; }
+    python3 -c 'import json, sys; r = [json.loads(l)["n_tokens"] for l in open(sys.argv[1])]
+assert r == [int(sys.argv[2])] * 4, "extract stopped early (EOS): %s" % r' "$T/x$n/responses.jsonl" $n
 done
 
 python3 - "$T" "${RC_DECODE_STATS_OUT:-}" $N0 $N1 <<'PY'
 import json, sys
 T, out, n0, n1 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-names = ["plain-b1", "control-b1", "plain-b4", "control-b4", "sampled-b4"]
+names = ["plain-b1", "control-b1", "plain-b4", "control-b4", "sampled-b4", "extract-b4"]
 def per_token(name):
     a = json.load(open("%s/%s-%d.json" % (T, name, n0))); b = json.load(open("%s/%s-%d.json" % (T, name, n1)))
     return {k: (b[k] - a[k]) / (n1 - n0) for k in a if isinstance(a[k], (int, float))}, \
@@ -63,15 +70,15 @@ def launches(p):  # work the host hands to the device per token, graph replays a
     return p["kernel_launches"] + p["cublas_calls"] + p["graph_launches"]
 def copies(p):
     return sum(v for k, v in p.items() if k.startswith("memcpy_") and "pageable" not in k) + p["memset_async"] + p["memset_sync"]
-keys = ["host_waits", "stream_syncs", "event_syncs", "device_syncs", "malloc", "free", "malloc_host",
+keys = ["host_waits", "stream_syncs", "event_syncs", "event_queries", "device_syncs", "malloc", "free", "malloc_host",
         "graph_launches", "graph_nodes_replayed", "graph_captures", "kernel_launches", "coop_launches",
-        "cublas_calls", "memcpy_async_h2d", "memcpy_async_d2h", "memcpy_async_pageable_d2h",
+        "cublas_calls", "memcpy_async_h2d", "memcpy_async_d2h", "memcpy_async_d2d", "memcpy_async_pageable_d2h",
         "event_records", "stream_waits", "stream_set_attribute"]
 print("per decode step (one token per sequence), (%d-token run - %d-token run) / %d:" % (n1, n0, n1 - n0))
-print("%-26s" % "" + "".join("%12s" % n for n in names))
+print("%-26s" % "" + "".join("%11s" % n for n in names))
 for k in keys + ["launches", "copies"]:
     vals = [launches(rows[n][0]) if k == "launches" else copies(rows[n][0]) if k == "copies" else rows[n][0][k] for n in names]
-    print("%-26s" % k + "".join("%12.3g" % v for v in vals))
+    print("%-26s" % k + "".join("%11.3g" % v for v in vals))
 print("eager kernels per step:")
 for n in names:
     ks = {k: v for k, v in rows[n][1].items() if v}
@@ -93,8 +100,11 @@ for n in names:
           "%s: the forward is not replayed from one graph per step (%.3g launches, %.3g captures)"
           % (n, p["graph_launches"], p["graph_captures"]))
     check(p["stream_set_attribute"] == 0, "%s: stream attributes set per token" % n)
-    # the inputs' copy (plus the sampling parameters' when sampling) and the tokens' copy
-    check(p["memcpy_async_h2d"] <= (2 if n.startswith("sampled") else 1) and p["memcpy_async_d2h"] == 1,
+    # the inputs' copy (plus the sampling parameters' when sampling) and the tokens' copy (plus,
+    # capturing, the states' snapshot on the device and its copy to the host)
+    cap = n.startswith("extract")
+    check(p["memcpy_async_h2d"] <= (2 if n.startswith("sampled") else 1) and p["memcpy_async_d2h"] == 1 + cap
+          and p["memcpy_async_d2d"] == cap,
           "%s: %.3g host->device and %.3g device->host copies per token" % (n, p["memcpy_async_h2d"], p["memcpy_async_d2h"]))
     # the graph, the LM head's input conversion, the LM head, argmax (+ the sampler when
     # sampling, + the fused control kernel with RE-Control)
