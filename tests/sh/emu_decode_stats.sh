@@ -21,16 +21,11 @@ MOD=$(bash "$S/tests/gpu/emu/build_module.sh" "$BD/emu-module" | tail -n 1)
 [ -f "$MOD" ] || fail "emulated module not built"
 
 # a value network for the tiny model (hidden 64), trained by the CLI on the CPU
-printf '{"ids": [1, 5, 9, 33]}\n{"ids": [7, 3]}\n{"ids": [100, 20, 4, 8, 15]}\n' >"$T/p.jsonl"
-"$B" extract --model "$M" --data "$T/p.jsonl" --format ids --out "$T/run" --max-new-tokens 4 \
-    --batch 3 --dtype fp32 2>"$T/log" || { cat "$T/log"; fail "extract"; }
-printf '{"index": 0, "reward": 1.0}\n{"index": 1, "reward": -1.0}\n{"index": 2, "reward": 0.5}\n' \
-    >"$T/run/rewards.jsonl"
-"$B" train --data "$T/run" --out "$T/v.safetensors" --hidden 16 --epochs 2 --batch-size 2 \
-    --val-frac 0 --quiet 2>"$T/log" || { cat "$T/log"; fail "train"; }
+. "$S/tests/sh/lib/tiny_value.sh"
+V=$(tiny_value_net "$B" "$M" "$T") || { echo "$V"; fail "training the value network"; }
 
 printf '{"ids": [1, 5, 9, 33]}\n{"ids": [7, 3]}\n{"ids": [100, 20, 4, 8, 15]}\n{"ids": [42, 43]}\n' >"$T/x.jsonl"
-CTL="--value-model $T/v.safetensors --steps 4 --step-size 0.5"
+CTL="--value-model $V --steps 4 --step-size 0.5"
 B1="--ids 1,5,9,33"
 B4="--ids 1,5,9,33 --ids 7,3 --ids 100,20,4,8,15 --ids 42,43 --batch 4"
 SAMP="--temperature 0.9 --top-p 0.9 --top-k 20 --seed 3"

@@ -10,20 +10,14 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-printf '{"ids": [1, 5, 9, 33]}\n{"ids": [7, 3]}\n{"ids": [100, 20, 4, 8, 15]}\n' >"$T/p.jsonl"
-"$B" extract --model "$M" --data "$T/p.jsonl" --format ids --out "$T/run" --max-new-tokens 8 \
-    --batch 2 --dtype fp32 2>"$T/log" || { cat "$T/log"; fail "extract"; }
-printf '{"index": 0, "reward": 1.0}\n{"index": 1, "reward": -1.0}\n{"index": 2, "reward": 0.5}\n' \
-    >"$T/run/rewards.jsonl"
-"$B" train --data "$T/run" --out "$T/v.safetensors" --hidden 8 --epochs 3 --batch-size 2 \
-    --lr 1e-2 --val-frac 0 --quiet 2>"$T/log" || { cat "$T/log"; fail "train"; }
-[ -s "$T/v.safetensors" ] || fail "no value model written"
+. "$2/tests/sh/lib/tiny_value.sh"
+V=$(tiny_value_net "$B" "$M" "$T") || { echo "$V"; fail "training the value network"; }
 
 gen() { "$B" generate --model "$M" --ids 1,5,9,33 --ids 7,3 --max-new-tokens 12 --no-stop "$@" 2>"$T/log"; }
 plain=$(gen) || { cat "$T/log"; fail "plain generate"; }
-zero=$(gen --value-model "$T/v.safetensors" --steps 0) || { cat "$T/log"; fail "steps 0"; }
+zero=$(gen --value-model "$V" --steps 0) || { cat "$T/log"; fail "steps 0"; }
 [ "$plain" = "$zero" ] || fail "--steps 0 differs from plain: [$plain] vs [$zero]"
-big=$(gen --value-model "$T/v.safetensors" --steps 50 --step-size 100) || { cat "$T/log"; fail "steps 50"; }
+big=$(gen --value-model "$V" --steps 50 --step-size 100) || { cat "$T/log"; fail "steps 50"; }
 [ "$plain" != "$big" ] || fail "a large ascent left every token unchanged"
 grep -q "RE-Control on" "$T/log" || fail "no RE-Control notice on stderr"
 
