@@ -565,26 +565,36 @@ static int rows_compute(rc_cuda_engine *e, int n, int n_out, int n_tiles, int sp
     return 0;
 }
 
-// Captures rows_compute for a decode chunk of n tokens (all of them output rows) as a graph.
-static int rows_capture(rc_cuda_engine *e, int n, int splits) {
-    if (e->rows_graph) {
-        CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)e->rows_graph));
-        e->rows_graph = NULL;
+// What body() enqueues on e->stream, captured as a graph and instantiated into *exec (a graph
+// already there is destroyed first; *exec stays NULL on failure). what names it in the error.
+template <typename F>
+static int capture_graph(rc_cuda_engine *e, void **exec, const char *what, F body) {
+    if (*exec) {
+        CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)*exec));
+        *exec = NULL;
     }
     CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
-    int rc = rows_compute(e, n, n, n, splits);
+    int rc = body();
     cudaGraph_t g = NULL;
     cudaError_t err = cudaStreamEndCapture(e->stream, &g);
     if (rc) {
         if (g) cudaGraphDestroy(g);
-        return rc_fail_ctx("capturing the decode forward");
+        return rc_fail_ctx("capturing %s", what);
     }
     CUDA_CHECK(err);
-    cudaGraphExec_t exec;
-    err = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphExec_t x;
+    err = cudaGraphInstantiate(&x, g, 0);
     cudaGraphDestroy(g);
     CUDA_CHECK(err);
-    e->rows_graph = exec;
+    *exec = x;
+    return 0;
+}
+
+// Captures rows_compute for a decode chunk of n tokens (all of them output rows) as a graph.
+static int rows_capture(rc_cuda_engine *e, int n, int splits) {
+    if (capture_graph(e, &e->rows_graph, "the decode forward",
+                      [&] { return rows_compute(e, n, n, n, splits); }))
+        return -1;
     e->rows_graph_n = n;
     return 0;
 }
@@ -738,25 +748,9 @@ static int decode_step(rc_cuda_engine *e, int n) {
 }
 
 static int capture(rc_cuda_engine *e, int n) {
-    if (e->graph_exec) {
-        CUDA_CHECK(cudaGraphExecDestroy((cudaGraphExec_t)e->graph_exec));
-        e->graph_exec = NULL;
-        e->graph_n = 0;
-    }
-    CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal));
-    int rc = decode_step(e, n);
-    cudaGraph_t g = NULL;
-    cudaError_t err = cudaStreamEndCapture(e->stream, &g);
-    if (rc) {
-        if (g) cudaGraphDestroy(g);
-        return rc_fail_ctx("capturing the decode step");
-    }
-    CUDA_CHECK(err);
-    cudaGraphExec_t exec;
-    err = cudaGraphInstantiate(&exec, g, 0);
-    cudaGraphDestroy(g);
-    CUDA_CHECK(err);
-    e->graph_exec = exec;
+    e->graph_n = 0;
+    if (capture_graph(e, &e->graph_exec, "the decode step", [&] { return decode_step(e, n); }))
+        return -1;
     e->graph_n = n;
     e->graph_control = e->control;
     e->graph_alpha = e->control_alpha;

@@ -293,6 +293,25 @@ static void hist_put(rc_batcher *bt, int slot, int pos, int tok) {
     bt->slot_hist_len[slot] = pos + 1;
 }
 
+// The free slot for q (one exists): the lowest-index one, or with prefix reuse the one whose KV
+// shares the longest prefix with q's prompt (lowest index on ties); *keep: that prefix's length,
+// at most prompt_len - 1, as the last prompt position always runs (it picks the first new token).
+static int pick_slot(const rc_batcher *bt, const req_state *q, int *keep) {
+    int slot = -1;
+    *keep = 0;
+    for (int s = 0; s < bt->b->n_slots; s++) {
+        if (bt->slot_req[s] >= 0) continue;
+        if (slot < 0) slot = s;
+        if (!bt->prefix_reuse) break;
+        const int *h = bt->slot_hist + (size_t)s * bt->b->max_len;
+        int lim = bt->slot_hist_len[s] < q->prompt_len - 1 ? bt->slot_hist_len[s] : q->prompt_len - 1;
+        int c = 0;
+        while (c < lim && h[c] == q->prompt[c]) c++;
+        if (c > *keep) *keep = c, slot = s;
+    }
+    return slot;
+}
+
 int rc_batcher_set_prefix_reuse(rc_batcher *bt, int on) {
     if (on && !bt->slot_hist) {
         const size_t S = (size_t)bt->b->n_slots;
@@ -319,33 +338,18 @@ int rc_batcher_step(rc_batcher *bt) {
     const int S = b->n_slots, T = b->max_tokens, d = b->cfg.hidden_size;
     (void)d;
     // admit queued requests into free slots, in submission order
-    for (int s = 0; s < S && bt->q_len > 0; s++) {
-        if (bt->slot_req[s] >= 0) continue;
+    while (bt->q_len > 0 && bt->n_running < S) {
         int id = bt->queue[bt->q_head];
         bt->q_head = (bt->q_head + 1) % bt->q_cap;
         bt->q_len--;
         req_state *q = &bt->rq[id];
-        int slot = s, keep = 0;
-        if (bt->prefix_reuse) {
-            // the free slot whose KV shares the longest prefix with this prompt (lowest index on
-            // ties); the last prompt position always runs, as it picks the first new token
-            for (int s2 = s; s2 < S; s2++) {
-                if (bt->slot_req[s2] >= 0) continue;
-                const int *h = bt->slot_hist + (size_t)s2 * b->max_len;
-                int lim = bt->slot_hist_len[s2] < q->prompt_len - 1 ? bt->slot_hist_len[s2]
-                                                                    : q->prompt_len - 1;
-                int c = 0;
-                while (c < lim && h[c] == q->prompt[c]) c++;
-                if (c > keep) keep = c, slot = s2;
-            }
-        }
+        int keep, slot = pick_slot(bt, q, &keep);
         q->state = RQ_RUNNING;
         q->slot = slot;
         q->cursor = keep;
         q->cached = keep;
         bt->slot_req[slot] = id;
         bt->n_running++;
-        if (slot != s) s--; // slot s is still free: offer it to the next queued request
     }
     if (bt->n_running == 0) {
         if (flush_capture(bt)) return -1;
