@@ -8,6 +8,7 @@
 #include "kernels/cpu/attention.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stddef.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -102,11 +103,13 @@ static inline __m256 hsum8(__m256 a[8]) {
     return _mm256_add_ps(lo, hi);
 }
 
-// Tokens [t0, t0 + nt) (same slot, consecutive positions) x KV head kvh.
+// Tokens [t0, t0 + nt) (same slot, consecutive positions) x query heads [g0, g0 + gn) of KV
+// head kvh's group.
 static void attention_unit(float *out, const float *q, const float *k_cache, const float *v_cache,
-                           const int *slots, const int *pos, int t0, int nt, int kvh, int n_heads,
-                           int group, int head_dim, int kv_dim, int max_len, float scale) {
-    const int nq = nt * group, hd = head_dim, nv = hd / 8;
+                           const int *slots, const int *pos, int t0, int nt, int kvh, int g0,
+                           int gn, int n_heads, int group, int head_dim, int kv_dim, int max_len,
+                           float scale) {
+    const int nq = nt * gn, hd = head_dim, nv = hd / 8;
     const size_t base = (size_t)slots[t0] * max_len * kv_dim + (size_t)kvh * hd;
     const float *kb = k_cache + base, *vb = v_cache + base;
     float acc[RC_ATT_MAX_Q][RC_ATT_MAX_HD] __attribute__((aligned(32)));
@@ -114,7 +117,7 @@ static void attention_unit(float *out, const float *q, const float *k_cache, con
     const float *qs[RC_ATT_MAX_Q];
     int len[RC_ATT_MAX_Q];
     for (int i = 0; i < nq; i++) {
-        const int t = t0 + i / group, h = kvh * group + i % group;
+        const int t = t0 + i / gn, h = kvh * group + g0 + i % gn;
         qs[i] = q + ((size_t)t * n_heads + h) * hd;
         len[i] = pos[t] + 1;
         m[i] = -INFINITY;
@@ -182,7 +185,7 @@ static void attention_unit(float *out, const float *q, const float *k_cache, con
         }
     }
     for (int i = 0; i < nq; i++) {
-        const int t = t0 + i / group, h = kvh * group + i % group;
+        const int t = t0 + i / gn, h = kvh * group + g0 + i % gn;
         float *oh = out + ((size_t)t * n_heads + h) * hd;
         const float inv = 1.0f / l[i];
         for (int d = 0; d < hd; d++) oh[d] = acc[i][d] * inv;
@@ -209,12 +212,18 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
         starts[n_units] = n;
         const int kv_dim = n_kv_heads * head_dim;
         const long work = (long)n * n_heads * head_dim * ((long)pos[n - 1] + 1);
-#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (work > 65536)
+        // Few units (decode: one per KV head, e.g. 3 over 2 threads) split further, one query
+        // head each, so that the threads get even shares; a KV head's keys are then read once
+        // per query head (from L2).
+        const int split = n_units * n_kv_heads < 4 * omp_get_max_threads() ? group : 1;
+        const int gn = group / split;
+#pragma omp parallel for collapse(3) schedule(dynamic, 1) if (work > 65536)
         for (int u = 0; u < n_units; u++)
             for (int kvh = 0; kvh < n_kv_heads; kvh++)
-                attention_unit(out, q, k_cache, v_cache, slots, pos, starts[u],
-                               starts[u + 1] - starts[u], kvh, n_heads, group, head_dim, kv_dim,
-                               max_len, scale);
+                for (int g = 0; g < split; g++)
+                    attention_unit(out, q, k_cache, v_cache, slots, pos, starts[u],
+                                   starts[u + 1] - starts[u], kvh, g * gn, gn, n_heads, group,
+                                   head_dim, kv_dim, max_len, scale);
         return;
     }
 #endif

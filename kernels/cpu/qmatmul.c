@@ -3,8 +3,14 @@
 // multiply it into every token's sums; more tokens: a panel of 24 rows is unpacked to fp32 once
 // (vectorized) and multiplied by a 6-row x 16-token register tile over tokens packed k-major.
 // Portable C: dequantize a row, then dot / the 4x4 fp32 tile of kernels/cpu/matmul.c.
+// Q4_0 / Q4_1 with AVX-512 VNNI (up to 4 tokens): the activations are held as block integers
+// (per 32 values x ~= s X, X of 23 bits + sign relative to the block's largest |x|, as three
+// signed base-256 digits) and the 4-bit weights multiplied in exact integer dot products
+// (vpdpbusd), then scaled in fp32: the rounding of x to 23 bits of its block's maximum is of the
+// order of fp32's own (x is read at 24), so the result stays within the fp32 tolerance.
 #include "kernels/cpu/qmatmul.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,19 +30,29 @@
 #define RC_QM_AVX512 0
 #endif
 
+#if RC_QM_AVX512 && defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define RC_QM_VNNI 1
+#else
+#define RC_QM_VNNI 0
+#endif
+
 #define RC_QM_PANEL 24 // rows per unit of work (one thread's panel): 4 tiles of 6 rows
 #define RC_QM_TR 6     // rows of the fp32 tile
 #define RC_QM_TT 16    // tokens of the fp32 tile (two 8-float vectors)
 #define RC_QM_FUSED_MAX 4
 
-static int isa_limit; // 0 the best compiled in, 1 AVX2 (no AVX-512), 2 portable C
-#define force_portable (isa_limit >= 2)
+// 0 the best compiled in, 1 no VNNI (fp32 AVX-512), 2 AVX2 (no AVX-512), 3 portable C
+static int isa_limit;
+#define force_portable (isa_limit >= 3)
+#define use_avx512 (isa_limit <= 1)
+#define use_vnni (RC_QM_VNNI && isa_limit == 0)
 
-void rc_cpu_qmatmul_limit_isa(int level) { isa_limit = level < 0 ? 0 : level > 2 ? 2 : level; }
+void rc_cpu_qmatmul_limit_isa(int level) { isa_limit = level < 0 ? 0 : level > 3 ? 3 : level; }
 
 const char *rc_cpu_qmatmul_isa(void) {
-    if (RC_QM_AVX512 && isa_limit == 0) return "avx512";
-    return RC_QM_AVX2 && isa_limit <= 1 ? "avx2" : "portable";
+    if (RC_QM_VNNI && isa_limit == 0) return "avx512-vnni";
+    if (RC_QM_AVX512 && isa_limit <= 1) return "avx512";
+    return RC_QM_AVX2 && isa_limit <= 2 ? "avx2" : "portable";
 }
 
 int rc_qmat_type_ok(uint32_t type) { return rc_ggml_can_dequant(type); }
@@ -305,19 +321,170 @@ RC_AI void dots_float(uint32_t type, const uint8_t *row, const float *x, int ldx
     }
 }
 
-// 1 when a fused kernel handled the row.
-static int dots_avx2(uint32_t type, const uint8_t *row, const float *x, int cols, const float *sx,
-                     int nt, float *out) {
-    const int nb = cols / 32, ldsx = cols / 32;
+
+#if RC_QM_VNNI
+// The activations of up to 4 tokens as block integers: per token and block of 32, x ~= s X with
+// |X| <= 127 * 65793 (23 bits + sign, relative to the block's largest |x|), X = D0 + 256 D1 +
+// 65536 D2 in signed digits. Stored per pair of blocks (A, B) in the order the kernel unpacks a
+// pair's nibbles: lo = (A's weights 0-15, B's 0-15), hi = (A's 16-31, B's 16-31); an odd last
+// block pairs with zeros. xs per pair: (s_A, c_A, s_B, c_B) with c = sum x (Q4_1) or -8 sum x
+// (Q4_0: x . (d (q - 8)) = d s (q . X) - 8 d sum x).
+typedef struct {
+    int8_t lo[3][32], hi[3][32];
+} xpair;
+#define RC_QM_XMAX 8355711.0 // 127 * 65793: the largest |X| three signed digits hold
+
+static __thread xpair *tl_xd;
+static __thread size_t tl_xd_cap;
+static __thread float *tl_xs;
+static __thread size_t tl_xs_cap;
+
+// 0 when some x is not finite (the fp32 kernels then carry the NaN/Inf as IEEE says).
+static int prep_digits(const float *x, int n, int cols, xpair **xd_out, float **xs_out) {
+    const int nb = cols / 32, np = (nb + 1) / 2;
+    const size_t npt = (size_t)n * np;
+    if (npt > tl_xd_cap) {
+        free(tl_xd);
+        tl_xd = aligned_alloc(32, npt * sizeof(xpair));
+        tl_xd_cap = tl_xd ? npt : 0;
+    }
+    float *xs = grow(&tl_xs, &tl_xs_cap, 8 * npt);
+    if (!tl_xd || !xs) abort(); // out of memory for a copy of the activations
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+    for (int t = 0; t < n; t++)
+        for (int b = 0; b < 2 * np; b++) {
+            xpair *xp = &tl_xd[(size_t)t * np + b / 2];
+            const int half = 16 * (b % 2); // A in bytes 0-15 of lo/hi, B in 16-31
+            float *s1 = xs + 4 * ((size_t)t * np + b / 2) + 2 * (b % 2), *s0 = s1 + 4 * npt;
+            if (b == nb) { // the odd last block's partner: zeros
+                for (int k = 0; k < 3; k++) memset(xp->lo[k] + half, 0, 16), memset(xp->hi[k] + half, 0, 16);
+                s1[0] = s1[1] = s0[0] = s0[1] = 0;
+                continue;
+            }
+            const float *xb = x + (size_t)t * cols + 32 * b;
+            const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
+            const float mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask)));
+            if (!(mx <= 3.4e38f)) return 0; // NaN or Inf
+            // X = round(x * XMAX / mx) in fp32 (|X - x / s| <= 1 with s = mx / XMAX)
+            const __m512 inv = _mm512_set1_ps(mx > 0 ? (float)(RC_QM_XMAX / mx) : 0.f);
+            for (int h = 0; h < 2; h++) {
+                __m512i X = _mm512_cvtps_epi32(_mm512_mul_ps(h ? x1 : x0, inv)); // nearest, ties even
+                X = _mm512_min_epi32(_mm512_max_epi32(X, _mm512_set1_epi32(-8355711)), _mm512_set1_epi32(8355711));
+                const __m512i d0 = _mm512_srai_epi32(_mm512_slli_epi32(X, 24), 24);
+                const __m512i X1 = _mm512_srai_epi32(_mm512_sub_epi32(X, d0), 8);
+                const __m512i d1 = _mm512_srai_epi32(_mm512_slli_epi32(X1, 24), 24);
+                const __m512i d2 = _mm512_srai_epi32(_mm512_sub_epi32(X1, d1), 8);
+                int8_t(*dst)[32] = h ? xp->hi : xp->lo;
+                _mm_storeu_si128((__m128i *)(dst[0] + half), _mm512_cvtepi32_epi8(d0));
+                _mm_storeu_si128((__m128i *)(dst[1] + half), _mm512_cvtepi32_epi8(d1));
+                _mm_storeu_si128((__m128i *)(dst[2] + half), _mm512_cvtepi32_epi8(d2));
+            }
+            const float sum = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1)); // fp32, pairwise
+            const float sc = (float)(mx / RC_QM_XMAX);
+            s1[0] = sc, s1[1] = sum;          // Q4_1
+            s0[0] = sc, s0[1] = -8.0f * sum; // Q4_0
+        }
+    *xd_out = tl_xd;
+    *xs_out = xs;
+    return 1;
+}
+
+// Block scales as an fp16 pair: Q4_1 (d, m), Q4_0 (d, d).
+RC_AI uint32_t scale_pair(const uint8_t *p, int q41) {
+    uint32_t u;
+    if (q41) memcpy(&u, p, 4);
+    else {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        u = (uint32_t)h * 0x10001u;
+    }
+    return u;
+}
+
+#define RC_QM_LD(a) _mm256_load_si256((const __m256i *)(a))
+// One stored Q4_0 (q41 0) / Q4_1 (q41 1) row against NT tokens; xd, xs from prep_digits. Per
+// pair of blocks: both blocks' 16 bytes of nibbles in one vector, lo = v & 15 and hi = v >> 4,
+// then q . X in 8 int32 lanes (lanes 0-3 block A, 4-7 block B; each the sum of 8 products,
+// |lane| <= 8 * 15 * 127 * 65793 < 2^31), Horner over the three digits, one conversion and one
+// FMA with the blocks' d s.
+RC_AI void vnni_blocks(const uint8_t *row, int q41, const xpair *xd, const float *xs, int nb,
+                       int NT, float *out) {
+    __m256 acc[RC_QM_FUSED_MAX];
+    __m128 mt[RC_QM_FUSED_MAX]; // lanes 1 and 3: the blocks' min (Q4_1) / offset (Q4_0) terms
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), mt[t] = _mm_setzero_ps();
+    const int bsz = q41 ? 20 : 18, qo = q41 ? 4 : 2, np = (nb + 1) / 2;
+    const __m256i m0F = _mm256_set1_epi8(0x0F), sel = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
+    for (int p = 0; p < np; p++, row += 2 * bsz) {
+        const int has_b = 2 * p + 1 < nb; // else B's lanes read A again against zero digits
+        const uint8_t *rb = has_b ? row + bsz : row;
+        const __m256i v = _mm256_loadu2_m128i((const __m128i *)(rb + qo), (const __m128i *)(row + qo));
+        const __m256i lo = _mm256_and_si256(v, m0F), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0F);
+        const __m128 h = _mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128((int)scale_pair(row, q41)),
+                                                         _mm_cvtsi32_si128((int)scale_pair(rb, q41))));
+        for (int t = 0; t < NT; t++) {
+            const xpair *X = xd + (size_t)t * np + p;
+            __m256i a = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, RC_QM_LD(X->lo[2])), hi, RC_QM_LD(X->hi[2]));
+            a = _mm256_slli_epi32(a, 8);
+            a = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(a, lo, RC_QM_LD(X->lo[1])), hi, RC_QM_LD(X->hi[1]));
+            a = _mm256_slli_epi32(a, 8);
+            a = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(a, lo, RC_QM_LD(X->lo[0])), hi, RC_QM_LD(X->hi[0]));
+            const __m128 f = _mm_mul_ps(h, _mm_loadu_ps(xs + 4 * ((size_t)t * np + p))); // (d s, c) x 2
+            mt[t] = _mm_add_ps(mt[t], f);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(f), sel), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) {
+        const __m128 m = _mm_add_ps(mt[t], _mm_movehl_ps(mt[t], mt[t])); // lane 1: both min sums
+        out[t] = hsum(acc[t]) + _mm_cvtss_f32(_mm_movehdup_ps(m));
+    }
+}
+#undef RC_QM_LD
+#endif
+
+// Stored rows [r0, r1) of w against nt <= 4 tokens into y (n, w->rows) at their logical rows;
+// 1 when a fused kernel handled the type. xd, xs: the activations as block integers
+// (prep_digits) or NULL. The type and token count are dispatched once per panel, not per row.
+static int dots_avx2(const rc_qmat *w, int r0, int r1, const float *x, const float *sx,
+                     const void *xd, const float *xs, int nt, float *y) {
+    const int cols = w->cols, nb = cols / 32, ldsx = cols / 32, hd = w->perm_hd;
+    const uint8_t *base = (const uint8_t *)w->data;
+    const uint32_t type = w->type;
+#define RC_QM_ROWS(kcall)                                                                        \
+    do {                                                                                         \
+        int k = hd > 0 ? r0 % hd : 0; /* row within its head (GGUF's Q/K order) */               \
+        for (int r = r0; r < r1; r++) {                                                          \
+            const uint8_t *row = base + (size_t)r * w->row_bytes;                                \
+            float out[RC_QM_FUSED_MAX];                                                          \
+            kcall;                                                                               \
+            int lr = r;                                                                          \
+            if (hd > 0) {                                                                        \
+                lr = r - k + (k % 2) * (hd / 2) + k / 2;                                         \
+                if (++k == hd) k = 0;                                                            \
+            }                                                                                    \
+            for (int t = 0; t < NT; t++) y[(size_t)t * w->rows + lr] = out[t];                  \
+        }                                                                                        \
+    } while (0)
 #define RC_QM_NT(call)                                                                           \
     switch (nt) {                                                                                \
-    case 1: { const int NT = 1; call; } break;                                                  \
-    case 2: { const int NT = 2; call; } break;                                                  \
-    case 3: { const int NT = 3; call; } break;                                                  \
-    default: { const int NT = 4; call; } break;                                                 \
+    case 1: { const int NT = 1; RC_QM_ROWS(call); } break;                                      \
+    case 2: { const int NT = 2; RC_QM_ROWS(call); } break;                                      \
+    case 3: { const int NT = 3; RC_QM_ROWS(call); } break;                                      \
+    default: { const int NT = 4; RC_QM_ROWS(call); } break;                                     \
     }
+#if RC_QM_VNNI
+    if (xd && type == RC_GGML_Q4_1) {
+        RC_QM_NT(vnni_blocks(row, 1, (const xpair *)xd, xs, nb, NT, out));
+        return 1;
+    }
+    if (xd && type == RC_GGML_Q4_0) {
+        RC_QM_NT(vnni_blocks(row, 0, (const xpair *)xd, xs + 4 * (size_t)nt * ((nb + 1) / 2), nb, NT, out));
+        return 1;
+    }
+#else
+    (void)xd, (void)xs;
+#endif
 #if RC_QM_AVX512
-    if (isa_limit == 0) switch (type) {
+    if (use_avx512) switch (type) {
         case RC_GGML_Q4_0: RC_QM_NT(dots_blocks512(row, 0, x, cols, sx, ldsx, nb, NT, out)); return 1;
         case RC_GGML_Q4_1: RC_QM_NT(dots_blocks512(row, 1, x, cols, sx, ldsx, nb, NT, out)); return 1;
         case RC_GGML_Q8_0: RC_QM_NT(dots_blocks512(row, 2, x, cols, sx, ldsx, nb, NT, out)); return 1;
@@ -334,6 +501,7 @@ static int dots_avx2(uint32_t type, const uint8_t *row, const float *x, int cols
     default: return 0;
     }
 #undef RC_QM_NT
+#undef RC_QM_ROWS
 }
 #endif
 
@@ -370,23 +538,20 @@ static inline float dot_f32(const float *a, const float *b, int n) {
 
 // One panel [r0, r1) of stored rows of w for all n tokens; results to y (n, w->rows).
 static void panel(float *y, const rc_qmat *w, const float *x, int n, const float *sx,
-                  const float *xp, int r0, int r1) {
+                  const void *xd, const float *xs, const float *xp, int r0, int r1) {
     const int cols = w->cols, np = r1 - r0;
     const uint8_t *base = (const uint8_t *)w->data;
     if (n <= RC_QM_FUSED_MAX) {
-        float out[RC_QM_FUSED_MAX];
-        float *tmp = NULL;
-        for (int r = r0; r < r1; r++) {
-            const uint8_t *row = base + (size_t)r * w->row_bytes;
-            int done = 0;
 #if RC_QM_AVX2
-            done = !force_portable && dots_avx2(w->type, row, x, cols, sx, n, out);
+        if (!force_portable && dots_avx2(w, r0, r1, x, sx, xd, xs, n, y)) return;
 #endif
-            if (!done) {
-                if (!tmp && !(tmp = thread_buf((size_t)cols))) abort(); // out of memory
-                deq_row(w->type, row, tmp, cols);
-                for (int t = 0; t < n; t++) out[t] = dot_f32(tmp, x + (size_t)t * cols, cols);
-            }
+        (void)xd, (void)xs;
+        float out[RC_QM_FUSED_MAX];
+        float *tmp = thread_buf((size_t)cols);
+        if (!tmp) abort(); // out of memory
+        for (int r = r0; r < r1; r++) {
+            deq_row(w->type, base + (size_t)r * w->row_bytes, tmp, cols);
+            for (int t = 0; t < n; t++) out[t] = dot_f32(tmp, x + (size_t)t * cols, cols);
             const int lr = rc_qmat_logical_row(w, r);
             for (int t = 0; t < n; t++) y[(size_t)t * w->rows + lr] = out[t];
         }
@@ -460,17 +625,30 @@ void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const
         return;
     }
     const int cols = w[0]->cols;
+    // panels of rows: 24 for the tiles; 8 for the fused kernels (finer shares between threads)
+    const int prow = n <= RC_QM_FUSED_MAX ? 8 : RC_QM_PANEL;
     int first[5] = {0}; // first[j]: matrix j's first panel in the joint range
     double work = 0;
-    int need_sx = 0;
+    int need_sx = 0, want_digits = 0;
     for (int j = 0; j < k; j++) {
-        first[j + 1] = first[j] + (w[j]->rows + RC_QM_PANEL - 1) / RC_QM_PANEL;
+        first[j + 1] = first[j] + (w[j]->rows + prow - 1) / prow;
         work += (double)n * cols * w[j]->rows;
         need_sx |= w[j]->type == RC_GGML_Q4_1;
+        want_digits |= w[j]->type == RC_GGML_Q4_1 || w[j]->type == RC_GGML_Q4_0;
     }
+    const void *xd = NULL;
+    const float *xs = NULL;
+#if RC_QM_VNNI
+    if (use_vnni && want_digits && n <= RC_QM_FUSED_MAX) {
+        xpair *d;
+        float *f;
+        if (prep_digits(x, n, cols, &d, &f)) xd = d, xs = f;
+    }
+#endif
+    (void)want_digits;
     // Block sums of x for Q4_1's min term in the fused kernels.
     float *sx = NULL;
-    if (RC_QM_AVX2 && !force_portable && need_sx && n <= RC_QM_FUSED_MAX) {
+    if (RC_QM_AVX2 && !force_portable && need_sx && n <= RC_QM_FUSED_MAX && !xd) {
         const int nb = cols / 32;
         sx = malloc((size_t)n * nb * sizeof(float));
         if (!sx) abort();
@@ -483,13 +661,13 @@ void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const
     }
     float *xp = RC_QM_AVX2 && !force_portable && n > RC_QM_FUSED_MAX ? pack_tokens(x, n, cols) : NULL;
     const int n_panels = first[k];
-#pragma omp parallel for schedule(static) if (work > 65536)
+#pragma omp parallel for schedule(guided) if (work > 65536)
     for (int g = 0; g < n_panels; g++) {
         int j = 0;
         while (g >= first[j + 1]) j++;
-        const int r0 = (g - first[j]) * RC_QM_PANEL;
-        const int r1 = r0 + RC_QM_PANEL < w[j]->rows ? r0 + RC_QM_PANEL : w[j]->rows;
-        panel(y[j], w[j], x, n, sx, xp, r0, r1);
+        const int r0 = (g - first[j]) * prow;
+        const int r1 = r0 + prow < w[j]->rows ? r0 + prow : w[j]->rows;
+        panel(y[j], w[j], x, n, sx, xd, xs, xp, r0, r1);
     }
     free(sx);
 }
