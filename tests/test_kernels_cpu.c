@@ -130,8 +130,22 @@ Test(kernels_cpu, swiglu_embedding_add) {
         g[i] *= 8;
         ref[i] = g[i] / (1 + exp(-(double)g[i])) * u[i];
     }
+    // the ends of the exponential's range and the IEEE specials (vector and scalar tails)
+    const float ends[] = {88.0f, -88.0f, 89.0f, -89.0f, 103.0f, -104.0f, 1e30f, -1e30f, 0.0f,
+                          -0.0f, 1e-30f, -87.5f, 87.5f, 20.0f, -20.0f, 1e-8f};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        g[100 + i] = ends[i];
+        u[100 + i] = 0.5f;
+        ref[100 + i] = (double)ends[i] / (1 + exp(-(double)ends[i])) * 0.5;
+    }
     rc_cpu_swiglu(o, g, u, n);
     check_close("swiglu", o, ref, n, 1e-6);
+    float gs[9] = {INFINITY, -INFINITY, NAN, 1, 1, 1, 1, 1, 1}, us[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}, os[9];
+    for (int rep = 0; rep < 2; rep++) { // lanes of a vector, then the scalar tail
+        rc_cpu_swiglu(os, gs, us, rep ? 3 : 9);
+        cr_assert(os[0] == INFINITY && isnan(os[1]) && isnan(os[2]), "swiglu specials (n %d): %g %g %g",
+                  rep ? 3 : 9, os[0], os[1], os[2]);
+    }
     // embedding
     int V = 11, d = 7, ids[4] = {10, 0, 3, 10};
     float *tab = rand_buf((size_t)V * d), *e = poison_buf(4 * (size_t)d);

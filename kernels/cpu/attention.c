@@ -105,11 +105,12 @@ static inline __m256 hsum8(__m256 a[8]) {
 
 // Tokens [t0, t0 + nt) (same slot, consecutive positions) x query heads [g0, g0 + gn) of KV
 // head kvh's group.
-static void attention_unit(float *out, const float *q, const float *k_cache, const float *v_cache,
-                           const int *slots, const int *pos, int t0, int nt, int kvh, int g0,
-                           int gn, int n_heads, int group, int head_dim, int kv_dim, int max_len,
-                           float scale) {
-    const int nq = nt * gn, hd = head_dim, nv = hd / 8;
+// NV: head_dim / 8, a constant in the specialised copies (64 and 128: loops fully unrolled).
+static inline __attribute__((always_inline)) void
+attention_unit_nv(float *out, const float *q, const float *k_cache, const float *v_cache,
+                  const int *slots, const int *pos, int t0, int nt, int kvh, int g0, int gn,
+                  int n_heads, int group, int kv_dim, int max_len, float scale, const int NV) {
+    const int nq = nt * gn, hd = 8 * NV, nv = NV;
     const size_t base = (size_t)slots[t0] * max_len * kv_dim + (size_t)kvh * hd;
     const float *kb = k_cache + base, *vb = v_cache + base;
     float acc[RC_ATT_MAX_Q][RC_ATT_MAX_HD] __attribute__((aligned(32)));
@@ -190,6 +191,21 @@ static void attention_unit(float *out, const float *q, const float *k_cache, con
         const float inv = 1.0f / l[i];
         for (int d = 0; d < hd; d++) oh[d] = acc[i][d] * inv;
     }
+}
+
+static void attention_unit(float *out, const float *q, const float *k_cache, const float *v_cache,
+                           const int *slots, const int *pos, int t0, int nt, int kvh, int g0,
+                           int gn, int n_heads, int group, int head_dim, int kv_dim, int max_len,
+                           float scale) {
+    if (head_dim == 64)
+        attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, g0, gn, n_heads, group,
+                          kv_dim, max_len, scale, 8);
+    else if (head_dim == 128)
+        attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, g0, gn, n_heads, group,
+                          kv_dim, max_len, scale, 16);
+    else
+        attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, g0, gn, n_heads, group,
+                          kv_dim, max_len, scale, head_dim / 8);
 }
 #endif
 
