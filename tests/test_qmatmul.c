@@ -71,7 +71,14 @@ static uint8_t *make_weights(uint32_t type, int rows, int cols, size_t *row_byte
 
 // perm_hd: stored row s holds logical row rc_qmat_logical_row(s). portable: the ISA cap
 // (rc_cpu_qmatmul_limit_isa).
+static void check_product_x(uint32_t type, int rows, int cols, int n, int perm_hd, int portable,
+                            const float *x_in);
 static void check_product(uint32_t type, int rows, int cols, int n, int perm_hd, int portable) {
+    check_product_x(type, rows, cols, n, perm_hd, portable, NULL);
+}
+// x_in: the activations (n, cols), or NULL for uniform random ones.
+static void check_product_x(uint32_t type, int rows, int cols, int n, int perm_hd, int portable,
+                            const float *x_in) {
     size_t rb;
     uint8_t *wb = make_weights(type, rows, cols, &rb);
     rc_qmat w;
@@ -82,7 +89,7 @@ static void check_product(uint32_t type, int rows, int cols, int n, int perm_hd,
                                     cols),
                      0);
     float *x = malloc((size_t)n * cols * sizeof(float));
-    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = frand();
+    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = x_in ? x_in[i] : frand();
     float *y = malloc((size_t)n * rows * sizeof(float));
     for (size_t i = 0; i < (size_t)n * rows; i++) y[i] = NAN;
     rc_cpu_qmatmul_limit_isa(portable);
@@ -163,6 +170,59 @@ Test(qmatmul, multi_equals_separate) {
                   "n %d", n);
     }
     free(a), free(b);
+}
+
+// Activations as a model makes them: a few channels far larger than the rest in the same block
+// (the VNNI kernels hold x relative to its block's largest |x|), blocks of zeros, tiny and
+// subnormal values, a lone large value; the same tolerance (relative to sum |x w|, which an
+// outlier dominates in fp32 arithmetic too).
+Test(qmatmul, outlier_zero_and_tiny_activations) {
+    const int cols = 192, n_max = 4;
+    float *x = malloc(sizeof(float) * cols * n_max);
+    for (int t = 0; t < n_max; t++)
+        for (int k = 0; k < cols; k++) {
+            float v = frand();
+            const int b = k / 32;
+            if (b == 0 && k % 32 == 7) v *= 3e4f;        // massive activation
+            if (b == 1) v = 0.0f;                        // an all-zero block
+            if (b == 2) v *= 1e-30f;                     // tiny block
+            if (b == 3 && k % 32 == 31) v = 2e-39f;      // a subnormal next to normal values
+            if (b == 4) v = (k % 32 == 5) ? -7e3f : 0.f; // one value, the rest zero
+            x[t * cols + k] = v * (t + 1);
+        }
+    const uint32_t types[] = {RC_GGML_Q4_0, RC_GGML_Q4_1, RC_GGML_Q8_0, RC_GGML_F16};
+    for (int i = 0; i < 4; i++)
+        for (int n = 1; n <= n_max; n++)
+            for (int isa = 0; isa < 4; isa++) check_product_x(types[i], 29, cols, n, 0, isa, x);
+    free(x);
+}
+
+// A NaN or Inf in the activations reaches the outputs (IEEE), whatever kernel runs.
+Test(qmatmul, nonfinite_activations_propagate) {
+    const int cols = 64, rows = 9;
+    size_t rb;
+    for (int ti = 0; ti < 2; ti++) {
+        const uint32_t type = ti ? RC_GGML_Q4_1 : RC_GGML_Q4_0;
+        uint8_t *wb = make_weights(type, rows, cols, &rb);
+        rc_qmat w;
+        cr_assert_eq(rc_qmat_init(&w, wb, type, rows, cols, 0), 0);
+        for (int isa = 0; isa < 4; isa++)
+            for (int n = 1; n <= 2; n++) {
+                float x[2 * 64], y[2 * 9];
+                for (int k = 0; k < n * cols; k++) x[k] = frand();
+                x[(n - 1) * cols + 40] = (isa % 2) ? NAN : INFINITY;
+                rc_cpu_qmatmul_limit_isa(isa);
+                rc_cpu_qmatmul(y, x, &w, n);
+                rc_cpu_qmatmul_limit_isa(0);
+                for (int r = 0; r < rows; r++)
+                    cr_assert(!isfinite(y[(n - 1) * rows + r]), "%s isa %d n %d row %d: %g",
+                              rc_ggml_type_name(type), isa, n, r, y[(n - 1) * rows + r]);
+                if (n == 2)
+                    for (int r = 0; r < rows; r++)
+                        cr_assert(isfinite(y[r]), "token 0 is finite: row %d %g", r, y[r]);
+            }
+        free(wb);
+    }
 }
 
 Test(qmatmul, init_refuses_bad_shapes) {

@@ -329,18 +329,39 @@ RC_AI void dots_float(uint32_t type, const uint8_t *row, const float *x, int ldx
 // pair's nibbles: lo = (A's weights 0-15, B's 0-15), hi = (A's 16-31, B's 16-31); an odd last
 // block pairs with zeros. xs per pair: (s_A, c_A, s_B, c_B) with c = sum x (Q4_1) or -8 sum x
 // (Q4_0: x . (d (q - 8)) = d s (q . X) - 8 d sum x).
+// Rounding x to 23 bits of its block's largest |x| costs precision where one value dwarfs the
+// rest (LLMs' "massive activations": a few channels thousands of times larger): the small
+// values keep fewer bits, and when the weight on the large channel is small the error is no
+// longer of fp32's order. So a pair holding a block with max |x| > sum |x| / 2 (16 x its mean
+// |x|; random data sits near 2) is multiplied in fp32 instead, flagged in `wide`. Below that the
+// rounding error, at most 16 x mean |x| / XMAX per value, stays inside the fp32 tolerance
+// tests/test_qmatmul.c holds every kernel to (4e-7 sqrt(K) sum |x w|, K >= 32). The default
+// model's activations flag ~2.6% of pairs. A wide pair's digits and scales are zeroed (the
+// integer loop adds exactly 0 for it) and it is listed for an fp32 pass after the loop.
 typedef struct {
     int8_t lo[3][32], hi[3][32];
 } xpair;
 #define RC_QM_XMAX 8355711.0 // 127 * 65793: the largest |X| three signed digits hold
 
+typedef struct {
+    const xpair *d;      // (n, np) digit pairs
+    const float *s1;     // (n, np, 4): Q4_1's (s, sum x) per block of the pair
+    const float *s0;     // the same with -8 sum x (Q4_0)
+    const int *wide;     // (n, np): per token, the indices of the pairs to do in fp32
+    const int *n_wide;   // (n): how many
+} xint;
+
 static __thread xpair *tl_xd;
 static __thread size_t tl_xd_cap;
 static __thread float *tl_xs;
 static __thread size_t tl_xs_cap;
+static __thread int *tl_wide;
+static __thread size_t tl_wide_cap;
+static __thread int tl_n_wide[RC_QM_FUSED_MAX];
+static __thread xint tl_xint;
 
-// 0 when some x is not finite (the fp32 kernels then carry the NaN/Inf as IEEE says).
-static int prep_digits(const float *x, int n, int cols, xpair **xd_out, float **xs_out) {
+// NULL when some x is not finite (the fp32 kernels then carry the NaN/Inf as IEEE says).
+static const xint *prep_digits(const float *x, int n, int cols) {
     const int nb = cols / 32, np = (nb + 1) / 2;
     const size_t npt = (size_t)n * np;
     if (npt > tl_xd_cap) {
@@ -348,8 +369,14 @@ static int prep_digits(const float *x, int n, int cols, xpair **xd_out, float **
         tl_xd = aligned_alloc(32, npt * sizeof(xpair));
         tl_xd_cap = tl_xd ? npt : 0;
     }
+    if (npt > tl_wide_cap) {
+        free(tl_wide);
+        tl_wide = malloc(npt * sizeof(int));
+        tl_wide_cap = tl_wide ? npt : 0;
+    }
     float *xs = grow(&tl_xs, &tl_xs_cap, 8 * npt);
-    if (!tl_xd || !xs) abort(); // out of memory for a copy of the activations
+    if (!tl_xd || !xs || !tl_wide || n > RC_QM_FUSED_MAX) abort(); // out of memory
+    for (int t = 0; t < n; t++) tl_n_wide[t] = 0;
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
     for (int t = 0; t < n; t++)
         for (int b = 0; b < 2 * np; b++) {
@@ -364,7 +391,12 @@ static int prep_digits(const float *x, int n, int cols, xpair **xd_out, float **
             const float *xb = x + (size_t)t * cols + 32 * b;
             const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
             const float mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask)));
-            if (!(mx <= 3.4e38f)) return 0; // NaN or Inf
+            if (!(mx <= 3.4e38f)) return NULL; // NaN or Inf
+            const float sabs = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask)));
+            if (2.0f * mx > sabs && mx > 0) {
+                int *nw = &tl_n_wide[t];
+                if (!*nw || tl_wide[(size_t)t * np + *nw - 1] != b / 2) tl_wide[(size_t)t * np + (*nw)++] = b / 2;
+            }
             // X = round(x * XMAX / mx) in fp32 (|X - x / s| <= 1 with s = mx / XMAX)
             const __m512 inv = _mm512_set1_ps(mx > 0 ? (float)(RC_QM_XMAX / mx) : 0.f);
             for (int h = 0; h < 2; h++) {
@@ -384,9 +416,18 @@ static int prep_digits(const float *x, int n, int cols, xpair **xd_out, float **
             s1[0] = sc, s1[1] = sum;          // Q4_1
             s0[0] = sc, s0[1] = -8.0f * sum; // Q4_0
         }
-    *xd_out = tl_xd;
-    *xs_out = xs;
-    return 1;
+    for (int t = 0; t < n; t++) // wide pairs: nothing from the integer loop
+        for (int k = 0; k < tl_n_wide[t]; k++) {
+            const size_t i = (size_t)t * np + tl_wide[(size_t)t * np + k];
+            memset(&tl_xd[i], 0, sizeof(xpair));
+            for (int j = 0; j < 4; j++) xs[4 * i + j] = xs[4 * npt + 4 * i + j] = 0;
+        }
+    tl_xint.d = tl_xd;
+    tl_xint.s1 = xs;
+    tl_xint.s0 = xs + 4 * npt;
+    tl_xint.wide = tl_wide;
+    tl_xint.n_wide = tl_n_wide;
+    return &tl_xint;
 }
 
 // Block scales as an fp16 pair: Q4_1 (d, m), Q4_0 (d, d).
@@ -407,11 +448,15 @@ RC_AI uint32_t scale_pair(const uint8_t *p, int q41) {
 // then q . X in 8 int32 lanes (lanes 0-3 block A, 4-7 block B; each the sum of 8 products,
 // |lane| <= 8 * 15 * 127 * 65793 < 2^31), Horner over the three digits, one conversion and one
 // FMA with the blocks' d s.
-RC_AI void vnni_blocks(const uint8_t *row, int q41, const xpair *xd, const float *xs, int nb,
+// x (NT, ldx): the activations themselves, for the pairs flagged wide.
+RC_AI void vnni_blocks(const uint8_t *row, int q41, const xint *xi, const float *x, int ldx, int nb,
                        int NT, float *out) {
+    const xpair *xd = xi->d;
+    const float *xs = q41 ? xi->s1 : xi->s0;
     __m256 acc[RC_QM_FUSED_MAX];
     __m128 mt[RC_QM_FUSED_MAX]; // lanes 1 and 3: the blocks' min (Q4_1) / offset (Q4_0) terms
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), mt[t] = _mm_setzero_ps();
+    const uint8_t *row0 = row;
     const int bsz = q41 ? 20 : 18, qo = q41 ? 4 : 2, np = (nb + 1) / 2;
     const __m256i m0F = _mm256_set1_epi8(0x0F), sel = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
     for (int p = 0; p < np; p++, row += 2 * bsz) {
@@ -433,19 +478,33 @@ RC_AI void vnni_blocks(const uint8_t *row, int q41, const xpair *xd, const float
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(f), sel), acc[t]);
         }
     }
-    for (int t = 0; t < NT; t++) {
+    for (int t = 0; t < NT; t++) { // the wide pairs, as dots_blocks512: weights to fp32, x in fp32
+        __m512 aw = _mm512_setzero_ps();
+        float mw = 0;
+        for (int k = 0; k < xi->n_wide[t]; k++) {
+            const int p = xi->wide[(size_t)t * np + k];
+            for (int b = 2 * p; b < 2 * p + 2 && b < nb; b++) {
+                const uint8_t *rw = row0 + (size_t)b * bsz;
+                const float *xt = x + (size_t)t * ldx + 32 * b;
+                const __m512 x0 = _mm512_loadu_ps(xt), x1 = _mm512_loadu_ps(xt + 16);
+                __m512 w0, w1;
+                unpack512(rw, q41, &w0, &w1);
+                aw = _mm512_fmadd_ps(_mm512_set1_ps(f16s(rw)), _mm512_fmadd_ps(w1, x1, _mm512_mul_ps(w0, x0)), aw);
+                if (q41) mw += f16s(rw + 2) * _mm512_reduce_add_ps(_mm512_add_ps(x0, x1));
+            }
+        }
         const __m128 m = _mm_add_ps(mt[t], _mm_movehl_ps(mt[t], mt[t])); // lane 1: both min sums
-        out[t] = hsum(acc[t]) + _mm_cvtss_f32(_mm_movehdup_ps(m));
+        out[t] = hsum(acc[t]) + _mm_cvtss_f32(_mm_movehdup_ps(m)) + _mm512_reduce_add_ps(aw) + mw;
     }
 }
 #undef RC_QM_LD
 #endif
 
 // Stored rows [r0, r1) of w against nt <= 4 tokens into y (n, w->rows) at their logical rows;
-// 1 when a fused kernel handled the type. xd, xs: the activations as block integers
-// (prep_digits) or NULL. The type and token count are dispatched once per panel, not per row.
+// 1 when a fused kernel handled the type. xi: the activations as block integers (prep_digits)
+// or NULL. The type and token count are dispatched once per panel, not per row.
 static int dots_avx2(const rc_qmat *w, int r0, int r1, const float *x, const float *sx,
-                     const void *xd, const float *xs, int nt, float *y) {
+                     const void *xi, int nt, float *y) {
     const int cols = w->cols, nb = cols / 32, ldsx = cols / 32, hd = w->perm_hd;
     const uint8_t *base = (const uint8_t *)w->data;
     const uint32_t type = w->type;
@@ -472,16 +531,16 @@ static int dots_avx2(const rc_qmat *w, int r0, int r1, const float *x, const flo
     default: { const int NT = 4; RC_QM_ROWS(call); } break;                                     \
     }
 #if RC_QM_VNNI
-    if (xd && type == RC_GGML_Q4_1) {
-        RC_QM_NT(vnni_blocks(row, 1, (const xpair *)xd, xs, nb, NT, out));
-        return 1;
-    }
-    if (xd && type == RC_GGML_Q4_0) {
-        RC_QM_NT(vnni_blocks(row, 0, (const xpair *)xd, xs + 4 * (size_t)nt * ((nb + 1) / 2), nb, NT, out));
+    if (xi && (type == RC_GGML_Q4_1 || type == RC_GGML_Q4_0)) {
+        if (type == RC_GGML_Q4_1) {
+            RC_QM_NT(vnni_blocks(row, 1, (const xint *)xi, x, cols, nb, NT, out));
+        } else {
+            RC_QM_NT(vnni_blocks(row, 0, (const xint *)xi, x, cols, nb, NT, out));
+        }
         return 1;
     }
 #else
-    (void)xd, (void)xs;
+    (void)xi;
 #endif
 #if RC_QM_AVX512
     if (use_avx512) switch (type) {
@@ -538,14 +597,14 @@ static inline float dot_f32(const float *a, const float *b, int n) {
 
 // One panel [r0, r1) of stored rows of w for all n tokens; results to y (n, w->rows).
 static void panel(float *y, const rc_qmat *w, const float *x, int n, const float *sx,
-                  const void *xd, const float *xs, const float *xp, int r0, int r1) {
+                  const void *xi, const float *xp, int r0, int r1) {
     const int cols = w->cols, np = r1 - r0;
     const uint8_t *base = (const uint8_t *)w->data;
     if (n <= RC_QM_FUSED_MAX) {
 #if RC_QM_AVX2
-        if (!force_portable && dots_avx2(w, r0, r1, x, sx, xd, xs, n, y)) return;
+        if (!force_portable && dots_avx2(w, r0, r1, x, sx, xi, n, y)) return;
 #endif
-        (void)xd, (void)xs;
+        (void)xi;
         float out[RC_QM_FUSED_MAX];
         float *tmp = thread_buf((size_t)cols);
         if (!tmp) abort(); // out of memory
@@ -636,19 +695,14 @@ void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const
         need_sx |= w[j]->type == RC_GGML_Q4_1;
         want_digits |= w[j]->type == RC_GGML_Q4_1 || w[j]->type == RC_GGML_Q4_0;
     }
-    const void *xd = NULL;
-    const float *xs = NULL;
+    const void *xi = NULL;
 #if RC_QM_VNNI
-    if (use_vnni && want_digits && n <= RC_QM_FUSED_MAX) {
-        xpair *d;
-        float *f;
-        if (prep_digits(x, n, cols, &d, &f)) xd = d, xs = f;
-    }
+    if (use_vnni && want_digits && n <= RC_QM_FUSED_MAX) xi = prep_digits(x, n, cols);
 #endif
     (void)want_digits;
     // Block sums of x for Q4_1's min term in the fused kernels.
     float *sx = NULL;
-    if (RC_QM_AVX2 && !force_portable && need_sx && n <= RC_QM_FUSED_MAX && !xd) {
+    if (RC_QM_AVX2 && !force_portable && need_sx && n <= RC_QM_FUSED_MAX && !xi) {
         const int nb = cols / 32;
         sx = malloc((size_t)n * nb * sizeof(float));
         if (!sx) abort();
@@ -667,7 +721,7 @@ void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const
         while (g >= first[j + 1]) j++;
         const int r0 = (g - first[j]) * prow;
         const int r1 = r0 + prow < w[j]->rows ? r0 + prow : w[j]->rows;
-        panel(y[j], w[j], x, n, sx, xd, xs, xp, r0, r1);
+        panel(y[j], w[j], x, n, sx, xi, xp, r0, r1);
     }
     free(sx);
 }
