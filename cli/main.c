@@ -9,6 +9,7 @@
 #include "base/dist.h"
 #include "base/finite.h"
 #include "cli/commands.h"
+#include "kernels/cpu/qmatmul.h"
 #include "rc_version.h"
 
 typedef struct {
@@ -34,21 +35,14 @@ static void usage(FILE *f) {
 
 // `recontrol --version`: what was built from which tree, for bug reports and results files.
 static void version(void) {
-    printf("recontrol %s (commit %s, %s build, CUDA backend %s, %s)\n", RC_VERSION, RC_GIT_COMMIT,
-           RC_BUILD_TYPE[0] ? RC_BUILD_TYPE : "default",
+    printf("recontrol %s (commit %s, %s build, CUDA backend %s, CPU kernels %s)\n", RC_VERSION,
+           RC_GIT_COMMIT, RC_BUILD_TYPE[0] ? RC_BUILD_TYPE : "default",
 #ifdef RC_HAVE_CUDA
            "built (loaded for --device cuda)",
 #else
            "not built",
 #endif
-#if defined(__AVX512F__)
-           "AVX-512 kernels"
-#elif defined(__AVX2__)
-           "AVX2 kernels"
-#else
-           "portable kernels"
-#endif
-    );
+           rc_cpu_qmatmul_isa());
 }
 
 // Options every command takes, removed from argv before the command parses it.

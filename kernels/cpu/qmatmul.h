@@ -50,10 +50,12 @@ void rc_cpu_qmatmul(float *y, const float *x, const rc_qmat *w, int n);
 void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const float *x, int n);
 
 // Instruction set of the kernels, chosen at build time from what the compiler targets (the
-// build uses -march=native unless RC_NATIVE=OFF): "avx512" (AVX-512F/BW fused block kernels on
-// top of AVX2), "avx2" (AVX2 + FMA + F16C) or "portable" (plain C).
-// rc_cpu_qmatmul_limit_isa(level) caps it for every later call: 0 the best built in, 1 no
-// AVX-512, 2 portable C (tests run every level against the same reference).
+// build uses -march=native unless RC_NATIVE=OFF): "avx512-vnni" (Q4_0/Q4_1 decode products as
+// exact integer dot products against block-integer activations, kernels/cpu/qmatmul.c), "avx512"
+// (AVX-512F/BW fused fp32 block kernels on top of AVX2), "avx2" (AVX2 + FMA + F16C) or
+// "portable" (plain C). rc_cpu_qmatmul_limit_isa(level) caps it for every later call: 0 the best
+// built in, 1 no VNNI, 2 no AVX-512, 3 portable C (tests run every level against the same
+// reference).
 const char *rc_cpu_qmatmul_isa(void);
 void rc_cpu_qmatmul_limit_isa(int level);
 

@@ -21,6 +21,7 @@ grep -q '"rms_norm_eps":[[:space:]]*1e-05' <<<"$out" || fail "eps: $out"
 v=$("$B" --version)
 want=$(git -C "$2" rev-parse --short=10 HEAD 2>/dev/null || echo unknown)
 grep -Eq "^recontrol [0-9][0-9.]* \(commit $want(-dirty)?, " <<<"$v" || fail "--version: '$v' (tree: $want)"
+grep -Eq "CPU kernels (avx512-vnni|avx512|avx2|portable)\)$" <<<"$v" || fail "--version names the CPU kernels: '$v'"
 set +e
 err=$("$B" info --model "$F/does-not-exist" 2>&1); rc=$?
 [ $rc -eq 1 ] || fail "missing model: exit $rc"
