@@ -347,6 +347,7 @@ typedef struct {
     const xpair *d;      // (n, np) digit pairs
     const float *s1;     // (n, np, 4): Q4_1's (s, sum x) per block of the pair
     const float *s0;     // the same with -8 sum x (Q4_0)
+    const float *sum;    // (n, np, 2): sum x per block (kept for the wide pairs)
     const int *wide;     // (n, np): per token, the indices of the pairs to do in fp32
     const int *n_wide;   // (n): how many
 } xint;
@@ -374,7 +375,7 @@ static const xint *prep_digits(const float *x, int n, int cols) {
         tl_wide = malloc(npt * sizeof(int));
         tl_wide_cap = tl_wide ? npt : 0;
     }
-    float *xs = grow(&tl_xs, &tl_xs_cap, 8 * npt);
+    float *xs = grow(&tl_xs, &tl_xs_cap, 10 * npt);
     if (!tl_xd || !xs || !tl_wide || n > RC_QM_FUSED_MAX) abort(); // out of memory
     for (int t = 0; t < n; t++) tl_n_wide[t] = 0;
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
@@ -414,6 +415,7 @@ static const xint *prep_digits(const float *x, int n, int cols) {
             const float sum = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1)); // fp32, pairwise
             const float sc = (float)(mx / RC_QM_XMAX);
             s1[0] = sc, s1[1] = sum;          // Q4_1
+            xs[8 * npt + 2 * ((size_t)t * np + b / 2) + b % 2] = sum;
             s0[0] = sc, s0[1] = -8.0f * sum; // Q4_0
         }
     for (int t = 0; t < n; t++) // wide pairs: nothing from the integer loop
@@ -425,6 +427,7 @@ static const xint *prep_digits(const float *x, int n, int cols) {
     tl_xint.d = tl_xd;
     tl_xint.s1 = xs;
     tl_xint.s0 = xs + 4 * npt;
+    tl_xint.sum = xs + 8 * npt;
     tl_xint.wide = tl_wide;
     tl_xint.n_wide = tl_n_wide;
     return &tl_xint;
@@ -486,11 +489,11 @@ RC_AI void vnni_blocks(const uint8_t *row, int q41, const xint *xi, const float 
             for (int b = 2 * p; b < 2 * p + 2 && b < nb; b++) {
                 const uint8_t *rw = row0 + (size_t)b * bsz;
                 const float *xt = x + (size_t)t * ldx + 32 * b;
-                const __m512 x0 = _mm512_loadu_ps(xt), x1 = _mm512_loadu_ps(xt + 16);
                 __m512 w0, w1;
                 unpack512(rw, q41, &w0, &w1);
-                aw = _mm512_fmadd_ps(_mm512_set1_ps(f16s(rw)), _mm512_fmadd_ps(w1, x1, _mm512_mul_ps(w0, x0)), aw);
-                if (q41) mw += f16s(rw + 2) * _mm512_reduce_add_ps(_mm512_add_ps(x0, x1));
+                aw = _mm512_fmadd_ps(_mm512_set1_ps(f16s(rw)),
+                                     _mm512_fmadd_ps(w1, _mm512_loadu_ps(xt + 16), _mm512_mul_ps(w0, _mm512_loadu_ps(xt))), aw);
+                if (q41) mw += f16s(rw + 2) * xi->sum[2 * ((size_t)t * np + p) + b - 2 * p];
             }
         }
         const __m128 m = _mm_add_ps(mt[t], _mm_movehl_ps(mt[t], mt[t])); // lane 1: both min sums
