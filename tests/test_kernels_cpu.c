@@ -4,6 +4,7 @@
 // fp32 accumulation of k terms of size ~1 has an error of about k^0.5 * 6e-8.
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,9 +183,10 @@ static void naive_attention(double *out, const float *q, const float *kc, const 
     free(s);
 }
 
-// Random queries for n tokens against the naive reference.
-static void check_attention(const char *label, const float *kc, const float *vc, int n,
-                            const int *slots, const int *pos, int nh, int nkv, int hd, int max_len) {
+// Random queries for n tokens against the naive reference; tol: of the fp32 sums over the span.
+static void check_attention_tol(const char *label, const float *kc, const float *vc, int n,
+                                const int *slots, const int *pos, int nh, int nkv, int hd,
+                                int max_len, double tol) {
     float *q = rand_buf((size_t)n * nh * hd), *out = poison_buf((size_t)n * nh * hd);
     double *ref = malloc(sizeof(double) * n * nh * hd);
     for (int t = 0; t < n; t++)
@@ -194,8 +196,12 @@ static void check_attention(const char *label, const float *kc, const float *vc,
     rc_cpu_attention(out, q, kc, vc, slots, pos, n, nh, nkv, hd, max_len, 1.0f / sqrtf((float)hd));
     char what[96];
     snprintf(what, sizeof what, "attention %s nh=%d nkv=%d hd=%d", label, nh, nkv, hd);
-    check_close(what, out, ref, (size_t)n * nh * hd, 2e-6);
+    check_close(what, out, ref, (size_t)n * nh * hd, tol);
     free(q), free(out), free(ref);
+}
+static void check_attention(const char *label, const float *kc, const float *vc, int n,
+                            const int *slots, const int *pos, int nh, int nkv, int hd, int max_len) {
+    check_attention_tol(label, kc, vc, n, slots, pos, nh, nkv, hd, max_len, 2e-6); // <= 200 keys
 }
 
 Test(kernels_cpu, attention_gqa_ragged) {
@@ -235,6 +241,32 @@ Test(kernels_cpu, attention_prefill_runs) {
     }
 }
 
+// Decode with few units (one token x 3 KV heads over 2+ threads): the keys are split into
+// shares, each a unit, merged afterwards (kernels/cpu/attention.c). Long spans so that the split
+// happens, thread counts that give 2..8 shares, a run of 3 tokens whose early queries see no key
+// of the last share, and scores large enough that a naive merge would overflow.
+Test(kernels_cpu, attention_decode_key_shares) {
+    const int nh = 9, nkv = 3, hd = 64, max_len = 520, kv_dim = nkv * hd;
+    float *kc = rand_buf((size_t)2 * max_len * kv_dim), *vc = rand_buf((size_t)2 * max_len * kv_dim);
+    for (int scale = 0; scale < 2; scale++) { // keys x3, then x120: sharp softmax, huge scores
+        for (size_t i = 0; i < (size_t)2 * max_len * kv_dim; i++) kc[i] *= scale ? 40.f : 3.f;
+        const int threads[] = {1, 2, 3, 8};
+        for (int k = 0; k < 4; k++) {
+            omp_set_num_threads(threads[k]);
+            int s1[1] = {1}, p1[1] = {517};
+            // ~500 keys: fp32 sums of twice as many terms as the 2e-6 of the tests above; scores
+            // in the hundreds: exp's argument carries their fp32 rounding (as the huge test below)
+            const double tol = scale ? 1e-4 : 5e-6;
+            check_attention_tol("decode shares", kc, vc, 1, s1, p1, nh, nkv, hd, max_len, tol);
+            int s3[3] = {0, 0, 0}, p3[3] = {300, 301, 302}; // one unit of 3 tokens
+            check_attention_tol("3-token run shares", kc, vc, 3, s3, p3, nh, nkv, hd, max_len, tol);
+            int s2[2] = {0, 1}, p2[2] = {129, 260};
+            check_attention_tol("two decodes", kc, vc, 2, s2, p2, nh, nkv, hd, max_len, tol);
+        }
+        omp_set_num_threads(2);
+    }
+    free(kc), free(vc);
+}
 Test(kernels_cpu, attention_stable_with_huge_scores) {
     // Scores around 1e4 would overflow a naive exp; the online softmax must stay finite.
     int nh = 2, nkv = 1, hd = 32, max_len = 100, pos = 99, slot = 0;

@@ -3,13 +3,18 @@
 // computed, the accumulator rescaled by exp(m_old - m_new), then p = exp(s - m_new) added in.
 // AVX2 path (head_dim a multiple of 8): a unit of work is up to 8 consecutive tokens of one
 // sequence x one KV head, so every key/value block is read once for all 8 x group queries while
-// it sits in L1; scores 8 keys at a time (no per-key horizontal sum), vector exp. Portable C
+// it sits in L1; scores 8 keys at a time (no per-key horizontal sum), vector exp. When there are
+// fewer units than twice the threads (decode: one token x a few KV heads) and enough keys, each
+// unit's keys are split into shares run as units of their own and merged (max, sum, output),
+// so that every thread reads its own part of the cache. Portable C
 // otherwise: one (token, head) pair at a time. No scratch beyond the stack.
 #include "kernels/cpu/attention.h"
 
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -109,7 +114,8 @@ static inline __m256 hsum8(__m256 a[8]) {
 static inline __attribute__((always_inline)) void
 attention_unit_nv(float *out, const float *q, const float *k_cache, const float *v_cache,
                   const int *slots, const int *pos, int t0, int nt, int kvh, int g0, int gn,
-                  int n_heads, int group, int kv_dim, int max_len, float scale, const int NV) {
+                  int n_heads, int group, int kv_dim, int max_len, float scale, int jb, int je,
+                  float *part, const int NV) {
     const int nq = nt * gn, hd = 8 * NV, nv = NV;
     const size_t base = (size_t)slots[t0] * max_len * kv_dim + (size_t)kvh * hd;
     const float *kb = k_cache + base, *vb = v_cache + base;
@@ -125,9 +131,9 @@ attention_unit_nv(float *out, const float *q, const float *k_cache, const float 
         l[i] = 0;
         for (int d = 0; d < hd; d++) acc[i][d] = 0;
     }
-    const int len_max = pos[t0 + nt - 1] + 1;
+    const int len_max = je < pos[t0 + nt - 1] + 1 ? je : pos[t0 + nt - 1] + 1;
     float s[RC_ATT_BLOCK] __attribute__((aligned(32)));
-    for (int j0 = 0; j0 < len_max; j0 += RC_ATT_BLOCK) {
+    for (int j0 = jb; j0 < len_max; j0 += RC_ATT_BLOCK) {
         const int nb_all = len_max - j0 < RC_ATT_BLOCK ? len_max - j0 : RC_ATT_BLOCK;
         for (int i = 0; i < nq; i++) {
             const int nb = len[i] - j0 < nb_all ? len[i] - j0 : nb_all; // causal: keys <= pos
@@ -185,6 +191,14 @@ attention_unit_nv(float *out, const float *q, const float *k_cache, const float 
             }
         }
     }
+    if (part) { // a share of the keys: the running max, sum and unnormalised output per query
+        for (int i = 0; i < nq; i++) {
+            float *pi = part + (size_t)i * (hd + 2);
+            pi[0] = m[i], pi[1] = l[i];
+            for (int d = 0; d < hd; d++) pi[2 + d] = acc[i][d];
+        }
+        return;
+    }
     for (int i = 0; i < nq; i++) {
         const int t = t0 + i / gn, h = kvh * group + g0 + i % gn;
         float *oh = out + ((size_t)t * n_heads + h) * hd;
@@ -196,18 +210,30 @@ attention_unit_nv(float *out, const float *q, const float *k_cache, const float 
 static void attention_unit(float *out, const float *q, const float *k_cache, const float *v_cache,
                            const int *slots, const int *pos, int t0, int nt, int kvh, int g0,
                            int gn, int n_heads, int group, int head_dim, int kv_dim, int max_len,
-                           float scale) {
+                           float scale, int jb, int je, float *part) {
     if (head_dim == 64)
         attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, g0, gn, n_heads, group,
-                          kv_dim, max_len, scale, 8);
+                          kv_dim, max_len, scale, jb, je, part, 8);
     else if (head_dim == 128)
         attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, g0, gn, n_heads, group,
-                          kv_dim, max_len, scale, 16);
+                          kv_dim, max_len, scale, jb, je, part, 16);
     else
         attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, g0, gn, n_heads, group,
-                          kv_dim, max_len, scale, head_dim / 8);
+                          kv_dim, max_len, scale, jb, je, part, head_dim / 8);
 }
 #endif
+
+// The calling thread's scratch for the key shares, grown on demand and kept.
+static __thread float *tl_share;
+static __thread size_t tl_share_cap;
+static float *share_buf(size_t floats) {
+    if (floats > tl_share_cap) {
+        free(tl_share);
+        tl_share = malloc(floats * sizeof(float));
+        tl_share_cap = tl_share ? floats : 0;
+    }
+    return tl_share;
+}
 
 void rc_cpu_attention(float *out, const float *q, const float *k_cache, const float *v_cache,
                       const int *slots, const int *pos, int n, int n_heads, int n_kv_heads,
@@ -228,18 +254,66 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
         starts[n_units] = n;
         const int kv_dim = n_kv_heads * head_dim;
         const long work = (long)n * n_heads * head_dim * ((long)pos[n - 1] + 1);
-        // Few units (decode: one per KV head, e.g. 3 over 2 threads) split further, one query
-        // head each, so that the threads get even shares; a KV head's keys are then read once
-        // per query head (from L2).
-        const int split = n_units * n_kv_heads < 4 * omp_get_max_threads() ? group : 1;
-        const int gn = group / split;
-#pragma omp parallel for collapse(3) schedule(dynamic, 1) if (work > 65536)
+        // Few units (decode: one per KV head, e.g. 3 over 2 threads): the keys are split into
+        // S shares (multiples of 8 keys), each share a unit of its own returning its running max,
+        // sum and unnormalised output, merged afterwards; every thread reads a disjoint part of
+        // the cache (splitting by query head instead would read each KV head twice).
+        const int nthr = omp_get_max_threads();
+        int S = 1;
+        if (n_units * n_kv_heads < 2 * nthr && work > 65536) {
+            S = (2 * nthr + n_units * n_kv_heads - 1) / (n_units * n_kv_heads);
+            const int max_s = (pos[n - 1] + 1) / 32; // shares of at least 32 keys
+            S = S < max_s ? S : max_s;
+            if (S > 64) S = 64;
+            if (S < 1) S = 1;
+        }
+        if (S == 1) {
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (work > 65536)
+            for (int u = 0; u < n_units; u++)
+                for (int kvh = 0; kvh < n_kv_heads; kvh++)
+                    attention_unit(out, q, k_cache, v_cache, slots, pos, starts[u],
+                                   starts[u + 1] - starts[u], kvh, 0, group, n_heads, group,
+                                   head_dim, kv_dim, max_len, scale, 0, INT_MAX, NULL);
+            return;
+        }
+        // per (unit, kvh, share): up to qb * group queries of (max, sum, head_dim outputs)
+        const size_t per = (size_t)qb * group * (head_dim + 2);
+        float *part = share_buf((size_t)n_units * n_kv_heads * S * per);
+        if (!part) abort(); // out of memory for a few KiB
+#pragma omp parallel for collapse(3) schedule(static)
         for (int u = 0; u < n_units; u++)
             for (int kvh = 0; kvh < n_kv_heads; kvh++)
-                for (int g = 0; g < split; g++)
+                for (int c = 0; c < S; c++) {
+                    const int len = pos[starts[u + 1] - 1] + 1;
+                    const int jb = (int)((long)len * c / S) / 8 * 8, je = c + 1 == S ? len : (int)((long)len * (c + 1) / S) / 8 * 8;
                     attention_unit(out, q, k_cache, v_cache, slots, pos, starts[u],
-                                   starts[u + 1] - starts[u], kvh, g * gn, gn, n_heads, group,
-                                   head_dim, kv_dim, max_len, scale);
+                                   starts[u + 1] - starts[u], kvh, 0, group, n_heads, group,
+                                   head_dim, kv_dim, max_len, scale, jb, je,
+                                   part + (((size_t)u * n_kv_heads + kvh) * S + c) * per);
+                }
+        // merge the shares: m = max m_c, l = sum l_c e^(m_c - m), out = sum acc_c e^(m_c - m) / l
+        for (int u = 0; u < n_units; u++)
+            for (int kvh = 0; kvh < n_kv_heads; kvh++) {
+                const int nq = (starts[u + 1] - starts[u]) * group;
+                for (int i = 0; i < nq; i++) {
+                    const float *p0 = part + ((size_t)u * n_kv_heads + kvh) * S * per + (size_t)i * (head_dim + 2);
+                    float mx = -INFINITY;
+                    for (int c = 0; c < S; c++) mx = p0[c * per] > mx ? p0[c * per] : mx;
+                    float w[64], l = 0; // S <= 2 * threads / units: a few shares
+                    for (int c = 0; c < S; c++) {
+                        w[c] = p0[c * per] == -INFINITY ? 0.f : expf(p0[c * per] - mx);
+                        l += p0[c * per + 1] * w[c];
+                    }
+                    const int t = starts[u] + i / group, h = kvh * group + i % group;
+                    float *oh = out + ((size_t)t * n_heads + h) * head_dim;
+                    const float inv = 1.0f / l;
+                    for (int d = 0; d < head_dim; d++) {
+                        float a = 0;
+                        for (int c = 0; c < S; c++) a += p0[c * per + 2 + d] * w[c];
+                        oh[d] = a * inv;
+                    }
+                }
+            }
         return;
     }
 #endif
