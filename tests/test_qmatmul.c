@@ -177,23 +177,31 @@ Test(qmatmul, multi_equals_separate) {
 // subnormal values, a lone large value; the same tolerance (relative to sum |x w|, which an
 // outlier dominates in fp32 arithmetic too).
 Test(qmatmul, outlier_zero_and_tiny_activations) {
+    // one pattern at a time in block 1 of 6 (the others uniform), so that no other block's
+    // magnitude loosens the tolerance: 0 massive value, 1 two large values, 2 all zero, 3 tiny,
+    // 4 a subnormal among normal values, 5 one value and zeros
     const int cols = 192, n_max = 4;
     float *x = malloc(sizeof(float) * cols * n_max);
-    for (int t = 0; t < n_max; t++)
-        for (int k = 0; k < cols; k++) {
-            float v = frand();
-            const int b = k / 32;
-            if (b == 0 && k % 32 == 7) v *= 3e4f;        // massive activation
-            if (b == 1) v = 0.0f;                        // an all-zero block
-            if (b == 2) v *= 1e-30f;                     // tiny block
-            if (b == 3 && k % 32 == 31) v = 2e-39f;      // a subnormal next to normal values
-            if (b == 4) v = (k % 32 == 5) ? -7e3f : 0.f; // one value, the rest zero
-            x[t * cols + k] = v * (t + 1);
-        }
     const uint32_t types[] = {RC_GGML_Q4_0, RC_GGML_Q4_1, RC_GGML_Q8_0, RC_GGML_F16};
-    for (int i = 0; i < 4; i++)
-        for (int n = 1; n <= n_max; n++)
-            for (int isa = 0; isa < 4; isa++) check_product_x(types[i], 29, cols, n, 0, isa, x);
+    for (int pat = 0; pat < 6; pat++) {
+        for (int t = 0; t < n_max; t++)
+            for (int k = 0; k < cols; k++) {
+                float v = frand();
+                const int i = k % 32;
+                if (k / 32 == 1) {
+                    if (pat == 0 && i == 7) v *= 3e4f;
+                    if (pat == 1 && (i == 3 || i == 20)) v = (i == 3 ? 3e4f : -2e4f);
+                    if (pat == 2) v = 0.0f;
+                    if (pat == 3) v *= 1e-30f;
+                    if (pat == 4 && i == 31) v = 2e-39f;
+                    if (pat == 5) v = i == 5 ? -7e3f : 0.f;
+                }
+                x[t * cols + k] = v * (float)(t + 1);
+            }
+        for (int ti = 0; ti < 4; ti++)
+            for (int n = 1; n <= n_max; n++)
+                for (int isa = 0; isa < 4; isa++) check_product_x(types[ti], 29, cols, n, 0, isa, x);
+    }
     free(x);
 }
 
