@@ -3,6 +3,8 @@
 // one decode step reads (weights as held in memory + fp32 KV prefix) as GB/s next to the
 // machine's measured streaming read bandwidth. Prints a Markdown table; --json FILE writes them.
 // usage: bench_default_model [--model PATH] [--json FILE] [--threads N] [--decode N] [--commit H]
+//        [--isa LEVEL]   (caps the CPU kernels: 0 best built in, 1 no VNNI, 2 AVX2, 3 portable C;
+//                         the kernels used are printed and written as "kernel_isa")
 // On a shared machine run it with OMP_WAIT_POLICY=passive: spinning OpenMP threads that wait at
 // barriers while other processes hold the cores slow everything down (recorded in the output).
 // Exits 0 with "skipped: ..." when the model is not in the cache.
@@ -17,19 +19,23 @@
 #include "engine/forward.h"
 #include "base/gguf.h"
 #include "engine/sampler.h"
+#include "kernels/cpu/qmatmul.h"
 
 int main(int argc, char **argv) {
     const char *model_arg = NULL, *json = NULL, *commit = "";
-    int threads = 0, n_decode = 64;
+    int threads = 0, n_decode = 64, isa = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model_arg = argv[++i];
         else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--decode") && i + 1 < argc) n_decode = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--commit") && i + 1 < argc) commit = argv[++i];
+        else if (!strcmp(argv[i], "--isa") && i + 1 < argc) isa = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_default_model [--model PATH] [--json FILE] [--threads N] "
-                            "[--decode N] [--commit HASH]\n");
+                            "[--decode N] [--commit HASH] [--isa 0-3]\n"
+                            "  --isa: cap the CPU kernels (0 best built in, 1 no VNNI, 2 AVX2, "
+                            "3 portable C)\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
     }
@@ -40,6 +46,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (threads > 0) omp_set_num_threads(threads);
+    if (isa < 0 || isa > 3) {
+        fprintf(stderr, "bench_default_model: --isa takes 0-3\n");
+        return 2;
+    }
+    rc_cpu_qmatmul_limit_isa(isa);
     int nt = omp_get_max_threads();
     double load0 = rc_bench_loadavg1();
     double bw = rc_bench_read_bw((size_t)1 << 30);
@@ -145,8 +156,8 @@ int main(int argc, char **argv) {
     rc_bench_cpu_model(cpu, sizeof cpu);
 
     const char *wait = getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default (active)";
-    printf("%s, %d threads, OMP_WAIT_POLICY %s, load average %.2f -> %.2f\n", cpu, nt, wait, load0,
-           load1);
+    printf("%s, %d threads, kernels %s, OMP_WAIT_POLICY %s, load average %.2f -> %.2f\n", cpu, nt,
+           rc_cpu_qmatmul_isa(), wait, load0, load1);
     printf("model %s (%.1fM params, %.1f MB file, weights in memory %.1f MB), load %.2f s\n",
            path, params / 1e6, file_bytes / 1e6, m.weight_bytes / 1e6, load_s);
     printf("| prefill 32 tok/s | prefill 128 tok/s | prefill 512 tok/s | decode tok/s | decode ms "
@@ -162,7 +173,8 @@ int main(int argc, char **argv) {
         }
         fprintf(f,
                 "{\n  \"model\": \"SmolLM2-135M-Instruct.Q4_1.gguf\",\n  \"cpu\": \"%s\",\n"
-                "  \"commit\": \"%s\",\n  \"threads\": %d,\n  \"omp_wait_policy\": \"%s\",\n"
+                "  \"commit\": \"%s\",\n  \"threads\": %d,\n  \"kernel_isa\": \"%s\",\n"
+                "  \"omp_wait_policy\": \"%s\",\n"
                 "  \"loadavg_before\": %.2f,\n"
                 "  \"loadavg_after\": %.2f,\n  \"params_m\": %.2f,\n  \"file_mb\": %.1f,\n"
                 "  \"load_dequant_s\": %.3f,\n  \"prefill_tok_s\": {\"32\": %.2f, \"128\": %.2f, "
@@ -171,7 +183,8 @@ int main(int argc, char **argv) {
                 "  \"decode_bytes_per_step\": %.0f,\n  \"decode_gb_s\": %.3f,\n"
                 "  \"read_bw_gb_s\": %.3f,\n  \"decode_pct_of_bw\": %.1f,\n"
                 "  \"batch\": %d,\n  \"batch_decode_tok_s\": %.2f,\n  \"weight_bytes\": %zu\n}\n",
-                cpu, commit, nt, wait, load0, load1, params / 1e6, file_bytes / 1e6, load_s,
+                cpu, commit, nt, rc_cpu_qmatmul_isa(), wait, load0, load1, params / 1e6,
+                file_bytes / 1e6, load_s,
                 prefill[0], prefill[1], prefill[2], P0, n_decode, 1.0 / dec, dec * 1e3, bytes, gbs,
                 bw, 100.0 * gbs / bw, B, bdec, m.weight_bytes);
         fclose(f);
