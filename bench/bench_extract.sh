@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Extraction throughput (stage 1) on the CPU with the default model (or $MODEL): greedy rollouts
 # + post-norm state capture for N prompts, as `recontrol extract` runs them. Writes
-# bench/results/extract-cpu-<date>.json and prints a Markdown summary, with an estimate for the
+# bench/results/extract-cpu-<date>[-k].json (never over an earlier run) and prints a Markdown summary, with an estimate for the
 # 160,800 HH-RLHF training prompts at the measured rate.
 # usage: bench/bench_extract.sh BUILD_DIR DATA.jsonl[.gz] FORMAT [N_PROMPTS] [MAX_NEW] [BATCH]
 #   env MODEL=PATH (default: the default model), CHAT_FORMAT=1 (--chat)
@@ -25,6 +25,8 @@ load1=$(cut -d' ' -f1-3 /proc/loadavg)
 date_s=$(date -u +%Y-%m-%d)
 mkdir -p "$ROOT/bench/results"
 JSON="$ROOT/bench/results/extract-cpu-$date_s.json"
+k=2 # never overwrite an earlier run of the same day: -2, -3, ...
+while [[ -e "$JSON" ]]; do JSON="$ROOT/bench/results/extract-cpu-$date_s-$k.json"; k=$((k + 1)); done
 python3 - "$OUT/run" "$t0" "$t1" "$load0" "$load1" "$N" "$MAX_NEW" "$BATCH" "$DATA" "$FMT" "$JSON" "$(nproc)" \
   "$("$BUILD/recontrol" --version 2>/dev/null || echo "binary without --version; tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)")" <<'PY'
 import json, sys
