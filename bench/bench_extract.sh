@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Extraction throughput (stage 1) on the CPU with the default model (or $MODEL): greedy rollouts
 # + post-norm state capture for N prompts, as `recontrol extract` runs them. Writes
-# bench/results/extract-cpu-<date>[-k].json (never over an earlier run) and prints a Markdown summary, with an estimate for the
+# bench/results/extract-cpu-<date>[-k].json (never over an earlier run) and prints a Markdown
+# summary, with an estimate for the
 # 160,800 HH-RLHF training prompts at the measured rate.
 # usage: bench/bench_extract.sh BUILD_DIR DATA.jsonl[.gz] FORMAT [N_PROMPTS] [MAX_NEW] [BATCH]
 #   env MODEL=PATH (default: the default model), CHAT_FORMAT=1 (--chat)
