@@ -132,8 +132,8 @@ Test(kernels_cpu, swiglu_embedding_add) {
         ref[i] = g[i] / (1 + exp(-(double)g[i])) * u[i];
     }
     // the ends of the exponential's range and the IEEE specials (vector and scalar tails)
-    const float ends[] = {88.0f, -88.0f, 89.0f, -89.0f, 103.0f, -104.0f, 1e30f, -1e30f, 0.0f,
-                          -0.0f, 1e-30f, -87.5f, 87.5f, 20.0f, -20.0f, 1e-8f};
+    const float ends[] = {88.0f, -88.0f, 89.0f,  -89.0f, 103.0f, -104.0f, 1e30f,  -1e30f,
+                          0.0f,  -0.0f,  1e-30f, -87.5f, 87.5f,  20.0f,   -20.0f, 1e-8f};
     for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
         g[100 + i] = ends[i];
         u[100 + i] = 0.5f;
@@ -141,11 +141,12 @@ Test(kernels_cpu, swiglu_embedding_add) {
     }
     rc_cpu_swiglu(o, g, u, n);
     check_close("swiglu", o, ref, n, 1e-6);
-    float gs[9] = {INFINITY, -INFINITY, NAN, 1, 1, 1, 1, 1, 1}, us[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}, os[9];
+    float gs[9] = {INFINITY, -INFINITY, NAN, 1, 1, 1, 1, 1, 1}, us[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1},
+          os[9];
     for (int rep = 0; rep < 2; rep++) { // lanes of a vector, then the scalar tail
         rc_cpu_swiglu(os, gs, us, rep ? 3 : 9);
-        cr_assert(os[0] == INFINITY && isnan(os[1]) && isnan(os[2]), "swiglu specials (n %d): %g %g %g",
-                  rep ? 3 : 9, os[0], os[1], os[2]);
+        cr_assert(os[0] == INFINITY && isnan(os[1]) && isnan(os[2]),
+                  "swiglu specials (n %d): %g %g %g", rep ? 3 : 9, os[0], os[1], os[2]);
     }
     // embedding
     int V = 11, d = 7, ids[4] = {10, 0, 3, 10};
@@ -200,7 +201,8 @@ static void check_attention_tol(const char *label, const float *kc, const float 
     free(q), free(out), free(ref);
 }
 static void check_attention(const char *label, const float *kc, const float *vc, int n,
-                            const int *slots, const int *pos, int nh, int nkv, int hd, int max_len) {
+                            const int *slots, const int *pos, int nh, int nkv, int hd,
+                            int max_len) {
     check_attention_tol(label, kc, vc, n, slots, pos, nh, nkv, hd, max_len, 2e-6); // <= 200 keys
 }
 
@@ -247,9 +249,11 @@ Test(kernels_cpu, attention_prefill_runs) {
 // of the last share, and scores large enough that a naive merge would overflow.
 Test(kernels_cpu, attention_decode_key_shares) {
     const int nh = 9, nkv = 3, hd = 64, max_len = 520, kv_dim = nkv * hd;
-    float *kc = rand_buf((size_t)2 * max_len * kv_dim), *vc = rand_buf((size_t)2 * max_len * kv_dim);
+    float *kc = rand_buf((size_t)2 * max_len * kv_dim),
+          *vc = rand_buf((size_t)2 * max_len * kv_dim);
     for (int scale = 0; scale < 2; scale++) { // keys x3, then x120: sharp softmax, huge scores
-        for (size_t i = 0; i < (size_t)2 * max_len * kv_dim; i++) kc[i] *= scale ? 40.f : 3.f;
+        for (size_t i = 0; i < (size_t)2 * max_len * kv_dim; i++)
+            kc[i] *= scale ? 40.f : 3.f;
         const int threads[] = {1, 2, 3, 8};
         for (int k = 0; k < 4; k++) {
             omp_set_num_threads(threads[k]);

@@ -89,7 +89,8 @@ static void check_product_x(uint32_t type, int rows, int cols, int n, int perm_h
                                     cols),
                      0);
     float *x = malloc((size_t)n * cols * sizeof(float));
-    for (size_t i = 0; i < (size_t)n * cols; i++) x[i] = x_in ? x_in[i] : frand();
+    for (size_t i = 0; i < (size_t)n * cols; i++)
+        x[i] = x_in ? x_in[i] : frand();
     float *y = malloc((size_t)n * rows * sizeof(float));
     for (size_t i = 0; i < (size_t)n * rows; i++) y[i] = NAN;
     rc_cpu_qmatmul_limit_isa(portable);
@@ -200,7 +201,8 @@ Test(qmatmul, outlier_zero_and_tiny_activations) {
             }
         for (int ti = 0; ti < 4; ti++)
             for (int n = 1; n <= n_max; n++)
-                for (int isa = 0; isa < 4; isa++) check_product_x(types[ti], 29, cols, n, 0, isa, x);
+                for (int isa = 0; isa < 4; isa++)
+                    check_product_x(types[ti], 29, cols, n, 0, isa, x);
     }
     free(x);
 }
@@ -217,7 +219,8 @@ Test(qmatmul, nonfinite_activations_propagate) {
         for (int isa = 0; isa < 4; isa++)
             for (int n = 1; n <= 2; n++) {
                 float x[2 * 64], y[2 * 9];
-                for (int k = 0; k < n * cols; k++) x[k] = frand();
+                for (int k = 0; k < n * cols; k++)
+                    x[k] = frand();
                 x[(n - 1) * cols + 40] = (isa % 2) ? NAN : INFINITY;
                 rc_cpu_qmatmul_limit_isa(isa);
                 rc_cpu_qmatmul(y, x, &w, n);

@@ -195,7 +195,8 @@ attention_unit_nv(float *out, const float *q, const float *k_cache, const float 
         for (int i = 0; i < nq; i++) {
             float *pi = part + (size_t)i * (hd + 2);
             pi[0] = m[i], pi[1] = l[i];
-            for (int d = 0; d < hd; d++) pi[2 + d] = acc[i][d];
+            for (int d = 0; d < hd; d++)
+                pi[2 + d] = acc[i][d];
         }
         return;
     }
@@ -285,7 +286,8 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
             for (int kvh = 0; kvh < n_kv_heads; kvh++)
                 for (int c = 0; c < S; c++) {
                     const int len = pos[starts[u + 1] - 1] + 1;
-                    const int jb = (int)((long)len * c / S) / 8 * 8, je = c + 1 == S ? len : (int)((long)len * (c + 1) / S) / 8 * 8;
+                    const int jb = (int)((long)len * c / S) / 8 * 8,
+                              je = c + 1 == S ? len : (int)((long)len * (c + 1) / S) / 8 * 8;
                     attention_unit(out, q, k_cache, v_cache, slots, pos, starts[u],
                                    starts[u + 1] - starts[u], kvh, 0, group, n_heads, group,
                                    head_dim, kv_dim, max_len, scale, jb, je,
@@ -296,9 +298,11 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
             for (int kvh = 0; kvh < n_kv_heads; kvh++) {
                 const int nq = (starts[u + 1] - starts[u]) * group;
                 for (int i = 0; i < nq; i++) {
-                    const float *p0 = part + ((size_t)u * n_kv_heads + kvh) * S * per + (size_t)i * (head_dim + 2);
+                    const float *p0 = part + ((size_t)u * n_kv_heads + kvh) * S * per +
+                                      (size_t)i * (head_dim + 2);
                     float mx = -INFINITY;
-                    for (int c = 0; c < S; c++) mx = p0[c * per] > mx ? p0[c * per] : mx;
+                    for (int c = 0; c < S; c++)
+                        mx = p0[c * per] > mx ? p0[c * per] : mx;
                     float w[64], l = 0; // S <= 2 * threads / units: a few shares
                     for (int c = 0; c < S; c++) {
                         w[c] = p0[c * per] == -INFINITY ? 0.f : expf(p0[c * per] - mx);
@@ -309,7 +313,8 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
                     const float inv = 1.0f / l;
                     for (int d = 0; d < head_dim; d++) {
                         float a = 0;
-                        for (int c = 0; c < S; c++) a += p0[c * per + 2 + d] * w[c];
+                        for (int c = 0; c < S; c++)
+                            a += p0[c * per + 2 + d] * w[c];
                         oh[d] = a * inv;
                     }
                 }

@@ -44,10 +44,12 @@
 // 0 the best compiled in, 1 no VNNI (fp32 AVX-512), 2 AVX2 (no AVX-512), 3 portable C
 static int isa_limit;
 #define force_portable (isa_limit >= 3)
-#define use_avx512 (isa_limit <= 1)
-#define use_vnni (RC_QM_VNNI && isa_limit == 0)
+#define use_avx512     (isa_limit <= 1)
+#define use_vnni       (RC_QM_VNNI && isa_limit == 0)
 
-void rc_cpu_qmatmul_limit_isa(int level) { isa_limit = level < 0 ? 0 : level > 3 ? 3 : level; }
+void rc_cpu_qmatmul_limit_isa(int level) {
+    isa_limit = level < 0 ? 0 : level > 3 ? 3 : level;
+}
 
 const char *rc_cpu_qmatmul_isa(void) {
     if (RC_QM_VNNI && isa_limit == 0) return "avx512-vnni";
@@ -321,7 +323,6 @@ RC_AI void dots_float(uint32_t type, const uint8_t *row, const float *x, int ldx
     }
 }
 
-
 #if RC_QM_VNNI
 // The activations of up to 4 tokens as block integers: per token and block of 32, x ~= s X with
 // |X| <= 127 * 65793 (23 bits + sign, relative to the block's largest |x|), X = D0 + 256 D1 +
@@ -346,12 +347,12 @@ typedef struct {
 #define RC_QM_XMAX 8355711.0 // 127 * 65793: the largest |X| three signed digits hold
 
 typedef struct {
-    const xpair *d;      // (n, np) digit pairs
-    const float *s1;     // (n, np, 4): Q4_1's (s, sum x) per block of the pair
-    const float *s0;     // the same with -8 sum x (Q4_0)
-    const float *sum;    // (n, np, 2): sum x per block (kept for the wide pairs)
-    const int *wide;     // (n, np): per token, the indices of the pairs to do in fp32
-    const int *n_wide;   // (n): how many
+    const xpair *d;    // (n, np) digit pairs
+    const float *s1;   // (n, np, 4): Q4_1's (s, sum x) per block of the pair
+    const float *s0;   // the same with -8 sum x (Q4_0)
+    const float *sum;  // (n, np, 2): sum x per block (kept for the wide pairs)
+    const int *wide;   // (n, np): per token, the indices of the pairs to do in fp32
+    const int *n_wide; // (n): how many
 } xint;
 
 static __thread xpair *tl_xd;
@@ -379,7 +380,8 @@ static const xint *prep_digits(const float *x, int n, int cols) {
     }
     float *xs = grow(&tl_xs, &tl_xs_cap, 10 * npt);
     if (!tl_xd || !xs || !tl_wide || n > RC_QM_FUSED_MAX) abort(); // out of memory
-    for (int t = 0; t < n; t++) tl_n_wide[t] = 0;
+    for (int t = 0; t < n; t++)
+        tl_n_wide[t] = 0;
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
     for (int t = 0; t < n; t++)
         for (int b = 0; b < 2 * np; b++) {
@@ -387,24 +389,30 @@ static const xint *prep_digits(const float *x, int n, int cols) {
             const int half = 16 * (b % 2); // A in bytes 0-15 of lo/hi, B in 16-31
             float *s1 = xs + 4 * ((size_t)t * np + b / 2) + 2 * (b % 2), *s0 = s1 + 4 * npt;
             if (b == nb) { // the odd last block's partner: zeros
-                for (int k = 0; k < 3; k++) memset(xp->lo[k] + half, 0, 16), memset(xp->hi[k] + half, 0, 16);
+                for (int k = 0; k < 3; k++)
+                    memset(xp->lo[k] + half, 0, 16), memset(xp->hi[k] + half, 0, 16);
                 s1[0] = s1[1] = s0[0] = s0[1] = 0;
                 continue;
             }
             const float *xb = x + (size_t)t * cols + 32 * b;
             const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
-            const float mx = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask)));
+            const float mx = _mm512_reduce_max_ps(
+                _mm512_max_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask)));
             if (!(mx <= 3.4e38f)) return NULL; // NaN or Inf
-            const float sabs = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask)));
+            const float sabs = _mm512_reduce_add_ps(
+                _mm512_add_ps(_mm512_and_ps(x0, absmask), _mm512_and_ps(x1, absmask)));
             if (4.0f * mx > 3.0f * sabs && mx > 0) {
                 int *nw = &tl_n_wide[t];
-                if (!*nw || tl_wide[(size_t)t * np + *nw - 1] != b / 2) tl_wide[(size_t)t * np + (*nw)++] = b / 2;
+                if (!*nw || tl_wide[(size_t)t * np + *nw - 1] != b / 2)
+                    tl_wide[(size_t)t * np + (*nw)++] = b / 2;
             }
             // X = round(x * XMAX / mx) in fp32 (|X - x / s| <= 1 with s = mx / XMAX)
             const __m512 inv = _mm512_set1_ps(mx > 0 ? (float)(RC_QM_XMAX / mx) : 0.f);
             for (int h = 0; h < 2; h++) {
-                __m512i X = _mm512_cvtps_epi32(_mm512_mul_ps(h ? x1 : x0, inv)); // nearest, ties even
-                X = _mm512_min_epi32(_mm512_max_epi32(X, _mm512_set1_epi32(-8355711)), _mm512_set1_epi32(8355711));
+                __m512i X =
+                    _mm512_cvtps_epi32(_mm512_mul_ps(h ? x1 : x0, inv)); // nearest, ties even
+                X = _mm512_min_epi32(_mm512_max_epi32(X, _mm512_set1_epi32(-8355711)),
+                                     _mm512_set1_epi32(8355711));
                 const __m512i d0 = _mm512_srai_epi32(_mm512_slli_epi32(X, 24), 24);
                 const __m512i X1 = _mm512_srai_epi32(_mm512_sub_epi32(X, d0), 8);
                 const __m512i d1 = _mm512_srai_epi32(_mm512_slli_epi32(X1, 24), 24);
@@ -416,7 +424,7 @@ static const xint *prep_digits(const float *x, int n, int cols) {
             }
             const float sum = _mm512_reduce_add_ps(_mm512_add_ps(x0, x1)); // fp32, pairwise
             const float sc = (float)(mx / RC_QM_XMAX);
-            s1[0] = sc, s1[1] = sum;          // Q4_1
+            s1[0] = sc, s1[1] = sum; // Q4_1
             xs[8 * npt + 2 * ((size_t)t * np + b / 2) + b % 2] = sum;
             s0[0] = sc, s0[1] = -8.0f * sum; // Q4_0
         }
@@ -424,7 +432,8 @@ static const xint *prep_digits(const float *x, int n, int cols) {
         for (int k = 0; k < tl_n_wide[t]; k++) {
             const size_t i = (size_t)t * np + tl_wide[(size_t)t * np + k];
             memset(&tl_xd[i], 0, sizeof(xpair));
-            for (int j = 0; j < 4; j++) xs[4 * i + j] = xs[4 * npt + 4 * i + j] = 0;
+            for (int j = 0; j < 4; j++)
+                xs[4 * i + j] = xs[4 * npt + 4 * i + j] = 0;
         }
     tl_xint.d = tl_xd;
     tl_xint.s1 = xs;
@@ -438,7 +447,8 @@ static const xint *prep_digits(const float *x, int n, int cols) {
 // Block scales as an fp16 pair: Q4_1 (d, m), Q4_0 (d, d).
 RC_AI uint32_t scale_pair(const uint8_t *p, int q41) {
     uint32_t u;
-    if (q41) memcpy(&u, p, 4);
+    if (q41)
+        memcpy(&u, p, 4);
     else {
         uint16_t h;
         memcpy(&h, p, 2);
@@ -448,7 +458,7 @@ RC_AI uint32_t scale_pair(const uint8_t *p, int q41) {
 }
 
 #define RC_QM_LD(a) _mm256_load_si256((const __m256i *)(a))
-// One stored Q4_0 (q41 0) / Q4_1 (q41 1) row against NT tokens; xd, xs from prep_digits. Per
+// One stored Q4_0 (q41 0) / Q4_1 (q41 1) row against NT tokens; xi from prep_digits. Per
 // pair of blocks: both blocks' 16 bytes of nibbles in one vector, lo = v & 15 and hi = v >> 4,
 // then q . X in 8 int32 lanes (lanes 0-3 block A, 4-7 block B; each the sum of 8 products,
 // |lane| <= 8 * 15 * 127 * 65793 < 2^31), Horner over the three digits, one conversion and one
@@ -460,27 +470,38 @@ RC_AI void vnni_blocks(const uint8_t *row, int q41, const xint *xi, const float 
     const float *xs = q41 ? xi->s1 : xi->s0;
     __m256 acc[RC_QM_FUSED_MAX];
     __m128 mt[RC_QM_FUSED_MAX]; // lanes 1 and 3: the blocks' min (Q4_1) / offset (Q4_0) terms
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), mt[t] = _mm_setzero_ps();
+    for (int t = 0; t < NT; t++)
+        acc[t] = _mm256_setzero_ps(), mt[t] = _mm_setzero_ps();
     const uint8_t *row0 = row;
     const int bsz = q41 ? 20 : 18, qo = q41 ? 4 : 2, np = (nb + 1) / 2;
     const __m256i m0F = _mm256_set1_epi8(0x0F), sel = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
     for (int p = 0; p < np; p++, row += 2 * bsz) {
         const int has_b = 2 * p + 1 < nb; // else B's lanes read A again against zero digits
         const uint8_t *rb = has_b ? row + bsz : row;
-        const __m256i v = _mm256_loadu2_m128i((const __m128i *)(rb + qo), (const __m128i *)(row + qo));
-        const __m256i lo = _mm256_and_si256(v, m0F), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0F);
-        const __m128 h = _mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128((int)scale_pair(row, q41)),
-                                                         _mm_cvtsi32_si128((int)scale_pair(rb, q41))));
+        const __m256i v =
+            _mm256_loadu2_m128i((const __m128i *)(rb + qo), (const __m128i *)(row + qo));
+        const __m256i lo = _mm256_and_si256(v, m0F),
+                      hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m0F);
+        const __m128 h =
+            _mm_cvtph_ps(_mm_unpacklo_epi32(_mm_cvtsi32_si128((int)scale_pair(row, q41)),
+                                            _mm_cvtsi32_si128((int)scale_pair(rb, q41))));
         for (int t = 0; t < NT; t++) {
             const xpair *X = xd + (size_t)t * np + p;
-            __m256i a = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, RC_QM_LD(X->lo[2])), hi, RC_QM_LD(X->hi[2]));
+            __m256i a = _mm256_dpbusd_epi32(
+                _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, RC_QM_LD(X->lo[2])), hi,
+                RC_QM_LD(X->hi[2]));
             a = _mm256_slli_epi32(a, 8);
-            a = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(a, lo, RC_QM_LD(X->lo[1])), hi, RC_QM_LD(X->hi[1]));
+            a = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(a, lo, RC_QM_LD(X->lo[1])), hi,
+                                    RC_QM_LD(X->hi[1]));
             a = _mm256_slli_epi32(a, 8);
-            a = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(a, lo, RC_QM_LD(X->lo[0])), hi, RC_QM_LD(X->hi[0]));
-            const __m128 f = _mm_mul_ps(h, _mm_loadu_ps(xs + 4 * ((size_t)t * np + p))); // (d s, c) x 2
+            a = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(a, lo, RC_QM_LD(X->lo[0])), hi,
+                                    RC_QM_LD(X->hi[0]));
+            const __m128 f =
+                _mm_mul_ps(h, _mm_loadu_ps(xs + 4 * ((size_t)t * np + p))); // (d s, c) x 2
             mt[t] = _mm_add_ps(mt[t], f);
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(f), sel), acc[t]);
+            acc[t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(a),
+                                _mm256_permutevar8x32_ps(_mm256_castps128_ps256(f), sel), acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) { // the wide pairs, as dots_blocks512: weights to fp32, x in fp32
@@ -494,7 +515,9 @@ RC_AI void vnni_blocks(const uint8_t *row, int q41, const xint *xi, const float 
                 __m512 w0, w1;
                 unpack512(rw, q41, &w0, &w1);
                 aw = _mm512_fmadd_ps(_mm512_set1_ps(f16s(rw)),
-                                     _mm512_fmadd_ps(w1, _mm512_loadu_ps(xt + 16), _mm512_mul_ps(w0, _mm512_loadu_ps(xt))), aw);
+                                     _mm512_fmadd_ps(w1, _mm512_loadu_ps(xt + 16),
+                                                     _mm512_mul_ps(w0, _mm512_loadu_ps(xt))),
+                                     aw);
                 if (q41) mw += f16s(rw + 2) * xi->sum[2 * ((size_t)t * np + p) + b - 2 * p];
             }
         }
@@ -513,27 +536,40 @@ static int dots_avx2(const rc_qmat *w, int r0, int r1, const float *x, const flo
     const int cols = w->cols, nb = cols / 32, ldsx = cols / 32, hd = w->perm_hd;
     const uint8_t *base = (const uint8_t *)w->data;
     const uint32_t type = w->type;
-#define RC_QM_ROWS(kcall)                                                                        \
-    do {                                                                                         \
-        int k = hd > 0 ? r0 % hd : 0; /* row within its head (GGUF's Q/K order) */               \
-        for (int r = r0; r < r1; r++) {                                                          \
-            const uint8_t *row = base + (size_t)r * w->row_bytes;                                \
-            float out[RC_QM_FUSED_MAX];                                                          \
-            kcall;                                                                               \
-            int lr = r;                                                                          \
-            if (hd > 0) {                                                                        \
-                lr = r - k + (k % 2) * (hd / 2) + k / 2;                                         \
-                if (++k == hd) k = 0;                                                            \
-            }                                                                                    \
-            for (int t = 0; t < NT; t++) y[(size_t)t * w->rows + lr] = out[t];                  \
-        }                                                                                        \
+#define RC_QM_ROWS(kcall)                                                                          \
+    do {                                                                                           \
+        int k = hd > 0 ? r0 % hd : 0; /* row within its head (GGUF's Q/K order) */                 \
+        for (int r = r0; r < r1; r++) {                                                            \
+            const uint8_t *row = base + (size_t)r * w->row_bytes;                                  \
+            float out[RC_QM_FUSED_MAX];                                                            \
+            kcall;                                                                                 \
+            int lr = r;                                                                            \
+            if (hd > 0) {                                                                          \
+                lr = r - k + (k % 2) * (hd / 2) + k / 2;                                           \
+                if (++k == hd) k = 0;                                                              \
+            }                                                                                      \
+            for (int t = 0; t < NT; t++)                                                           \
+                y[(size_t)t * w->rows + lr] = out[t];                                              \
+        }                                                                                          \
     } while (0)
-#define RC_QM_NT(call)                                                                           \
-    switch (nt) {                                                                                \
-    case 1: { const int NT = 1; RC_QM_ROWS(call); } break;                                      \
-    case 2: { const int NT = 2; RC_QM_ROWS(call); } break;                                      \
-    case 3: { const int NT = 3; RC_QM_ROWS(call); } break;                                      \
-    default: { const int NT = 4; RC_QM_ROWS(call); } break;                                     \
+#define RC_QM_NT(call)                                                                             \
+    switch (nt) {                                                                                  \
+    case 1: {                                                                                      \
+        const int NT = 1;                                                                          \
+        RC_QM_ROWS(call);                                                                          \
+    } break;                                                                                       \
+    case 2: {                                                                                      \
+        const int NT = 2;                                                                          \
+        RC_QM_ROWS(call);                                                                          \
+    } break;                                                                                       \
+    case 3: {                                                                                      \
+        const int NT = 3;                                                                          \
+        RC_QM_ROWS(call);                                                                          \
+    } break;                                                                                       \
+    default: {                                                                                     \
+        const int NT = 4;                                                                          \
+        RC_QM_ROWS(call);                                                                          \
+    } break;                                                                                       \
     }
 #if RC_QM_VNNI
     if (xi && (type == RC_GGML_Q4_1 || type == RC_GGML_Q4_0)) {
@@ -615,7 +651,8 @@ static void panel(float *y, const rc_qmat *w, const float *x, int n, const float
         if (!tmp) abort(); // out of memory
         for (int r = r0; r < r1; r++) {
             deq_row(w->type, base + (size_t)r * w->row_bytes, tmp, cols);
-            for (int t = 0; t < n; t++) out[t] = dot_f32(tmp, x + (size_t)t * cols, cols);
+            for (int t = 0; t < n; t++)
+                out[t] = dot_f32(tmp, x + (size_t)t * cols, cols);
             const int lr = rc_qmat_logical_row(w, r);
             for (int t = 0; t < n; t++) y[(size_t)t * w->rows + lr] = out[t];
         }
@@ -689,7 +726,10 @@ void rc_cpu_qmatmul_multi(int k, float *const *y, const rc_qmat *const *w, const
         return;
     }
     const int cols = w[0]->cols;
-    // panels of rows: 24 for the tiles; 8 for the fused kernels (finer shares between threads)
+    // panels of rows: 24 for the tiles; 8 for the fused kernels (finer shares between threads).
+    // Guided schedule: each thread takes contiguous runs of panels (sequential weight streams,
+    // which the prefetchers need: dynamic panels cost a quarter of the decode rate), the runs
+    // shrinking towards the end so that the threads finish together.
     const int prow = n <= RC_QM_FUSED_MAX ? 8 : RC_QM_PANEL;
     int first[5] = {0}; // first[j]: matrix j's first panel in the joint range
     double work = 0;

@@ -28,8 +28,10 @@ static inline __m256 exp8(__m256 x) {
     // 2^n in two factors: n reaches 128 at the top of the range, one exponent field cannot
     const __m256i ni = _mm256_cvtps_epi32(n);
     const __m256i h = _mm256_srai_epi32(ni, 1);
-    const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, _mm256_set1_epi32(127)), 23));
-    const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), _mm256_set1_epi32(127)), 23));
+    const __m256 s1 =
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(h, _mm256_set1_epi32(127)), 23));
+    const __m256 s2 = _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, h), _mm256_set1_epi32(127)), 23));
     const __m256 e = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
     return _mm256_blendv_ps(e, _mm256_set1_ps(INFINITY), over);
 }
@@ -42,7 +44,8 @@ static void swiglu_range(float *out, const float *gate, const float *up, size_t 
     for (; i + 8 <= i1; i += 8) {
         const __m256 g = _mm256_loadu_ps(gate + i);
         const __m256 e = exp8(_mm256_xor_ps(g, sign)); // e^-g
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)),
+                                                _mm256_loadu_ps(up + i)));
     }
 #endif
     for (; i < i1; i++) {
