@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "kernels/cpu/qmatmul.h"
 
 #ifndef RC_CUDA_MODULE_DIR
 #define RC_CUDA_MODULE_DIR "."
@@ -116,7 +117,8 @@ int rc_device_check(rc_device d) {
 }
 
 int rc_device_info(FILE *f) {
-    fprintf(f, "CPU backend: %ld online cores\n", sysconf(_SC_NPROCESSORS_ONLN));
+    fprintf(f, "CPU backend: %ld online cores, kernels %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+            rc_cpu_qmatmul_isa());
     report_fn report = (report_fn)cuda_symbol("rc_cuda_device_report", (void *)rc_cuda_device_report);
     if (!report) {
         fprintf(f, "CUDA backend: not available: %s\n",
