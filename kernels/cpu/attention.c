@@ -9,6 +9,7 @@
 // so that every thread reads its own part of the cache. Portable C
 // otherwise: one (token, head) pair at a time. No scratch beyond the stack.
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/vexp.h"
 
 #include <limits.h>
 #include <math.h>
@@ -78,25 +79,6 @@ static void attention_portable(float *out, const float *q, const float *k_cache,
 #define RC_ATT_QB 8     // tokens per unit of work
 #define RC_ATT_MAX_Q 64 // queries per unit (tokens x group heads)
 
-// e^x for x <= 0 (and -inf -> 0), 8 lanes: 2^n * p(r), r = x - n ln2, degree-6 polynomial
-// (Cephes expf coefficients); relative error about 2 ulp.
-static inline __m256 exp_neg(__m256 x) {
-    const __m256 is_ninf = _mm256_cmp_ps(x, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ);
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(is_ninf, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-}
 
 // Sums of 8 vectors' lanes: lane j of the result = sum of a[j]'s lanes.
 static inline __m256 hsum8(__m256 a[8]) {
@@ -159,7 +141,7 @@ attention_unit_nv(float *out, const float *q, const float *k_cache, const float 
             const __m256 vm = _mm256_set1_ps(m_new);
             __m256 lsum = _mm256_setzero_ps();
             for (int j = 0; j < nb; j += 8) {
-                const __m256 p = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+                const __m256 p = rc_vexp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
                 _mm256_storeu_ps(s + j, p);
                 lsum = _mm256_add_ps(lsum, p);
             }
