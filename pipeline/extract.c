@@ -492,6 +492,10 @@ int rc_extract_run(const rc_extract_opts *o) {
         job_todo += k + 1 < n_shards ? S : n_kept - (int64_t)k * S;
         if (k % world == rank) mine[n_mine++] = k;
     }
+    // Every rank has looked at the directory before any writes to it: otherwise a quick rank's
+    // first new shard can be counted as committed by a slower one (the shards each rank runs do
+    // not depend on it, but the job's remaining work and the resume line would be wrong).
+    if (rc_dist_barrier()) goto done;
     if (rank == 0 && n_committed > 0)
         fprintf(stderr, "[extract] resuming %s: %d of %d shards committed; %lld sequences left for %d rank%s\n",
                 o->out, n_committed, n_shards, (long long)job_todo, world, world > 1 ? "s" : "");
