@@ -243,7 +243,7 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
         // the cache (splitting by query head instead would read each KV head twice).
         const int nthr = omp_get_max_threads();
         int S = 1;
-        if (n_units * n_kv_heads < 2 * nthr && work > 65536) {
+        if (n_units * n_kv_heads < 2 * nthr && work > 16384) { // decode: from 64 keys on
             S = (2 * nthr + n_units * n_kv_heads - 1) / (n_units * n_kv_heads);
             const int max_s = (pos[n - 1] + 1) / 32; // shares of at least 32 keys
             S = S < max_s ? S : max_s;
