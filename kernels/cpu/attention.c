@@ -206,18 +206,6 @@ static void attention_unit(float *out, const float *q, const float *k_cache, con
 }
 #endif
 
-// The calling thread's scratch for the key shares, grown on demand and kept.
-static __thread float *tl_share;
-static __thread size_t tl_share_cap;
-static float *share_buf(size_t floats) {
-    if (floats > tl_share_cap) {
-        free(tl_share);
-        tl_share = malloc(floats * sizeof(float));
-        tl_share_cap = tl_share ? floats : 0;
-    }
-    return tl_share;
-}
-
 void rc_cpu_attention(float *out, const float *q, const float *k_cache, const float *v_cache,
                       const int *slots, const int *pos, int n, int n_heads, int n_kv_heads,
                       int head_dim, int max_len, float scale) {
@@ -261,7 +249,9 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
         }
         // per (unit, kvh, share): up to qb * group queries of (max, sum, head_dim outputs)
         const size_t per = (size_t)qb * group * (head_dim + 2);
-        float *part = share_buf((size_t)n_units * n_kv_heads * S * per);
+        // (a few KiB to a few hundred: malloc'd per call, not kept in thread-local storage, since
+        // a thread that exits, e.g. a server's engine thread, would leave it behind)
+        float *part = malloc(sizeof(float) * (size_t)n_units * n_kv_heads * S * per);
         if (!part) abort(); // out of memory for a few KiB
 #pragma omp parallel for collapse(3) schedule(static)
         for (int u = 0; u < n_units; u++)
@@ -301,6 +291,7 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
                     }
                 }
             }
+        free(part);
         return;
     }
 #endif
