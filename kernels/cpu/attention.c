@@ -90,15 +90,15 @@ static inline __m256 hsum8(__m256 a[8]) {
     return _mm256_add_ps(lo, hi);
 }
 
-// Tokens [t0, t0 + nt) (same slot, consecutive positions) x query heads [g0, g0 + gn) of KV
-// head kvh's group.
+// Tokens [t0, t0 + nt) (same slot, consecutive positions) x KV head kvh (its group of query
+// heads), keys [jb, je); part: NULL to write the normalised outputs, else the share's state.
 // NV: head_dim / 8, a constant in the specialised copies (64 and 128: loops fully unrolled).
 static inline __attribute__((always_inline)) void
 attention_unit_nv(float *out, const float *q, const float *k_cache, const float *v_cache,
-                  const int *slots, const int *pos, int t0, int nt, int kvh, int g0, int gn,
+                  const int *slots, const int *pos, int t0, int nt, int kvh,
                   int n_heads, int group, int kv_dim, int max_len, float scale, int jb, int je,
                   float *part, const int NV) {
-    const int nq = nt * gn, hd = 8 * NV, nv = NV;
+    const int nq = nt * group, hd = 8 * NV, nv = NV;
     const size_t base = (size_t)slots[t0] * max_len * kv_dim + (size_t)kvh * hd;
     const float *kb = k_cache + base, *vb = v_cache + base;
     float acc[RC_ATT_MAX_Q][RC_ATT_MAX_HD] __attribute__((aligned(32)));
@@ -106,7 +106,7 @@ attention_unit_nv(float *out, const float *q, const float *k_cache, const float 
     const float *qs[RC_ATT_MAX_Q];
     int len[RC_ATT_MAX_Q];
     for (int i = 0; i < nq; i++) {
-        const int t = t0 + i / gn, h = kvh * group + g0 + i % gn;
+        const int t = t0 + i / group, h = kvh * group + i % group;
         qs[i] = q + ((size_t)t * n_heads + h) * hd;
         len[i] = pos[t] + 1;
         m[i] = -INFINITY;
@@ -183,7 +183,7 @@ attention_unit_nv(float *out, const float *q, const float *k_cache, const float 
         return;
     }
     for (int i = 0; i < nq; i++) {
-        const int t = t0 + i / gn, h = kvh * group + g0 + i % gn;
+        const int t = t0 + i / group, h = kvh * group + i % group;
         float *oh = out + ((size_t)t * n_heads + h) * hd;
         const float inv = 1.0f / l[i];
         for (int d = 0; d < hd; d++) oh[d] = acc[i][d] * inv;
@@ -191,17 +191,17 @@ attention_unit_nv(float *out, const float *q, const float *k_cache, const float 
 }
 
 static void attention_unit(float *out, const float *q, const float *k_cache, const float *v_cache,
-                           const int *slots, const int *pos, int t0, int nt, int kvh, int g0,
-                           int gn, int n_heads, int group, int head_dim, int kv_dim, int max_len,
+                           const int *slots, const int *pos, int t0, int nt, int kvh,
+                           int n_heads, int group, int head_dim, int kv_dim, int max_len,
                            float scale, int jb, int je, float *part) {
     if (head_dim == 64)
-        attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, g0, gn, n_heads, group,
+        attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, n_heads, group,
                           kv_dim, max_len, scale, jb, je, part, 8);
     else if (head_dim == 128)
-        attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, g0, gn, n_heads, group,
+        attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, n_heads, group,
                           kv_dim, max_len, scale, jb, je, part, 16);
     else
-        attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, g0, gn, n_heads, group,
+        attention_unit_nv(out, q, k_cache, v_cache, slots, pos, t0, nt, kvh, n_heads, group,
                           kv_dim, max_len, scale, jb, je, part, head_dim / 8);
 }
 #endif
@@ -243,7 +243,7 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
             for (int u = 0; u < n_units; u++)
                 for (int kvh = 0; kvh < n_kv_heads; kvh++)
                     attention_unit(out, q, k_cache, v_cache, slots, pos, starts[u],
-                                   starts[u + 1] - starts[u], kvh, 0, group, n_heads, group,
+                                   starts[u + 1] - starts[u], kvh, n_heads, group,
                                    head_dim, kv_dim, max_len, scale, 0, INT_MAX, NULL);
             return;
         }
@@ -261,7 +261,7 @@ void rc_cpu_attention(float *out, const float *q, const float *k_cache, const fl
                     const int jb = (int)((long)len * c / S) / 8 * 8,
                               je = c + 1 == S ? len : (int)((long)len * (c + 1) / S) / 8 * 8;
                     attention_unit(out, q, k_cache, v_cache, slots, pos, starts[u],
-                                   starts[u + 1] - starts[u], kvh, 0, group, n_heads, group,
+                                   starts[u + 1] - starts[u], kvh, n_heads, group,
                                    head_dim, kv_dim, max_len, scale, jb, je,
                                    part + (((size_t)u * n_kv_heads + kvh) * S + c) * per);
                 }

@@ -545,7 +545,7 @@ static int dots_avx2(const rc_qmat *w, int r0, int r1, const float *x, const flo
             kcall;                                                                                 \
             int lr = r;                                                                            \
             if (hd > 0) {                                                                          \
-                lr = r - k + (k % 2) * (hd / 2) + k / 2;                                           \
+                lr = rc_qmat_head_row(r, k, hd);                                                   \
                 if (++k == hd) k = 0;                                                              \
             }                                                                                      \
             for (int t = 0; t < NT; t++)                                                           \

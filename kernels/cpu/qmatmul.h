@@ -33,11 +33,14 @@ size_t rc_qmat_bytes(const rc_qmat *w);
 // Logical rows [row0, row0 + n) as fp32 into dst (n, cols): the dequantize path, for callers
 // that need fp32 (the CUDA upload, the embedding lookup, tests).
 void rc_qmat_rows_f32(const rc_qmat *w, int row0, int n, float *dst);
+// Stored row r, row k = r % hd of its head -> logical row (GGUF's interleaved Q/K order undone).
+static inline int rc_qmat_head_row(int r, int k, int hd) {
+    return r - k + (k % 2) * (hd / 2) + k / 2;
+}
 // Stored row -> logical row (the identity unless perm_hd > 0).
 static inline int rc_qmat_logical_row(const rc_qmat *w, int r) {
     if (w->perm_hd <= 0) return r;
-    const int hd = w->perm_hd, k = r % hd;
-    return r - k + (k % 2) * (hd / 2) + k / 2;
+    return rc_qmat_head_row(r, r % w->perm_hd, w->perm_hd);
 }
 
 // y (n, w->rows) = x (n, w->cols) @ W^T. OpenMP over row blocks. Up to 4 tokens the blocks are
